@@ -1,0 +1,1 @@
+"""What operators edit: settings and the scoring model, validated into frozen typed models."""

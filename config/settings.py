@@ -1,0 +1,112 @@
+"""Runtime settings: one frozen model read from ``LEADSTREAM_*`` variables and an optional file.
+
+Precedence, highest first: explicit keyword arguments, environment variables, the settings file
+(``LEADSTREAM_SETTINGS_FILE``, dotenv format), the defaults below. The defaults point at the local
+stack that ``scripts/stack up`` starts, so a new user needs no configuration at all.
+Nested fields use ``__``: ``LEADSTREAM_TOPICS__HANDOFFS=crm.handoffs``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SETTINGS_FILE_VARIABLE = "LEADSTREAM_SETTINGS_FILE"
+
+
+class Topics(BaseModel):
+    """Kafka topic names. Input topics carry JSON events keyed by contact id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    page_views: str = "leadstream.page_views"
+    forms: str = "leadstream.forms"
+    trials: str = "leadstream.trials"
+    webinars: str = "leadstream.webinars"
+    identify: str = "leadstream.identify"
+    handoffs: str = "leadstream.handoffs"
+    dead_letters: str = "leadstream.dead_letters"
+
+    def inputs(self) -> tuple[str, ...]:
+        """The topics the scoring worker consumes."""
+        return (self.page_views, self.forms, self.trials, self.webinars, self.identify)
+
+
+class Settings(BaseSettings):
+    """Everything a leadstream process needs to connect and run."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEADSTREAM_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+    # Every Redis key starts with this prefix, so several deployments (or tests) share one Redis.
+    redis_key_prefix: str = Field(default="ls", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+    topics: Topics = Field(default_factory=Topics)
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    consumer_group: str = "leadstream"
+
+    # None means the default model shipped in the package (config/default_model.yaml).
+    model_path: Path | None = None
+
+    # Hot-path batching: a batch closes at batch_max events or after batch_within_s seconds.
+    batch_max: int = Field(default=1000, ge=1, le=100_000)
+    batch_within_s: float = Field(default=0.05, gt=0, le=10)
+    # Contacts with no event for this long are dropped from Redis by TTL.
+    state_ttl_days: int = Field(default=400, ge=1)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _servers_have_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
+        return value
+
+
+def load_settings(env_file: str | Path | None = None, **overrides: object) -> Settings:
+    """Read settings from the environment and the optional settings file."""
+    chosen = env_file or os.environ.get(SETTINGS_FILE_VARIABLE)
+    if chosen is not None and not Path(chosen).is_file():
+        raise FileNotFoundError(f"settings file {chosen} does not exist (set by {SETTINGS_FILE_VARIABLE})")
+    return Settings(_env_file=chosen, **overrides)  # type: ignore[call-arg]
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The ``LEADSTREAM_*`` variables that reproduce ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if isinstance(value, dict):
+            for sub, sub_value in value.items():
+                env[f"LEADSTREAM_{name.upper()}__{sub.upper()}"] = str(sub_value)
+        elif name in {"kafka_sasl_password", "redis_password"}:
+            env[f"LEADSTREAM_{name.upper()}"] = getattr(settings, name).get_secret_value()
+        else:
+            env[f"LEADSTREAM_{name.upper()}"] = str(value)
+    return env

@@ -1,0 +1,112 @@
+"""Plain confluent-kafka producing and tailing, for the CLI, the generator and the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, Producer, TopicPartition
+
+from config.settings import Settings
+from streams.errors import BrokerUnavailable
+from streams.topics import kafka_client_config
+
+
+def make_producer(settings: Settings, **extra: str | int) -> Producer:
+    """A producer that hashes keys like the Java client (murmur2), so partitions agree with faust."""
+    config: dict[str, str | int] = {
+        **kafka_client_config(settings),
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "enable.idempotence": True,
+    }
+    config.update(extra)
+    return Producer(config)
+
+
+def produce_all(
+    producer: Producer,
+    records: Iterable[tuple[str, bytes | None, bytes | None]],
+    timestamp_ms: int | None = None,
+) -> int:
+    """Produce (topic, key, value) records and wait until all are acknowledged."""
+    failures: list[str] = []
+
+    def on_delivery(err: object, _msg: Message) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    count = 0
+    for topic, key, value in records:
+        while True:
+            try:
+                kwargs = {"timestamp": timestamp_ms} if timestamp_ms else {}
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **kwargs)
+                break
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                producer.poll(0.1)
+        count += 1
+        if count % 10_000 == 0:
+            producer.poll(0)
+    remaining = producer.flush(60)
+    if remaining or failures:
+        raise BrokerUnavailable(f"{remaining} records undelivered, {len(failures)} failed: {failures[:3]}")
+    return count
+
+
+class TopicTail:
+    """Reads a topic from its current end (or its beginning) without joining a consumer group."""
+
+    def __init__(self, settings: Settings, topic: str, from_beginning: bool = False) -> None:
+        self._consumer = Consumer(
+            {
+                **kafka_client_config(settings),
+                "group.id": "leadstream-tail",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            }
+        )
+        try:
+            metadata = self._consumer.list_topics(topic, timeout=15)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot read topic {topic}: {exc}") from exc
+        partitions = metadata.topics[topic].partitions
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        assignment = [TopicPartition(topic, p, start) for p in partitions]
+        if not from_beginning:
+            # Resolve the end offsets now, so records produced after this call are not missed.
+            assignment = [
+                TopicPartition(topic, tp.partition, self._end_offset(tp)) for tp in assignment
+            ]
+        self._consumer.assign(assignment)
+
+    def _end_offset(self, tp: TopicPartition) -> int:
+        # A topic created a moment ago may not have elected its leaders yet.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                return int(self._consumer.get_watermark_offsets(tp, timeout=5)[1])
+            except KafkaException as exc:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"cannot read the end of {tp.topic}: {exc}") from exc
+                time.sleep(0.2)
+
+    def poll(self, until: float) -> Iterator[Message]:
+        """Yield records until the monotonic deadline ``until``."""
+        while time.monotonic() < until:
+            batch = self._consumer.consume(500, timeout=min(0.5, max(0.0, until - time.monotonic())))
+            for message in batch:
+                if message.error() is None:
+                    yield message
+
+    def read(self, count: int, timeout_s: float) -> list[Message]:
+        """Collect ``count`` records, or as many as arrive within ``timeout_s``."""
+        out: list[Message] = []
+        for message in self.poll(time.monotonic() + timeout_s):
+            out.append(message)
+            if len(out) >= count:
+                break
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()

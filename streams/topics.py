@@ -1,0 +1,60 @@
+"""Creating leadstream's topics with the Kafka admin API, idempotently."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from config.settings import Settings
+from streams.errors import BrokerUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+def kafka_client_config(settings: Settings) -> dict[str, str]:
+    """librdkafka configuration for ``settings`` (shared by admin, producers and consumers)."""
+    config = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_username:
+        config["sasl.username"] = settings.kafka_sasl_username
+    if settings.kafka_sasl_password:
+        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    return config
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create every leadstream topic that does not exist yet; return the names created."""
+    admin = AdminClient(kafka_client_config(settings))
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}. "
+            "Start the local stack with scripts/stack up, or set LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS."
+        ) from exc
+    topics = settings.topics
+    wanted = [*topics.inputs(), topics.handoffs, topics.dead_letters]
+    missing = [
+        NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+        for name in dict.fromkeys(wanted)
+        if name not in existing
+    ]
+    if not missing:
+        return []
+    created = []
+    for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:  # a concurrent worker won
+                continue
+            raise BrokerUnavailable(f"creating topic {name} failed: {exc}") from exc
+    logger.info("created topics %s", ", ".join(created))
+    return created

@@ -1,0 +1,17 @@
+"""Running the scoring worker in the foreground (``leadstream worker``)."""
+
+from __future__ import annotations
+
+import faust
+
+from config.settings import Settings
+from streams.bootstrap import build_worker
+from streams.topics import ensure_topics
+
+
+def run_worker(settings: Settings) -> None:
+    """Create missing topics, then run the faust worker until SIGINT/SIGTERM."""
+    ensure_topics(settings)
+    app = build_worker(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()
