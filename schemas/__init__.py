@@ -1,0 +1,27 @@
+"""Wire contracts: pydantic models of every event on every topic. Imports nothing of ours."""
+
+from schemas.dead_letter import DeadLetterHeaders
+from schemas.events import (
+    AccountFirmographics,
+    Event,
+    FormSubmission,
+    Identify,
+    PageView,
+    TouchContext,
+    TrialEvent,
+    WebinarEvent,
+)
+from schemas.handoff import MqlHandoff
+
+__all__ = [
+    "AccountFirmographics",
+    "DeadLetterHeaders",
+    "Event",
+    "FormSubmission",
+    "Identify",
+    "MqlHandoff",
+    "PageView",
+    "TouchContext",
+    "TrialEvent",
+    "WebinarEvent",
+]

@@ -8,12 +8,17 @@ from typing import Any
 import faust
 import redis.asyncio as aioredis
 
+from config.loader import load_model
+from config.model import ScoringModel
 from config.settings import Settings
+from streams.pipeline import ScoringPipeline
 from streams.processors.faust_app import attach_batch_agent, make_app
-from streams.processors.skeleton import SkeletonProcessor
-from streams.sinks import FaustProducerSink
+from streams.retry import RetryingProcessor
+from streams.sinks import FaustProducerSink, MemorySink
+from streams.state import MemoryContactStore, RedisContactStore
 
 logger = logging.getLogger(__name__)
+DAY_S = 86_400
 
 
 def redis_client(settings: Settings) -> Any:
@@ -22,11 +27,25 @@ def redis_client(settings: Settings) -> Any:
     return aioredis.from_url(settings.redis_url, password=password, decode_responses=False)
 
 
+def redis_store(settings: Settings) -> RedisContactStore:
+    return RedisContactStore(redis_client(settings), settings.redis_key_prefix, settings.state_ttl_days * DAY_S)
+
+
+def scoring_model(settings: Settings) -> ScoringModel:
+    return load_model(settings.model_path)
+
+
 def build_worker(settings: Settings) -> faust.App:
-    """Wire the scoring worker: faust app, Redis, sink and processor."""
+    """Wire the scoring worker: faust app, Redis store, Kafka sink, scoring pipeline."""
+    model = scoring_model(settings)
     app = make_app(settings)
-    processor = SkeletonProcessor(
-        redis_client(settings), FaustProducerSink(app), settings.topics, settings.redis_key_prefix
-    )
-    attach_batch_agent(app, settings, processor)
+    pipeline = ScoringPipeline(redis_store(settings), FaustProducerSink(app), model, settings.topics)
+    attach_batch_agent(app, settings, RetryingProcessor(pipeline))
+    logger.info("scoring model %s loaded", model.version)
     return app
+
+
+def build_embedded(settings: Settings, model: ScoringModel) -> tuple[ScoringPipeline, MemorySink, MemoryContactStore]:
+    """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``)."""
+    store, sink = MemoryContactStore(), MemorySink()
+    return ScoringPipeline(store, sink, model, settings.topics), sink, store

@@ -3,26 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from config.settings import load_settings
+from config.loader import ModelFileError, load_model
+from config.settings import Settings, load_settings
 from streams.errors import LeadstreamError
 
 logger = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leadstream", description=__doc__)
+    parser = argparse.ArgumentParser(prog="leadstream", description="Real-time lead scoring on Kafka and Redis.")
+    parser.add_argument("--model", type=Path, help="scoring model YAML (default: LEADSTREAM_MODEL_PATH or the built-in model)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run the scoring worker (consumes the input topics)")
     sub.add_parser("topics", help="create the leadstream topics that do not exist yet")
-    demo = sub.add_parser("demo", help="run a worker, send generated events, print the handoffs")
-    demo.add_argument("--events", type=int, default=20, help="how many events to send")
-    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for handoffs")
+    validate = sub.add_parser("validate", help="check a scoring model file; report each error with file and line")
+    validate.add_argument("file", nargs="?", type=Path, help="model file (default: the configured model)")
+    generate = sub.add_parser("generate", help="synthetic B2B journeys, deterministic for a seed")
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--contacts", type=int, default=1000)
+    generate.add_argument("--accounts", type=int, default=None)
+    generate.add_argument("--days", type=float, default=60.0, help="spread of journey start times")
+    target = generate.add_mutually_exclusive_group()
+    target.add_argument("--out", type=Path, help="write JSON lines to this file (default: stdout)")
+    target.add_argument("--to-topics", action="store_true", help="produce to the input topics")
+    replay = sub.add_parser("replay", help="score a file of events in memory (no Kafka, no Redis)")
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--quiet", action="store_true", help="print only the summary")
+    explain = sub.add_parser("explain", help="a contact's live score breakdown from Redis")
+    explain.add_argument("contact")
+    explain.add_argument("--at", type=datetime.fromisoformat, help="evaluate at this time (default: now)")
+    demo = sub.add_parser("demo", help="run a worker, stream generated journeys through it, print handoffs")
+    demo.add_argument("--contacts", type=int, default=400)
+    demo.add_argument("--seed", type=int, default=None, help="default: a new seed each run")
+    demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the worker")
     return parser
 
 
@@ -33,24 +55,80 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, FileNotFoundError) as exc:
         print(f"leadstream: invalid settings: {exc}", file=sys.stderr)
         return 2
+    if args.model is not None:
+        settings = settings.model_copy(update={"model_path": args.model})
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "worker":
-            from streams.worker import run_worker
-
-            run_worker(settings)
-        elif args.command == "topics":
-            from streams.topics import ensure_topics
-
-            created = ensure_topics(settings)
-            print("created: " + (", ".join(created) if created else "nothing, all topics exist"))
-        elif args.command == "demo":
-            from streams.demo import run_demo
-
-            return run_demo(settings, events=args.events, timeout_s=args.timeout)
+        return _run(args, settings)
+    except ModelFileError as exc:
+        print(f"leadstream: invalid scoring model:\n{exc}", file=sys.stderr)
+        return 2
     except LeadstreamError as exc:
         print(f"leadstream: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    command = args.command
+    if command == "validate":
+        path = args.file or settings.model_path
+        model = load_model(path)
+        print(f"{path or 'built-in model'}: valid (version {model.version}, "
+              f"{len(model.engagement_rules)} engagement rules, {len(model.fit_rules)} fit rules)")
+        return 0
+    if command == "worker":
+        from streams.worker import run_worker
+
+        run_worker(settings)
+        return 0
+    if command == "topics":
+        from streams.topics import ensure_topics
+
+        created = ensure_topics(settings)
+        print("created: " + (", ".join(created) if created else "nothing, all topics exist"))
+        return 0
+    if command == "generate":
+        return _generate(args, settings)
+    if command == "replay":
+        from streams.replay import run_replay
+
+        return run_replay(args.file, settings, load_model(settings.model_path), args.quiet)
+    if command == "explain":
+        from streams.explain import explain
+
+        return explain(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout)
+    if command == "demo":
+        from streams.demo import run_demo
+
+        return run_demo(settings, contacts=args.contacts, seed=args.seed, timeout_s=args.timeout)
+    raise AssertionError(command)
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.generator import JourneyGenerator, to_records
+
+    events = JourneyGenerator(args.seed, args.contacts, args.accounts, days=args.days).events()
+    if args.to_topics:
+        from streams.kafka_io import make_producer, produce_all
+        from streams.topics import ensure_topics
+
+        ensure_topics(settings)
+        count = produce_all(
+            make_producer(settings), to_records(events, settings.topics),
+            progress=lambda n: print(f"  produced {n}/{len(events)}", file=sys.stderr),
+        )
+        print(f"produced {count} events for {args.contacts} contacts to the input topics", file=sys.stderr)
+        return 0
+    handle = args.out.open("w") if args.out else sys.stdout
+    try:
+        for event in events:
+            handle.write(json.dumps(event, separators=(",", ":")) + "\n")
+    finally:
+        if args.out:
+            handle.close()
+            print(f"wrote {len(events)} events for {args.contacts} contacts to {args.out}", file=sys.stderr)
     return 0
 
 

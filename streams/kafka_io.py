@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, Producer, TopicPartition
 
@@ -26,10 +26,10 @@ def make_producer(settings: Settings, **extra: str | int) -> Producer:
 
 def produce_all(
     producer: Producer,
-    records: Iterable[tuple[str, bytes | None, bytes | None]],
-    timestamp_ms: int | None = None,
+    records: Iterable[tuple[str, bytes | None, bytes | None] | tuple[str, bytes | None, bytes | None, int]],
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Produce (topic, key, value) records and wait until all are acknowledged."""
+    """Produce (topic, key, value[, timestamp ms]) records; wait until all are acknowledged."""
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: Message) -> None:
@@ -37,10 +37,11 @@ def produce_all(
             failures.append(str(err))
 
     count = 0
-    for topic, key, value in records:
+    for record in records:
+        topic, key, value = record[0], record[1], record[2]
+        kwargs = {"timestamp": record[3]} if len(record) > 3 else {}
         while True:
             try:
-                kwargs = {"timestamp": timestamp_ms} if timestamp_ms else {}
                 producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **kwargs)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
@@ -48,6 +49,8 @@ def produce_all(
         count += 1
         if count % 10_000 == 0:
             producer.poll(0)
+            if progress is not None:
+                progress(count)
     remaining = producer.flush(60)
     if remaining or failures:
         raise BrokerUnavailable(f"{remaining} records undelivered, {len(failures)} failed: {failures[:3]}")
@@ -110,3 +113,25 @@ class TopicTail:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def consumer_lag(settings: Settings, topics: Iterable[str], group: str | None = None) -> int:
+    """Records in ``topics`` not yet committed by the consumer group (all of them if it never committed)."""
+    consumer = Consumer({**kafka_client_config(settings), "group.id": group or settings.consumer_group,
+                         "enable.auto.commit": False})
+    try:
+        partitions = []
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            partitions.extend(TopicPartition(topic, p) for p in metadata.partitions)
+        committed = consumer.committed(partitions, timeout=10)
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            position = tp.offset if tp.offset >= 0 else low
+            lag += max(0, high - position)
+        return lag
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"cannot read consumer lag: {exc}") from exc
+    finally:
+        consumer.close()

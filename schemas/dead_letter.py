@@ -1,0 +1,24 @@
+"""The dead-letter record: the original key, value and headers, plus these headers.
+
+Names mirror Kafka Connect's ``__connect.errors.*`` so existing DLQ tooling reads them unchanged.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeadLetterHeaders(BaseModel):
+    """Headers leadstream adds to a dead-lettered record (header values are UTF-8 text)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    topic: str = Field(alias="__connect.errors.topic", description="topic the record came from")
+    partition: int = Field(alias="__connect.errors.partition")
+    offset: int = Field(alias="__connect.errors.offset")
+    stage: str = Field(alias="__connect.errors.stage", description="decode | validate | policy")
+    exception_class_name: str = Field(
+        alias="__connect.errors.exception.class.name",
+        description="InvalidEvent.<reason>: json, schema, size, timestamp, identity",
+    )
+    exception_message: str = Field(alias="__connect.errors.exception.message")

@@ -1,0 +1,141 @@
+"""Input events: one envelope (id, time, who, which company) and one model per event type.
+
+Every input topic accepts every event type; the ``type`` field decides the model. Validation is
+strict: unknown fields, naive timestamps and oversized strings are errors, so a producer bug shows
+up in the dead-letter topic instead of silently scoring zero.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+Domain = Annotated[str, Field(min_length=3, max_length=253, pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")]
+Text = Annotated[str, Field(max_length=1024)]
+EMAIL = re.compile(r"^[^@\s]{1,64}@([a-z0-9-]+(\.[a-z0-9-]+)+)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class TouchContext(_Strict):
+    """Where a visit came from: UTM parameters and referrer (first touch is built from these)."""
+
+    utm_source: Text | None = None
+    utm_medium: Text | None = None
+    utm_campaign: Text | None = None
+    referrer: Text | None = None
+
+
+class _Envelope(_Strict):
+    event_id: Id
+    occurred_at: AwareDatetime
+    contact_id: Id | None = None
+    email: Annotated[str, Field(max_length=254)] | None = None
+    anonymous_id: Id | None = None
+    company_domain: Domain | None = None
+    context: TouchContext | None = None
+
+    @field_validator("email", "company_domain", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.match(value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _someone(self) -> _Envelope:
+        if not (self.contact_id or self.email or self.anonymous_id):
+            raise ValueError("one of contact_id, email or anonymous_id is required")
+        return self
+
+    @property
+    def email_domain(self) -> str | None:
+        return self.email.rsplit("@", 1)[1] if self.email else None
+
+
+class PageView(_Envelope):
+    type: Literal["page_view"]
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
+    title: Text | None = None
+
+    @property
+    def path(self) -> str:
+        """The URL's path, lower-cased, without query or fragment ('/pricing')."""
+        path = urlsplit(self.url).path or "/"
+        return path.lower()
+
+
+class FormSubmission(_Envelope):
+    """A form fill. ``form_type`` drives scoring; ``fields`` may carry contact traits."""
+
+    type: Literal["form_submission"]
+    form_id: Id
+    form_type: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+    fields: dict[Annotated[str, Field(max_length=64)], Text] = Field(default_factory=dict, max_length=50)
+
+
+class TrialEvent(_Envelope):
+    type: Literal["trial"]
+    action: Literal["signup", "activated", "invited_teammate", "usage_milestone", "expired", "converted"]
+
+
+class WebinarEvent(_Envelope):
+    type: Literal["webinar"]
+    webinar_id: Id
+    action: Literal["registered", "attended", "asked_question", "watched_recording"]
+
+
+class ContactTraits(_Strict):
+    """What we know about a person and their company; every field optional."""
+
+    first_name: Text | None = None
+    last_name: Text | None = None
+    job_title: Text | None = None
+    department: Text | None = None
+    country: Annotated[str, Field(max_length=2, pattern=r"^[A-Z]{2}$")] | None = None
+    region: Annotated[str, Field(max_length=32)] | None = None
+    company_name: Text | None = None
+    industry: Annotated[str, Field(max_length=64)] | None = None
+    employees: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    annual_revenue: Annotated[int, Field(ge=0)] | None = None
+    company_stage: Annotated[str, Field(max_length=32)] | None = None
+
+
+class Identify(_Envelope):
+    """Contact traits from a CRM, an enrichment service or a form."""
+
+    type: Literal["identify"]
+    traits: ContactTraits
+
+
+class AccountFirmographics(_Strict):
+    """A company's firmographics; the accounts topic is compacted by account id."""
+
+    type: Literal["account"] = "account"
+    account_id: Id
+    domain: Domain
+    name: Text | None = None
+    industry: Annotated[str, Field(max_length=64)] | None = None
+    employees: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    annual_revenue: Annotated[int, Field(ge=0)] | None = None
+    region: Annotated[str, Field(max_length=32)] | None = None
+    company_stage: Annotated[str, Field(max_length=32)] | None = None
+    updated_at: AwareDatetime
+
+
+Event = Annotated[
+    PageView | FormSubmission | TrialEvent | WebinarEvent | Identify,
+    Field(discriminator="type"),
+]
+EVENT_TYPES = ("page_view", "form_submission", "trial", "webinar", "identify")

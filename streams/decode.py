@@ -1,0 +1,69 @@
+"""Bytes to validated events, with the event policy applied; every failure is an InvalidEvent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from config.model import EventPolicy
+from schemas.events import Event
+from streams.errors import InvalidEvent
+from streams.records import SourceRecord
+
+_EVENT: TypeAdapter[Any] = TypeAdapter(Event)
+DAY_S = 86_400.0
+
+
+def decode_event(record: SourceRecord, policy: EventPolicy) -> Any:
+    """Decode and validate one record; raise InvalidEvent saying what is wrong."""
+    value = record.value
+    if value is None:
+        raise InvalidEvent("schema", "the record has no value (a tombstone is not an event)")
+    if len(value) > policy.max_event_bytes:
+        raise InvalidEvent("size", f"event is {len(value)} bytes; the limit is {policy.max_event_bytes}")
+    try:
+        event = _EVENT.validate_json(value)
+    except ValidationError as exc:
+        raise InvalidEvent(_reason(exc), _describe(exc)) from exc
+    if record.timestamp_ms is not None:
+        _check_time(event.occurred_at.timestamp(), record.timestamp_ms / 1000.0, policy)
+    return event
+
+
+def _reason(exc: ValidationError) -> str:
+    return "json" if any(e["type"] == "json_invalid" for e in exc.errors()) else "schema"
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error["loc"]) or "event"
+        parts.append(f"{location}: {error['msg']}")
+    more = exc.error_count() - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _check_time(occurred: float, produced: float, policy: EventPolicy) -> None:
+    """Compare event time with the record's produce time (never the wall clock: replays agree)."""
+    if occurred > produced + policy.max_future_seconds:
+        raise InvalidEvent(
+            "timestamp",
+            f"occurred_at is {occurred - produced:.0f}s after the record was produced "
+            f"(limit {policy.max_future_seconds:.0f}s): check the producer's clock and time zone",
+        )
+    if occurred < produced - policy.max_age_days * DAY_S:
+        raise InvalidEvent(
+            "timestamp",
+            f"occurred_at is {(produced - occurred) / DAY_S:.0f} days before the record was produced "
+            f"(limit {policy.max_age_days:.0f} days)",
+        )
+
+
+def contact_key_of(event: Any) -> str:
+    """The contact an event belongs to: its id, else its email, else its anonymous id."""
+    if event.contact_id:
+        return str(event.contact_id)
+    if event.email:
+        return f"email:{event.email}"
+    return f"anon:{event.anonymous_id}"

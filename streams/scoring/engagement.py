@@ -1,0 +1,64 @@
+"""Engagement: each rule's decayed contribution at a given time, and their sum."""
+
+from __future__ import annotations
+
+from streams.scoring import decay
+from streams.scoring.signals import DAY_S, CompiledModel, CompiledRule
+from streams.scoring.state import ContactState, RuleState
+
+FREQUENCY_HISTORY = 16  # match times kept per frequency rule
+
+
+def add_match(compiled_rule: CompiledRule, rule_state: RuleState, at: float) -> None:
+    """Record one match of the rule at event time ``at`` (mutates ``rule_state``)."""
+    rule = compiled_rule.rule
+    rule_state.count += 1
+    rule_state.last_at = max(rule_state.last_at, at)
+    if rule.frequency is not None:
+        times = rule_state.times
+        times.append(at)
+        times.sort()
+        del times[:-FREQUENCY_HISTORY]
+        return
+    if rule_state.count == 1:
+        rule_state.landmark, rule_state.scaled = at, rule.points
+    else:
+        rule_state.landmark, rule_state.scaled = decay.add(
+            rule_state.landmark, rule_state.scaled, rule.points, at, compiled_rule.lam
+        )
+
+
+def rule_value(compiled_rule: CompiledRule, rule_state: RuleState, now: float) -> float:
+    """The rule's contribution at ``now``: decayed, then clamped to its cap."""
+    rule = compiled_rule.rule
+    if rule.frequency is None:
+        raw = decay.value(rule_state.landmark, rule_state.scaled, now, compiled_rule.lam)
+    else:
+        raw = _frequency_value(compiled_rule, rule_state.times, now)
+    if rule.cap is not None:
+        raw = max(-rule.cap, min(rule.cap, raw))
+    return raw
+
+
+def _frequency_value(compiled_rule: CompiledRule, times: list[float], now: float) -> float:
+    """Naive sum over matches that were at least the min_count-th within the window."""
+    rule = compiled_rule.rule
+    assert rule.frequency is not None
+    window = rule.frequency.within_days * DAY_S
+    need = rule.frequency.min_count
+    total = 0.0
+    for i, at in enumerate(times):
+        in_window = sum(1 for earlier in times[: i + 1] if at - earlier <= window)
+        if in_window >= need:
+            total += decay.decayed(rule.points, at, now, compiled_rule.lam)
+    return total
+
+
+def engagement(compiled: CompiledModel, state: ContactState, now: float) -> tuple[float, dict[str, float]]:
+    """Total engagement at ``now`` and each rule's part of it."""
+    parts = {
+        name: rule_value(compiled.rules_by_name[name], rule_state, now)
+        for name, rule_state in state.rules.items()
+        if name in compiled.rules_by_name  # a rule removed from the model no longer counts
+    }
+    return sum(parts.values()), parts

@@ -1,0 +1,151 @@
+"""The functional core: ``score(state, event, model, now) -> Decision``. No I/O, no clock.
+
+``now`` is event time: the caller passes the later of the event's time and the contact's clock,
+so the same events give the same decisions whether they stream live or are replayed.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from config.model import ScoringModel
+from schemas.events import FormSubmission, Identify, PageView
+from streams.scoring.engagement import add_match, engagement
+from streams.scoring.fit import coerce_trait, evaluate_fit
+from streams.scoring.handoff import build_mql_handoff
+from streams.scoring.signals import CompiledModel, compile_model, matching_nurture, matching_rules, properties, where
+from streams.scoring.state import RECENT_EVENT_IDS, RECENT_SIGNALS, TOP_PAGES, ContactState, RuleState
+
+HANDOFF_NAMESPACE = uuid.UUID("6f1c3a52-3f0e-4b8e-9a57-5c1d2f6e7a10")
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one event did to one contact."""
+
+    state: ContactState
+    duplicate: bool = False
+    counted: tuple[str, ...] = ()  # engagement rules that fired
+    nurtured: tuple[str, ...] = ()
+    engagement: float = 0.0
+    fit: float = 0.0
+    handoff: dict[str, Any] | None = None  # an MqlHandoff, JSON-ready
+
+
+def epoch(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def mql_handoff_id(contact_id: str, model_version: str, qualification_number: int) -> str:
+    """Deterministic: the n-th qualification of a contact under a model version."""
+    return str(uuid.uuid5(HANDOFF_NAMESPACE, f"mql|{contact_id}|{model_version}|{qualification_number}"))
+
+
+def score(state: ContactState, event: Any, model: ScoringModel | CompiledModel, now: float) -> Decision:
+    """Apply ``event`` to a copy of ``state``; the input state is left untouched."""
+    return apply(copy.deepcopy(state), event, model, now)
+
+
+def apply(state: ContactState, event: Any, model: ScoringModel | CompiledModel, now: float) -> Decision:
+    """Like :func:`score`, but mutates ``state`` in place (callers that own a fresh copy)."""
+    compiled = model if isinstance(model, CompiledModel) else compile_model(model)
+    if event.event_id in state.seen_ids:
+        return Decision(state, duplicate=True)
+    thresholds = compiled.model.thresholds
+    at = epoch(event.occurred_at)
+    before, _ = engagement(compiled, state, now)
+
+    _update_identity(state, event)
+    props = properties(event)
+    rules = matching_rules(compiled, event.type, props)
+    nurtured = matching_nurture(compiled, event.type, props)
+    for compiled_rule in rules:
+        add_match(compiled_rule, state.rules.setdefault(compiled_rule.rule.name, RuleState()), at)
+    for name in nurtured:
+        state.nurture[name] = state.nurture.get(name, 0) + 1
+    _record_context(state, event, at, [r.rule.name for r in rules], nurtured)
+    state.seen_ids.append(event.event_id)
+    del state.seen_ids[:-RECENT_EVENT_IDS]
+    state.clock = max(state.clock, at)
+
+    after, parts = engagement(compiled, state, now)
+    fit = evaluate_fit(compiled, state)
+    if state.mql_count and min(before, after) < thresholds.rearm.engagement_below:
+        state.dipped_since_mql = True
+    armed = state.mql_count == 0 or (
+        state.dipped_since_mql
+        and state.last_mql_at is not None
+        and now - state.last_mql_at >= thresholds.rearm.cooldown_days * DAY_S
+    )
+    qualifies = fit.disqualified_by is None and fit.score >= thresholds.fit and after >= thresholds.engagement
+    handoff = None
+    if armed and qualifies:
+        state.mql_count += 1
+        state.last_mql_at = now
+        state.dipped_since_mql = False
+        handoff = build_mql_handoff(
+            compiled, state, fit, after, parts, now,
+            handoff_id=mql_handoff_id(state.contact_id, compiled.model.version, state.mql_count),
+            triggering_event_id=event.event_id,
+        )
+    return Decision(
+        state,
+        counted=tuple(r.rule.name for r in rules),
+        nurtured=tuple(nurtured),
+        engagement=after,
+        fit=fit.score,
+        handoff=handoff,
+    )
+
+
+def _update_identity(state: ContactState, event: Any) -> None:
+    if event.email:
+        state.email = event.email
+    if event.company_domain:
+        state.company_domain = event.company_domain
+    if isinstance(event, Identify):
+        for name, value in event.traits.model_dump(exclude_none=True).items():
+            if name in ("first_name", "last_name"):
+                continue  # not needed for scoring; kept out of Redis
+            state.traits[name] = value
+    elif isinstance(event, FormSubmission):
+        for name, raw in event.fields.items():
+            value = coerce_trait(name, raw)
+            if value is not None:
+                state.traits[name] = value
+
+
+def _record_context(state: ContactState, event: Any, at: float, rules: list[str], nurtured: list[str]) -> None:
+    """Keep what a sales rep wants to see: recent signals, top pages, the first touch."""
+    place = where(event)
+    for name in rules:
+        state.recent.append((at, name, event.type, place, True))
+    for name in nurtured:
+        state.recent.append((at, name, event.type, place, False))
+    if rules or nurtured:
+        state.recent.sort(key=lambda s: (-s[0], s[1]))
+        del state.recent[RECENT_SIGNALS:]
+    if isinstance(event, PageView):
+        path = event.path
+        state.pages[path] = state.pages.get(path, 0) + 1
+        if len(state.pages) > TOP_PAGES:
+            # Drop the least visited (ties: the alphabetically last) to stay bounded.
+            drop = min(state.pages.items(), key=lambda kv: (kv[1], [-ord(c) for c in kv[0]]))[0]
+            del state.pages[drop]
+    if event.type != "identify" and (state.first_touch is None or at < state.first_touch["at"]):
+        context = event.context
+        state.first_touch = {
+            "at": at,
+            "event_type": event.type,
+            "where": place,
+            **(context.model_dump(exclude_none=True) if context else {}),
+        }
+
+
+def to_datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)

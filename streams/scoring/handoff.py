@@ -1,0 +1,72 @@
+"""Building the MQL handoff from a contact's state at the moment it qualified."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.handoff import MqlHandoff
+from streams.scoring.fit import Fit
+from streams.scoring.signals import CompiledModel
+from streams.scoring.state import ContactState
+
+HOUR_S = 3600.0
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def build_mql_handoff(
+    compiled: CompiledModel,
+    state: ContactState,
+    fit: Fit,
+    engagement_score: float,
+    parts: dict[str, float],
+    now: float,
+    handoff_id: str,
+    triggering_event_id: str,
+) -> dict[str, Any]:
+    model = compiled.model
+    signals = [
+        {
+            "rule": name,
+            "family": compiled.rules_by_name[name].rule.family,
+            "value": round(value, 3),
+            "count": state.rules[name].count,
+            "last_at": _dt(state.rules[name].last_at),
+        }
+        for name, value in sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+    ]
+    top_pages = sorted(state.pages.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    first_touch = dict(state.first_touch) if state.first_touch else None
+    if first_touch is not None:
+        first_touch["at"] = _dt(first_touch["at"])
+    handoff = MqlHandoff(
+        handoff_id=handoff_id,
+        contact_id=state.contact_id,
+        account_id=state.company_domain,
+        email=state.email,
+        qualified_at=_dt(now),
+        qualification_number=state.mql_count,
+        model_version=model.version,
+        triggering_event_id=triggering_event_id,
+        fit={
+            "score": fit.score,
+            "threshold": model.thresholds.fit,
+            "rules": [{"rule": r, "points": p} for r, p in fit.breakdown],
+        },
+        engagement={
+            "score": round(engagement_score, 3),
+            "threshold": model.thresholds.engagement,
+            "signals": signals,
+        },
+        recent_signals=[
+            {"rule": rule, "event_type": etype, "where": place, "at": _dt(at), "counted": counted}
+            for at, rule, etype, place, counted in state.recent
+        ],
+        top_pages=[{"path": p, "visits": n} for p, n in top_pages],
+        first_touch=first_touch,
+        follow_up_due_at=_dt(now + model.sla_hours * HOUR_S),
+    )
+    return handoff.model_dump(mode="json")
