@@ -1,4 +1,8 @@
-"""``leadstream demo``: the whole pipeline on the local stack, printed as it happens."""
+"""``leadstream demo``: the whole pipeline on the local stack, printed as it happens.
+
+Starts a worker, streams generated journeys into the input topics, prints each handoff as it
+arrives on the handoff topic, and ends with a summary once the worker has caught up.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +11,68 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 
-from config.settings import Settings
-from streams.kafka_io import TopicTail, make_producer, produce_all
+from config.settings import Settings, settings_to_env
+from streams.generator import JourneyGenerator, to_records
+from streams.kafka_io import TopicTail, consumer_lag, make_producer, produce_all
+from streams.replay import format_handoff
 from streams.topics import ensure_topics
 
+QUIET_S = 3.0
 
-def run_demo(settings: Settings, events: int, timeout_s: float) -> int:
+
+def run_demo(settings: Settings, contacts: int, seed: int | None, timeout_s: float) -> int:
     ensure_topics(settings)
-    tail = TopicTail(settings, settings.topics.handoffs)
-    print(f"starting a worker against {settings.kafka_bootstrap_servers} and {settings.redis_url}")
-    worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=os.environ.copy())
+    seed = seed if seed is not None else int(time.time()) % 1_000_000
+    handoffs = TopicTail(settings, settings.topics.handoffs)
+    dead = TopicTail(settings, settings.topics.dead_letters)
+    log_path = Path(".leadstream") / "demo-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    print(f"worker: starting against {settings.kafka_bootstrap_servers} and {settings.redis_url}; log {log_path}")
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env={**os.environ, **settings_to_env(settings)}, stdout=log, stderr=subprocess.STDOUT,
+        )
     try:
-        run = str(int(time.time()))
-        records = [
-            (
-                settings.topics.page_views,
-                f"demo-{run}-{i % 5}".encode(),
-                json.dumps({"contact_id": f"demo-{run}-{i % 5}", "url": "/pricing"}).encode(),
-            )
-            for i in range(events)
-        ]
-        produce_all(make_producer(settings), records)
-        print(f"sent {events} events to {settings.topics.page_views}; waiting for handoffs")
-        seen = 0
-        for message in tail.poll(time.monotonic() + timeout_s):
-            print(f"handoff  key={message.key().decode()}  {message.value().decode()}")
-            seen += 1
-            if seen >= events:
+        events = JourneyGenerator(seed, contacts).events()
+        print(f"generator: seed {seed}, {contacts} contacts, {len(events)} events; producing to the input topics")
+        produce_all(make_producer(settings), to_records(events, settings.topics))
+        print("generator: all events acknowledged by Kafka; handoffs as they arrive:\n")
+        seen: list[dict] = []
+        deadline = time.monotonic() + timeout_s
+        last_change = time.monotonic()
+        while time.monotonic() < deadline:
+            for message in handoffs.poll(time.monotonic() + 1.0):
+                handoff = json.loads(message.value())
+                seen.append(handoff)
+                print("  " + format_handoff(handoff))
+                last_change = time.monotonic()
+            if worker.poll() is not None:
+                print(f"worker exited with {worker.returncode}: see {log_path}", file=sys.stderr)
+                return 1
+            if time.monotonic() - last_change > QUIET_S and consumer_lag(settings, settings.topics.inputs()) == 0:
                 break
-        print(f"summary: {events} events sent, {seen} handoffs received")
-        return 0 if seen >= events else 1
+        else:
+            print(f"timed out after {timeout_s:.0f}s waiting for the worker to catch up; see {log_path}", file=sys.stderr)
+            return 1
+        dead_count = len(list(dead.poll(time.monotonic() + 1.0)))
+        rules = Counter(s["rule"] for h in seen for s in h["engagement"]["signals"])
+        mql_contacts = len({h["contact_id"] for h in seen})
+        print(
+            f"\nsummary: {len(events)} events from {contacts} contacts -> {len(seen)} MQL handoffs "
+            f"({mql_contacts / contacts:.1%} of contacts), {dead_count} dead letters; "
+            f"signals behind the MQLs: {', '.join(f'{r} x{n}' for r, n in rules.most_common(5))}"
+        )
+        print("try: leadstream explain <contact id>   (e.g. " + (seen[0]["contact_id"] if seen else "c1-000001") + ")")
+        return 0
     finally:
-        tail.close()
+        handoffs.close()
+        dead.close()
         worker.terminate()
-        worker.wait(30)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()

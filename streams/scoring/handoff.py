@@ -37,6 +37,7 @@ def build_mql_handoff(
             "last_at": _dt(state.rules[name].last_at),
         }
         for name, value in sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+        if abs(value) >= 0.001  # a frequency rule below its count has fired nothing yet
     ]
     top_pages = sorted(state.pages.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     first_touch = dict(state.first_touch) if state.first_touch else None

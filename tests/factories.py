@@ -1,0 +1,68 @@
+"""Builders for events in tests: JSON-ready dicts, as producers send them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from schemas.events import Event
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+_ids = itertools.count()
+_EVENT: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+def at(days: float = 0.0, hours: float = 0.0) -> str:
+    return (T0 + timedelta(days=days, hours=hours)).isoformat().replace("+00:00", "Z")
+
+
+def _base(kind: str, contact: str, when: str, **fields: Any) -> dict[str, Any]:
+    return {"event_id": f"ev-{next(_ids)}", "type": kind, "occurred_at": when, "contact_id": contact, **fields}
+
+
+def page(contact: str, path: str, when: str, **fields: Any) -> dict[str, Any]:
+    return _base("page_view", contact, when, url=f"https://vendor.example{path}", **fields)
+
+
+def form(contact: str, form_type: str, when: str, **fields: Any) -> dict[str, Any]:
+    return _base("form_submission", contact, when, form_id=f"f-{form_type}", form_type=form_type, **fields)
+
+
+def trial(contact: str, action: str, when: str) -> dict[str, Any]:
+    return _base("trial", contact, when, action=action)
+
+
+def webinar(contact: str, action: str, when: str) -> dict[str, Any]:
+    return _base("webinar", contact, when, webinar_id="w1", action=action)
+
+
+def identify(contact: str, when: str, email: str, **traits: Any) -> dict[str, Any]:
+    return _base("identify", contact, when, email=email, traits=traits)
+
+
+GOOD_FIT = {"job_title": "VP Marketing", "industry": "software", "employees": 400, "region": "emea"}
+
+
+def buyer_journey(contact: str, start_day: float = 0.0, spread_days: float = 1.0,
+                  domain: str = "acme-labs.com", traits: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A good-fit buyer: identify, pricing twice, a case study, then a demo request."""
+    step = spread_days / 4
+    return [
+        identify(contact, at(start_day), f"ana@{domain}", **(traits or GOOD_FIT)),
+        page(contact, "/pricing", at(start_day + step)),
+        page(contact, "/pricing", at(start_day + 2 * step)),
+        page(contact, "/case-studies/x", at(start_day + 3 * step)),
+        form(contact, "demo_request", at(start_day + 4 * step)),
+    ]
+
+
+def parse(event: dict[str, Any]) -> Any:
+    return _EVENT.validate_python(event)
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    return json.dumps(event).encode()

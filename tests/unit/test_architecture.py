@@ -1,0 +1,43 @@
+"""The scoring core stays pure, the schemas import nothing of ours, the JSON Schemas are current."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from schemas.export import documents, render
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN_IN_CORE = {"faust", "redis", "confluent_kafka", "aiokafka", "asyncio", "socket", "os", "time",
+                     "random", "logging", "subprocess", "pydantic_settings", "streams.state",
+                     "streams.processors", "streams.bootstrap", "config.settings"}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_scoring_core_does_no_io():
+    for path in (ROOT / "streams" / "scoring").glob("*.py"):
+        for name in _imports(path):
+            bad = {f for f in FORBIDDEN_IN_CORE if name == f or name.startswith(f + ".")}
+            assert not bad, f"{path.name} imports {name}: the scoring core must stay pure"
+
+
+def test_schemas_import_nothing_of_ours():
+    for path in (ROOT / "schemas").glob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith(("streams", "config")), f"{path.name} imports {name}"
+
+
+def test_checked_in_json_schemas_match_the_models():
+    for name, doc in documents().items():
+        path = ROOT / "schemas" / "json" / name
+        assert path.exists(), f"missing {path}; run python -m schemas.export"
+        assert path.read_text() == render(doc), f"{name} drifted from the models; run python -m schemas.export"

@@ -1,0 +1,83 @@
+"""Decoding hostile input: every failure is an InvalidEvent with a reason, nothing else escapes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.model import EventPolicy
+from streams.decode import decode_event
+from streams.errors import InvalidEvent
+from streams.records import SourceRecord
+from tests.factories import T0, at, encode, page
+
+POLICY = EventPolicy()
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=20,
+)
+
+
+def record(value: bytes | None, timestamp_ms: int | None = None) -> SourceRecord:
+    return SourceRecord("t", 0, 0, value, timestamp_ms=timestamp_ms)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_are_rejected_cleanly(raw):
+    try:
+        decode_event(record(raw), POLICY)
+    except InvalidEvent as exc:
+        assert exc.reason in {"json", "schema", "size"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values)
+def test_random_json_is_rejected_cleanly(value):
+    with pytest.raises(InvalidEvent):
+        decode_event(record(json.dumps(value).encode()), POLICY)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["event_id", "occurred_at", "type", "url", "contact_id"]), json_values)
+def test_mutated_valid_events_never_crash(field, value):
+    event = page("c1", "/pricing", at(0))
+    event[field] = value
+    try:
+        decoded = decode_event(record(json.dumps(event).encode()), POLICY)
+        assert decoded.event_id
+    except InvalidEvent as exc:
+        assert str(exc)
+
+
+def test_reasons_and_messages():
+    with pytest.raises(InvalidEvent, match="not valid JSON|Invalid JSON") as info:
+        decode_event(record(b"{nope"), POLICY)
+    assert info.value.reason == "json"
+    no_one = page("c1", "/", at(0))
+    del no_one["contact_id"]
+    with pytest.raises(InvalidEvent, match="one of contact_id, email or anonymous_id"):
+        decode_event(record(encode(no_one)), POLICY)
+    naive = page("c1", "/", "2026-03-02T09:00:00")
+    with pytest.raises(InvalidEvent, match="occurred_at"):
+        decode_event(record(encode(naive)), POLICY)
+    with pytest.raises(InvalidEvent) as info:
+        decode_event(record(b" " * 70_000), POLICY)
+    assert info.value.reason == "size"
+    with pytest.raises(InvalidEvent, match="tombstone"):
+        decode_event(record(None), POLICY)
+
+
+def test_time_policy_uses_the_record_timestamp_not_the_clock():
+    produced = int(T0.timestamp() * 1000)
+    ok = decode_event(record(encode(page("c1", "/", at(0))), produced), POLICY)
+    assert ok.contact_id == "c1"
+    with pytest.raises(InvalidEvent, match="after the record was produced") as info:
+        decode_event(record(encode(page("c1", "/", at(hours=1))), produced), POLICY)
+    assert info.value.reason == "timestamp"
+    with pytest.raises(InvalidEvent, match="days before"):
+        decode_event(record(encode(page("c1", "/", at(-800))), produced), POLICY)

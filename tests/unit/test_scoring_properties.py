@@ -1,0 +1,132 @@
+"""Hypothesis properties of the scoring core: order-free, monotone decay, caps, naive equality."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.loader import load_model
+from streams.scoring import ContactState, compile_model, score
+from streams.scoring.decay import add, rate, value
+from streams.scoring.engagement import engagement
+from tests.factories import T0, form, page, parse, trial, webinar
+
+MODEL = load_model()
+COMPILED = compile_model(MODEL)
+DAY = 86_400.0
+
+paths = st.sampled_from(["/pricing", "/plans/pro", "/case-studies/a", "/careers", "/blog/x", "/"])
+offsets = st.floats(min_value=0, max_value=200, allow_nan=False)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict:
+    day = draw(offsets)
+    when = (T0 + timedelta(days=day)).isoformat()
+    kind = draw(st.sampled_from(["page", "form", "trial", "webinar"]))
+    if kind == "page":
+        return page("c", draw(paths), when)
+    if kind == "form":
+        return form("c", draw(st.sampled_from(["demo_request", "unsubscribe", "newsletter"])), when)
+    if kind == "trial":
+        return trial("c", draw(st.sampled_from(["signup", "activated"])), when)
+    return webinar("c", draw(st.sampled_from(["registered", "attended", "asked_question"])), when)
+
+
+def run(history: list[dict]) -> ContactState:
+    state = ContactState("c")
+    for raw in history:
+        event = parse(raw)
+        state = score(state, event, MODEL, max(state.clock, event.occurred_at.timestamp())).state
+    return state
+
+
+def naive_engagement(history: list[dict], now: float) -> float:
+    """Recompute from the full history, the slow obvious way."""
+    total = 0.0
+    for rule in MODEL.engagement_rules:
+        lam = rate(MODEL.families[rule.family].half_life_days * DAY)
+        times = sorted(
+            parse(e).occurred_at.timestamp() for e in history
+            if any(r.rule.name == rule.name for r in _matching(parse(e)))
+        )
+        raw = 0.0
+        for i, t in enumerate(times):
+            if rule.frequency is not None:
+                window = rule.frequency.within_days * DAY
+                if sum(1 for u in times[: i + 1] if t - u <= window) < rule.frequency.min_count:
+                    continue
+            raw += rule.points * math.exp(-lam * (now - t))
+        if times:
+            total += max(-rule.cap, min(rule.cap, raw)) if rule.cap else raw
+    return total
+
+
+def _matching(event):
+    from streams.scoring.signals import matching_rules, properties
+
+    return matching_rules(COMPILED, event.type, properties(event))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=12), st.randoms(use_true_random=False))
+def test_order_does_not_matter(history, rnd):
+    shuffled = list(history)
+    rnd.shuffle(shuffled)
+    now = T0.timestamp() + 210 * DAY
+    a, _ = engagement(COMPILED, run(history), now)
+    b, _ = engagement(COMPILED, run(shuffled), now)
+    assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=12))
+def test_equals_naive_recomputation(history):
+    now = T0.timestamp() + 210 * DAY
+    fast, _ = engagement(COMPILED, run(history), now)
+    assert math.isclose(fast, naive_engagement(history, now), rel_tol=1e-9, abs_tol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=12), st.floats(0, 100), st.floats(0.001, 100))
+def test_each_rule_decays_monotonically_toward_zero(history, start, step):
+    state = run(history)
+    t1 = state.clock + start * DAY
+    t2 = t1 + step * DAY
+    _, early = engagement(COMPILED, state, t1)
+    _, late = engagement(COMPILED, state, t2)
+    for name in early:
+        assert abs(late[name]) <= abs(early[name]) + 1e-12
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=30))
+def test_caps_hold(history):
+    state = run(history)
+    _, parts = engagement(COMPILED, state, state.clock)
+    for name, part in parts.items():
+        cap = COMPILED.rules_by_name[name].rule.cap
+        assert cap is None or abs(part) <= cap + 1e-9
+
+
+@given(
+    st.lists(st.tuples(st.floats(-1000, 1000), st.floats(0, 5e8)), min_size=1, max_size=40),
+    st.floats(1, 1e8),
+)
+def test_forward_decay_matches_direct_sum_even_across_rebases(contributions, half_life):
+    lam = rate(half_life)
+    landmark, scaled = contributions[0][1], contributions[0][0]
+    for points, when in contributions[1:]:
+        landmark, scaled = add(landmark, scaled, points, when, lam)
+    now = max(w for _, w in contributions)
+    direct = sum(p * math.exp(-lam * (now - w)) for p, w in contributions)
+    magnitude = sum(abs(p) for p, _ in contributions)
+    assert math.isclose(value(landmark, scaled, now, lam), direct, rel_tol=1e-9, abs_tol=1e-9 * magnitude + 1e-12)
+
+
+def test_half_life_halves():
+    lam = rate(14 * DAY)
+    assert math.isclose(value(0.0, 30.0, 14 * DAY, lam), 15.0)
