@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="score a file of events in memory (no Kafka, no Redis)")
     replay.add_argument("file", type=Path)
     replay.add_argument("--quiet", action="store_true", help="print only the summary")
+    replay.add_argument("--handoffs-out", type=Path, help="also write the handoff records as JSON lines")
     explain = sub.add_parser("explain", help="a contact's live score breakdown from Redis")
     explain.add_argument("contact")
     explain.add_argument("--at", type=datetime.fromisoformat, help="evaluate at this time (default: now)")
@@ -94,7 +95,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "replay":
         from streams.replay import run_replay
 
-        return run_replay(args.file, settings, load_model(settings.model_path), args.quiet)
+        return run_replay(args.file, settings, load_model(settings.model_path), args.quiet, args.handoffs_out)
     if command == "explain":
         from streams.explain import explain
 

@@ -59,12 +59,23 @@ async def replay_records(
     }
 
 
-def run_replay(path: Path, settings: Settings, model: ScoringModel, quiet: bool, out: IO[str] = sys.stdout) -> int:
+def run_replay(
+    path: Path, settings: Settings, model: ScoringModel, quiet: bool,
+    handoffs_out: Path | None = None, out: IO[str] = sys.stdout,
+) -> int:
+    if not path.is_file():
+        print(f"leadstream replay: no such file: {path}", file=sys.stderr)
+        return 2
+
     def show(handoff: dict[str, Any]) -> None:
         if not quiet:
             print(format_handoff(handoff), file=out)
 
     summary = asyncio.run(replay_records(file_records(path), settings, model, show))
+    if handoffs_out is not None:
+        with handoffs_out.open("w") as handle:
+            for handoff in summary["handoff_records"]:
+                handle.write(json.dumps(handoff, separators=(",", ":")) + "\n")
     print(format_summary(summary), file=out)
     return 0
 

@@ -59,3 +59,23 @@ class FaustProducerSink:
                 f"producing {len(records)} records failed: {exc!r}; check that the Kafka "
                 "brokers are reachable and the output topics exist"
             ) from exc
+
+
+class ConfluentSink:
+    """Produces with a confluent-kafka Producer and flushes; for tools and tests outside faust."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+        errors: list[str] = []
+
+        def on_delivery(err: object, _msg: object) -> None:
+            if err is not None:
+                errors.append(str(err))
+
+        for r in records:
+            self._producer.produce(r.topic, value=r.value, key=r.key, headers=list(r.headers), on_delivery=on_delivery)
+        remaining = await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, 30)
+        if remaining or errors:
+            raise BrokerUnavailable(f"{remaining} records undelivered, errors: {errors[:3]}")

@@ -1,0 +1,37 @@
+"""Waiting on real Kafka in integration tests (no sleeps standing in for readiness)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from config.settings import Settings
+from streams.kafka_io import TopicTail, consumer_lag
+
+
+def wait_caught_up(settings: Settings, timeout_s: float = 120.0, group: str | None = None) -> None:
+    """Until the worker's group has committed every record on the input topics."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if consumer_lag(settings, settings.topics.inputs(), group) == 0:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"group {group or settings.consumer_group} still lagging after {timeout_s}s")
+
+
+def read_all(settings: Settings, topic: str, settle_s: float = 1.0) -> list:
+    """Every record on ``topic`` from the beginning (stops after ``settle_s`` with nothing new)."""
+    tail = TopicTail(settings, topic, from_beginning=True)
+    out = []
+    try:
+        while True:
+            batch = list(tail.poll(time.monotonic() + settle_s))
+            if not batch:
+                return out
+            out.extend(batch)
+    finally:
+        tail.close()
+
+
+def handoffs(settings: Settings) -> list[dict]:
+    return [json.loads(m.value()) for m in read_all(settings, settings.topics.handoffs)]
