@@ -43,8 +43,8 @@ def parse_model(text: str, source: str) -> ScoringModel:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}" if mark is not None else "?"
-        raise ModelFileError([f"{source}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+        where = f"{mark.line + 1}" if mark is not None else "?"
+        raise ModelFileError([f"{source}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
     if not isinstance(data, dict):
         raise ModelFileError([f"{source}:1: expected a mapping at the top level"])
     try:

@@ -49,7 +49,11 @@ class Match(_Frozen):
         for name, patterns in extra.items():
             if isinstance(patterns, str):
                 patterns = [patterns]
-            if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
+            if (
+                not isinstance(patterns, list)
+                or not patterns
+                or not all(isinstance(p, str) for p in patterns)
+            ):
                 raise ValueError(f"{name}: expected a pattern or a non-empty list of patterns")
         return self
 
@@ -110,8 +114,14 @@ class FitRule(_Frozen):
 
     name: Name
     attribute: Literal[
-        "industry", "employees", "annual_revenue", "region", "country", "seniority",
-        "department", "company_stage",
+        "industry",
+        "employees",
+        "annual_revenue",
+        "region",
+        "country",
+        "seniority",
+        "department",
+        "company_stage",
     ]
     points: float = Field(ge=-1000, le=1000)
     # Exactly one of: a list of accepted values (case-insensitive) or a numeric range.

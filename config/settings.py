@@ -95,7 +95,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
     chosen = env_file or os.environ.get(SETTINGS_FILE_VARIABLE)
     if chosen is not None and not Path(chosen).is_file():
         raise FileNotFoundError(f"settings file {chosen} does not exist (set by {SETTINGS_FILE_VARIABLE})")
-    return Settings(_env_file=chosen, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=chosen, **overrides)  # type: ignore[arg-type]
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Write the JSON Schema files under schemas/json/ from the pydantic models.
 
-    python -m schemas.export          # rewrite the files
-    python -m schemas.export --check  # exit 1 if a checked-in file differs from the models
+python -m schemas.export          # rewrite the files
+python -m schemas.export --check  # exit 1 if a checked-in file differs from the models
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ def main(argv: list[str]) -> int:
         else:
             path.write_text(text)
     if stale:
-        print(f"JSON Schemas out of date: {', '.join(stale)}; run: python -m schemas.export", file=sys.stderr)
+        print(
+            f"JSON Schemas out of date: {', '.join(stale)}; run: python -m schemas.export",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -28,7 +28,9 @@ def redis_client(settings: Settings) -> Any:
 
 
 def redis_store(settings: Settings) -> RedisContactStore:
-    return RedisContactStore(redis_client(settings), settings.redis_key_prefix, settings.state_ttl_days * DAY_S)
+    return RedisContactStore(
+        redis_client(settings), settings.redis_key_prefix, settings.state_ttl_days * DAY_S
+    )
 
 
 def scoring_model(settings: Settings) -> ScoringModel:
@@ -45,7 +47,9 @@ def build_worker(settings: Settings) -> faust.App:
     return app
 
 
-def build_embedded(settings: Settings, model: ScoringModel) -> tuple[ScoringPipeline, MemorySink, MemoryContactStore]:
+def build_embedded(
+    settings: Settings, model: ScoringModel
+) -> tuple[ScoringPipeline, MemorySink, MemoryContactStore]:
     """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``)."""
     store, sink = MemoryContactStore(), MemorySink()
     return ScoringPipeline(store, sink, model, settings.topics), sink, store

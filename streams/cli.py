@@ -20,18 +20,31 @@ logger = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leadstream", description="Real-time lead scoring on Kafka and Redis.")
-    parser.add_argument("--model", type=Path, help="scoring model YAML (default: LEADSTREAM_MODEL_PATH or the built-in model)")
+    parser = argparse.ArgumentParser(
+        prog="leadstream", description="Real-time lead scoring on Kafka and Redis."
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="scoring model YAML (default: LEADSTREAM_MODEL_PATH or the built-in model)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run the scoring worker (consumes the input topics)")
     sub.add_parser("topics", help="create the leadstream topics that do not exist yet")
-    validate = sub.add_parser("validate", help="check a scoring model file; report each error with file and line")
+    validate = sub.add_parser(
+        "validate", help="check a scoring model file; report each error with file and line"
+    )
     validate.add_argument("file", nargs="?", type=Path, help="model file (default: the configured model)")
     generate = sub.add_parser("generate", help="synthetic B2B journeys, deterministic for a seed")
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--contacts", type=int, default=1000)
     generate.add_argument("--accounts", type=int, default=None)
     generate.add_argument("--days", type=float, default=60.0, help="spread of journey start times")
+    generate.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        help="first journey start, ISO 8601 with zone (default: 90 days before today, UTC)",
+    )
     target = generate.add_mutually_exclusive_group()
     target.add_argument("--out", type=Path, help="write JSON lines to this file (default: stdout)")
     target.add_argument("--to-topics", action="store_true", help="produce to the input topics")
@@ -76,8 +89,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "validate":
         path = args.file or settings.model_path
         model = load_model(path)
-        print(f"{path or 'built-in model'}: valid (version {model.version}, "
-              f"{len(model.engagement_rules)} engagement rules, {len(model.fit_rules)} fit rules)")
+        print(
+            f"{path or 'built-in model'}: valid (version {model.version}, "
+            f"{len(model.engagement_rules)} engagement rules, {len(model.fit_rules)} fit rules)"
+        )
         return 0
     if command == "worker":
         from streams.worker import run_worker
@@ -108,19 +123,30 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.generator import JourneyGenerator, to_records
+    from streams.generator import JourneyGenerator, default_start, to_records
 
-    events = JourneyGenerator(args.seed, args.contacts, args.accounts, days=args.days).events()
+    start = args.start or default_start()
+    if start.tzinfo is None:
+        print(
+            "leadstream generate: --start needs a time zone, e.g. 2026-01-05T00:00:00+00:00",
+            file=sys.stderr,
+        )
+        return 2
+    events = JourneyGenerator(args.seed, args.contacts, args.accounts, start=start, days=args.days).events()
     if args.to_topics:
         from streams.kafka_io import make_producer, produce_all
         from streams.topics import ensure_topics
 
         ensure_topics(settings)
         count = produce_all(
-            make_producer(settings), to_records(events, settings.topics),
+            make_producer(settings),
+            to_records(events, settings.topics),
             progress=lambda n: print(f"  produced {n}/{len(events)}", file=sys.stderr),
         )
-        print(f"produced {count} events for {args.contacts} contacts to the input topics", file=sys.stderr)
+        print(
+            f"produced {count} events for {args.contacts} contacts to the input topics",
+            file=sys.stderr,
+        )
         return 0
     handle = args.out.open("w") if args.out else sys.stdout
     try:
@@ -129,7 +155,10 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if args.out:
             handle.close()
-            print(f"wrote {len(events)} events for {args.contacts} contacts to {args.out}", file=sys.stderr)
+            print(
+                f"wrote {len(events)} events for {args.contacts} contacts to {args.out}",
+                file=sys.stderr,
+            )
     return 0
 
 

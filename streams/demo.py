@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from config.settings import Settings, settings_to_env
-from streams.generator import JourneyGenerator, to_records
+from config.settings import Settings
+from streams.generator import JourneyGenerator, default_start, to_records
 from streams.kafka_io import TopicTail, consumer_lag, make_producer, produce_all
 from streams.replay import format_handoff
 from streams.topics import ensure_topics
+from streams.worker_process import WorkerProcess
 
 QUIET_S = 3.0
 
@@ -30,33 +31,36 @@ def run_demo(settings: Settings, contacts: int, seed: int | None, timeout_s: flo
     dead = TopicTail(settings, settings.topics.dead_letters)
     log_path = Path(".leadstream") / "demo-worker.log"
     log_path.parent.mkdir(exist_ok=True)
-    print(f"worker: starting against {settings.kafka_bootstrap_servers} and {settings.redis_url}; log {log_path}")
-    with log_path.open("ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env={**os.environ, **settings_to_env(settings)}, stdout=log, stderr=subprocess.STDOUT,
-        )
+    print(f"worker: starting on {settings.kafka_bootstrap_servers} and {settings.redis_url} (log {log_path})")
+    worker = WorkerProcess(settings, log_path)
     try:
-        events = JourneyGenerator(seed, contacts).events()
-        print(f"generator: seed {seed}, {contacts} contacts, {len(events)} events; producing to the input topics")
+        worker.start(timeout_s=120)
+        events = JourneyGenerator(seed, contacts, start=default_start()).events()
+        print(f"generator: seed {seed}, {contacts} contacts, {len(events)} events -> input topics")
         produce_all(make_producer(settings), to_records(events, settings.topics))
         print("generator: all events acknowledged by Kafka; handoffs as they arrive:\n")
-        seen: list[dict] = []
+        seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout_s
         last_change = time.monotonic()
         while time.monotonic() < deadline:
             for message in handoffs.poll(time.monotonic() + 1.0):
-                handoff = json.loads(message.value())
+                handoff = json.loads(message.value() or b"{}")
                 seen.append(handoff)
                 print("  " + format_handoff(handoff))
                 last_change = time.monotonic()
-            if worker.poll() is not None:
-                print(f"worker exited with {worker.returncode}: see {log_path}", file=sys.stderr)
+            if not worker.running():
+                print(f"worker exited: see {log_path}", file=sys.stderr)
                 return 1
-            if time.monotonic() - last_change > QUIET_S and consumer_lag(settings, settings.topics.inputs()) == 0:
+            if (
+                time.monotonic() - last_change > QUIET_S
+                and consumer_lag(settings, settings.topics.inputs()) == 0
+            ):
                 break
         else:
-            print(f"timed out after {timeout_s:.0f}s waiting for the worker to catch up; see {log_path}", file=sys.stderr)
+            print(
+                f"timed out after {timeout_s:.0f}s waiting for the worker to catch up; see {log_path}",
+                file=sys.stderr,
+            )
             return 1
         dead_count = len(list(dead.poll(time.monotonic() + 1.0)))
         rules = Counter(s["rule"] for h in seen for s in h["engagement"]["signals"])
@@ -66,13 +70,11 @@ def run_demo(settings: Settings, contacts: int, seed: int | None, timeout_s: flo
             f"({mql_contacts / contacts:.1%} of contacts), {dead_count} dead letters; "
             f"signals behind the MQLs: {', '.join(f'{r} x{n}' for r, n in rules.most_common(5))}"
         )
-        print("try: leadstream explain <contact id>   (e.g. " + (seen[0]["contact_id"] if seen else "c1-000001") + ")")
+        command = os.path.relpath(Path(sys.executable).with_name("leadstream"))
+        example = seen[0]["contact_id"] if seen else "<contact id>"
+        print(f"why did a contact qualify? try: {command} explain {example}")
         return 0
     finally:
         handoffs.close()
         dead.close()
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        worker.stop()

@@ -1,11 +1,11 @@
 """One exception tree for leadstream; adapters translate library errors at the boundary.
 
-    LeadstreamError
-    ├── ConfigurationError        a settings or scoring-model file is wrong (file, line, reason)
-    ├── InvalidEvent              one event failed decoding or validation (goes to the dead letters)
-    └── InfrastructureError       an external system failed; the message says what to do
-        ├── StateUnavailable      Redis could not be reached or refused a command
-        └── BrokerUnavailable     Kafka could not be reached or refused a request
+LeadstreamError
+├── ConfigurationError        a settings or scoring-model file is wrong (file, line, reason)
+├── InvalidEvent              one event failed decoding or validation (goes to the dead letters)
+└── InfrastructureError       an external system failed; the message says what to do
+    ├── StateUnavailable      Redis could not be reached or refused a command
+    └── BrokerUnavailable     Kafka could not be reached or refused a request
 """
 
 from __future__ import annotations

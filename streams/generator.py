@@ -17,23 +17,82 @@ from typing import Any
 NAMESPACE = uuid.UUID("0b5f6a4e-8f1d-4c2b-9d3e-1a7c5e9b2f40")
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 
-GOOD_INDUSTRIES = ["software", "saas", "fintech", "financial_services", "healthcare_it", "ecommerce"]
+GOOD_INDUSTRIES = [
+    "software",
+    "saas",
+    "fintech",
+    "financial_services",
+    "healthcare_it",
+    "ecommerce",
+]
 OTHER_INDUSTRIES = ["retail", "construction", "education", "hospitality", "agriculture"]
 REGIONS = ["north_america", "emea", "apac", "latam"]
-SENIOR_TITLES = ["VP Marketing", "Director of Sales Operations", "Head of Growth", "CTO", "Chief Revenue Officer",
-                 "VP Engineering", "Director, Demand Generation"]
-OTHER_TITLES = ["Marketing Manager", "Software Engineer", "Sales Development Rep", "Analyst",
-                "Product Designer", "Operations Lead", "Account Executive"]
-WORDS = ["acme", "globex", "initech", "umbrella", "stark", "wayne", "hooli", "vandelay", "soylent", "tyrell",
-         "cyberdyne", "wonka", "massive", "aperture", "oscorp", "pied", "nakatomi", "gringotts", "monarch", "zenith"]
+SENIOR_TITLES = [
+    "VP Marketing",
+    "Director of Sales Operations",
+    "Head of Growth",
+    "CTO",
+    "Chief Revenue Officer",
+    "VP Engineering",
+    "Director, Demand Generation",
+]
+OTHER_TITLES = [
+    "Marketing Manager",
+    "Software Engineer",
+    "Sales Development Rep",
+    "Analyst",
+    "Product Designer",
+    "Operations Lead",
+    "Account Executive",
+]
+WORDS = [
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "stark",
+    "wayne",
+    "hooli",
+    "vandelay",
+    "soylent",
+    "tyrell",
+    "cyberdyne",
+    "wonka",
+    "massive",
+    "aperture",
+    "oscorp",
+    "pied",
+    "nakatomi",
+    "gringotts",
+    "monarch",
+    "zenith",
+]
 SUFFIXES = ["labs", "io", "systems", "cloud", "data", "works", "hq", "group"]
-CONTENT = ["/case-studies/retail-roi", "/customers/globex", "/roi-calculator", "/compare/hubspot", "/vs/marketo"]
+CONTENT = [
+    "/case-studies/retail-roi",
+    "/customers/globex",
+    "/roi-calculator",
+    "/compare/hubspot",
+    "/vs/marketo",
+]
 BLOG = ["/blog/lead-scoring-101", "/blog/mql-vs-sql", "/blog/buying-groups", "/blog/intent-data"]
-SOURCES = [("google", "cpc", "brand"), ("linkedin", "paid_social", "abm-q1"), ("newsletter", "email", "nov"),
-           (None, None, None), (None, None, None)]
+SOURCES = [
+    ("google", "cpc", "brand"),
+    ("linkedin", "paid_social", "abm-q1"),
+    ("newsletter", "email", "nov"),
+    (None, None, None),
+    (None, None, None),
+]
 PERSONAS = [  # (name, weight)
-    ("buyer", 18), ("trial_user", 10), ("researcher", 27), ("webinar_fan", 10), ("job_seeker", 5),
-    ("competitor", 5), ("student", 5), ("personal_mail", 5), ("anonymous", 15),
+    ("buyer", 18),
+    ("trial_user", 10),
+    ("researcher", 27),
+    ("webinar_fan", 10),
+    ("job_seeker", 5),
+    ("competitor", 5),
+    ("student", 5),
+    ("personal_mail", 5),
+    ("anonymous", 15),
 ]
 
 
@@ -47,8 +106,14 @@ class Account:
 
 
 class JourneyGenerator:
-    def __init__(self, seed: int, contacts: int, accounts: int | None = None,
-                 start: datetime = DEFAULT_START, days: float = 60.0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        contacts: int,
+        accounts: int | None = None,
+        start: datetime = DEFAULT_START,
+        days: float = 60.0,
+    ) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
         self.contacts = contacts
@@ -114,7 +179,11 @@ class JourneyGenerator:
                     body["email"] = email
             if not touched and kind != "identify" and source:
                 touched = True
-                body["context"] = {"utm_source": source, "utm_medium": medium, "utm_campaign": campaign}
+                body["context"] = {
+                    "utm_source": source,
+                    "utm_medium": medium,
+                    "utm_campaign": campaign,
+                }
             body.update(fields)
             return body
 
@@ -122,12 +191,22 @@ class JourneyGenerator:
             return event("page_view", gap_hours, url=f"https://www.example-vendor.com{path}")
 
         def form(form_type: str, gap_hours: float) -> dict[str, Any]:
-            return event("form_submission", gap_hours, form_id=f"f-{form_type}", form_type=form_type,
-                         fields={"job_title": title})
+            return event(
+                "form_submission",
+                gap_hours,
+                form_id=f"f-{form_type}",
+                form_type=form_type,
+                fields={"job_title": title},
+            )
 
         if not anonymous and persona != "personal_mail":
-            traits = {"job_title": title, "company_name": account.name, "industry": account.industry,
-                      "employees": account.employees, "region": account.region}
+            traits = {
+                "job_title": title,
+                "company_name": account.name,
+                "industry": account.industry,
+                "employees": account.employees,
+                "region": account.region,
+            }
             if persona in ("competitor", "student"):
                 traits = {"job_title": title}
             extra = {} if persona in ("competitor", "student") else {"company_domain": account.domain}
@@ -188,22 +267,28 @@ TOPIC_OF_TYPE = {
 
 def record_key(event: dict[str, Any]) -> str:
     """The Kafka key producers should use: the contact, so one contact stays on one partition."""
-    return str(event.get("contact_id") or (f"email:{event['email']}" if event.get("email")
-                                           else f"anon:{event.get('anonymous_id')}"))
+    return str(
+        event.get("contact_id")
+        or (f"email:{event['email']}" if event.get("email") else f"anon:{event.get('anonymous_id')}")
+    )
 
 
-def to_records(events: list[dict[str, Any]], topics: Any) -> list[tuple[str, bytes, bytes, int]]:
-    """(topic, key, value, timestamp ms) per event; the record time is the event time plus 1 s,
-    as if each event had been produced live, so the event policy's time checks hold forever."""
+def to_records(events: list[dict[str, Any]], topics: Any) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value) per event, keyed by contact. The record timestamp is left to the
+    producer (now): event time lives in the payload, and Kafka's retention works on record time."""
     import json
 
-    out = []
-    for event in events:
-        occurred = datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00"))
-        out.append((
-            getattr(topics, TOPIC_OF_TYPE[event["type"]]),
-            record_key(event).encode(),
-            json.dumps(event, separators=(",", ":")).encode(),
-            int(occurred.timestamp() * 1000) + 1000,
-        ))
-    return out
+    return [
+        (
+            getattr(topics, TOPIC_OF_TYPE[e["type"]]),
+            record_key(e).encode(),
+            json.dumps(e, separators=(",", ":")).encode(),
+        )
+        for e in events
+    ]
+
+
+def default_start(today: datetime | None = None) -> datetime:
+    """90 days before today at midnight UTC: recent enough for any event-age policy."""
+    day = (today or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=90)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from config.settings import Settings
 from streams.errors import BrokerUnavailable
@@ -14,7 +22,7 @@ from streams.topics import kafka_client_config
 
 def make_producer(settings: Settings, **extra: str | int) -> Producer:
     """A producer that hashes keys like the Java client (murmur2), so partitions agree with faust."""
-    config: dict[str, str | int] = {
+    config: dict[str, str | int | float | bool] = {
         **kafka_client_config(settings),
         "partitioner": "murmur2_random",
         "linger.ms": 5,
@@ -39,10 +47,15 @@ def produce_all(
     count = 0
     for record in records:
         topic, key, value = record[0], record[1], record[2]
-        kwargs = {"timestamp": record[3]} if len(record) > 3 else {}
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **kwargs)
+                producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    on_delivery=on_delivery,
+                    timestamp=record[3] if len(record) > 3 else 0,
+                )
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 producer.poll(0.1)
@@ -78,9 +91,7 @@ class TopicTail:
         assignment = [TopicPartition(topic, p, start) for p in partitions]
         if not from_beginning:
             # Resolve the end offsets now, so records produced after this call are not missed.
-            assignment = [
-                TopicPartition(topic, tp.partition, self._end_offset(tp)) for tp in assignment
-            ]
+            assignment = [TopicPartition(topic, tp.partition, self._end_offset(tp)) for tp in assignment]
         self._consumer.assign(assignment)
 
     def _end_offset(self, tp: TopicPartition) -> int:
@@ -117,10 +128,15 @@ class TopicTail:
 
 def consumer_lag(settings: Settings, topics: Iterable[str], group: str | None = None) -> int:
     """Records in ``topics`` not yet committed by the consumer group (all of them if it never committed)."""
-    consumer = Consumer({**kafka_client_config(settings), "group.id": group or settings.consumer_group,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            **kafka_client_config(settings),
+            "group.id": group or settings.consumer_group,
+            "enable.auto.commit": False,
+        }
+    )
     try:
-        partitions = []
+        partitions: list[TopicPartition] = []
         for topic in topics:
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
             partitions.extend(TopicPartition(topic, p) for p in metadata.partitions)

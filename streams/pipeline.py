@@ -12,11 +12,12 @@ uncommitted records are consumed again, which loads exactly the contacts that ma
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from config.model import ScoringModel
 from config.settings import Topics
@@ -155,8 +156,6 @@ class ScoringPipeline:
             if decision.handoff is not None:
                 outcome.handoffs.append(decision.handoff)
         if changed:
-            new_outbox = {
-                h["handoff_id"]: json.dumps(h, separators=(",", ":")).encode() for h in outcome.handoffs
-            }
+            new_outbox = {h["handoff_id"]: orjson.dumps(h) for h in outcome.handoffs}
             outcome.write = ContactWrite(contact_id, stored.version, state, new_outbox)
         return outcome

@@ -27,7 +27,9 @@ def file_records(path: Path) -> Iterator[SourceRecord]:
 
 
 async def replay_records(
-    records: Iterator[SourceRecord], settings: Settings, model: ScoringModel,
+    records: Iterator[SourceRecord],
+    settings: Settings,
+    model: ScoringModel,
     on_handoff: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     pipeline, sink, store = build_embedded(settings, model)
@@ -43,7 +45,9 @@ async def replay_records(
         await pipeline.process(batch)
     counters = pipeline.counters
     contacts = len(store.contact_ids())
-    mql_contacts = len({json.loads(r.value or b"{}")["contact_id"] for r in sink.on_topic(settings.topics.handoffs)})
+    mql_contacts = len(
+        {json.loads(r.value or b"{}")["contact_id"] for r in sink.on_topic(settings.topics.handoffs)}
+    )
     return {
         "events": counters.records,
         "applied": counters.applied,
@@ -60,8 +64,12 @@ async def replay_records(
 
 
 def run_replay(
-    path: Path, settings: Settings, model: ScoringModel, quiet: bool,
-    handoffs_out: Path | None = None, out: IO[str] = sys.stdout,
+    path: Path,
+    settings: Settings,
+    model: ScoringModel,
+    quiet: bool,
+    handoffs_out: Path | None = None,
+    out: IO[str] = sys.stdout,
 ) -> int:
     if not path.is_file():
         print(f"leadstream replay: no such file: {path}", file=sys.stderr)

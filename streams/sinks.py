@@ -75,7 +75,9 @@ class ConfluentSink:
                 errors.append(str(err))
 
         for r in records:
-            self._producer.produce(r.topic, value=r.value, key=r.key, headers=list(r.headers), on_delivery=on_delivery)
+            self._producer.produce(
+                r.topic, value=r.value, key=r.key, headers=list(r.headers), on_delivery=on_delivery
+            )
         remaining = await asyncio.get_running_loop().run_in_executor(None, self._producer.flush, 30)
         if remaining or errors:
             raise BrokerUnavailable(f"{remaining} records undelivered, errors: {errors[:3]}")

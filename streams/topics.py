@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from config.settings import Settings
 from streams.errors import BrokerUnavailable
@@ -13,9 +13,9 @@ from streams.errors import BrokerUnavailable
 logger = logging.getLogger(__name__)
 
 
-def kafka_client_config(settings: Settings) -> dict[str, str]:
+def kafka_client_config(settings: Settings) -> dict[str, str | int | float | bool]:
     """librdkafka configuration for ``settings`` (shared by admin, producers and consumers)."""
-    config = {
+    config: dict[str, str | int | float | bool] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol,
     }

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from config.settings import Settings, Topics
+from streams.worker_process import WorkerProcess
 from tests import infra
-from tests.workers import WorkerProcess
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from pydantic import TypeAdapter
 
 from schemas.events import Event
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+# Thirty days ago, 09:00 UTC: recent enough for the event-age policy whenever the tests run.
+T0 = (datetime.now(UTC) - timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)
 _ids = itertools.count()
 _EVENT: TypeAdapter[Any] = TypeAdapter(Event)
 
@@ -21,7 +22,13 @@ def at(days: float = 0.0, hours: float = 0.0) -> str:
 
 
 def _base(kind: str, contact: str, when: str, **fields: Any) -> dict[str, Any]:
-    return {"event_id": f"ev-{next(_ids)}", "type": kind, "occurred_at": when, "contact_id": contact, **fields}
+    return {
+        "event_id": f"ev-{next(_ids)}",
+        "type": kind,
+        "occurred_at": when,
+        "contact_id": contact,
+        **fields,
+    }
 
 
 def page(contact: str, path: str, when: str, **fields: Any) -> dict[str, Any]:
@@ -47,8 +54,13 @@ def identify(contact: str, when: str, email: str, **traits: Any) -> dict[str, An
 GOOD_FIT = {"job_title": "VP Marketing", "industry": "software", "employees": 400, "region": "emea"}
 
 
-def buyer_journey(contact: str, start_day: float = 0.0, spread_days: float = 1.0,
-                  domain: str = "acme-labs.com", traits: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def buyer_journey(
+    contact: str,
+    start_day: float = 0.0,
+    spread_days: float = 1.0,
+    domain: str = "acme-labs.com",
+    traits: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """A good-fit buyer: identify, pricing twice, a case study, then a demo request."""
     step = spread_days / 4
     return [

@@ -17,8 +17,21 @@ from schemas.events import FormSubmission, Identify, PageView
 from streams.scoring.engagement import add_match, engagement
 from streams.scoring.fit import coerce_trait, evaluate_fit
 from streams.scoring.handoff import build_mql_handoff
-from streams.scoring.signals import CompiledModel, compile_model, matching_nurture, matching_rules, properties, where
-from streams.scoring.state import RECENT_EVENT_IDS, RECENT_SIGNALS, TOP_PAGES, ContactState, RuleState
+from streams.scoring.signals import (
+    CompiledModel,
+    compile_model,
+    matching_nurture,
+    matching_rules,
+    properties,
+    where,
+)
+from streams.scoring.state import (
+    RECENT_EVENT_IDS,
+    RECENT_SIGNALS,
+    TOP_PAGES,
+    ContactState,
+    RuleState,
+)
 
 HANDOFF_NAMESPACE = uuid.UUID("6f1c3a52-3f0e-4b8e-9a57-5c1d2f6e7a10")
 DAY_S = 86_400.0
@@ -89,7 +102,12 @@ def apply(state: ContactState, event: Any, model: ScoringModel | CompiledModel, 
         state.last_mql_at = now
         state.dipped_since_mql = False
         handoff = build_mql_handoff(
-            compiled, state, fit, after, parts, now,
+            compiled,
+            state,
+            fit,
+            after,
+            parts,
+            now,
             handoff_id=mql_handoff_id(state.contact_id, compiled.model.version, state.mql_count),
             triggering_event_id=event.event_id,
         )
@@ -120,7 +138,9 @@ def _update_identity(state: ContactState, event: Any) -> None:
                 state.traits[name] = value
 
 
-def _record_context(state: ContactState, event: Any, at: float, rules: list[str], nurtured: list[str]) -> None:
+def _record_context(
+    state: ContactState, event: Any, at: float, rules: list[str], nurtured: list[str]
+) -> None:
     """Keep what a sales rep wants to see: recent signals, top pages, the first touch."""
     place = where(event)
     for name in rules:

@@ -9,8 +9,15 @@ from streams.scoring.state import ContactState
 
 # Form fields and identify traits that feed fit (anything else in a form is ignored).
 TRAIT_FIELDS = {
-    "job_title": str, "department": str, "country": str, "region": str, "company_name": str,
-    "industry": str, "employees": int, "annual_revenue": int, "company_stage": str,
+    "job_title": str,
+    "department": str,
+    "country": str,
+    "region": str,
+    "company_name": str,
+    "industry": str,
+    "employees": int,
+    "annual_revenue": int,
+    "company_stage": str,
 }
 
 
@@ -35,31 +42,31 @@ def email_domain(state: ContactState) -> str | None:
 
 
 def evaluate_fit(compiled: CompiledModel, state: ContactState) -> Fit:
-    model = compiled.model
-    attributes: dict[str, str | int | None] = dict(state.traits)
-    title = state.traits.get("job_title")
-    attributes["seniority"] = seniority(compiled, title if isinstance(title, str) else None)
+    traits = state.traits
     breakdown: list[tuple[str, float]] = []
-    for rule in model.fit_rules:
-        value = attributes.get(rule.attribute)
+    for rule in compiled.fit_rules:
+        if rule.attribute == "seniority":
+            title = traits.get("job_title")
+            value: str | int | None = seniority(compiled, title if isinstance(title, str) else None)
+        else:
+            value = traits.get(rule.attribute)
         if value is None:
             continue
-        if rule.any_of is not None:
-            hit = str(value).lower() in {v.lower() for v in rule.any_of}
+        if rule.accepted is not None:
+            hit = str(value).lower() in rule.accepted
         else:
-            assert rule.between is not None
-            hit = isinstance(value, int) and rule.between[0] <= value <= rule.between[1]
+            hit = isinstance(value, int) and rule.low <= value <= rule.high
         if hit:
             breakdown.append((rule.name, rule.points))
     disqualified_by = None
     domain = email_domain(state)
     if domain:
-        for name, domain_list in model.domain_lists.items():
-            if domain_list.matches(domain):
+        for domain_list in compiled.domain_lists:
+            if domain_list.pattern.match(domain):
                 if domain_list.points:
-                    breakdown.append((f"domain:{name}", domain_list.points))
+                    breakdown.append((f"domain:{domain_list.name}", domain_list.points))
                 if domain_list.disqualify and disqualified_by is None:
-                    disqualified_by = name
+                    disqualified_by = domain_list.name
     return Fit(sum(points for _, points in breakdown), tuple(breakdown), disqualified_by)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import translate
 
 from config.model import EngagementRule, Match, ScoringModel
-from streams.scoring.decay import rate
 from schemas.events import FormSubmission, PageView, TrialEvent, WebinarEvent
+from streams.scoring.decay import rate
 
 AnyEvent = PageView | FormSubmission | TrialEvent | WebinarEvent | object
 DAY_S = 86_400.0
@@ -40,11 +40,32 @@ def where(event: AnyEvent) -> str:
     return ""
 
 
+Patterns = tuple[tuple[str, re.Pattern[str]], ...]  # property -> one regex for all its globs
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     rule: EngagementRule
     lam: float  # decay rate per second
-    patterns: tuple[tuple[str, tuple[str, ...]], ...]
+    patterns: Patterns
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFitRule:
+    name: str
+    attribute: str
+    points: float
+    accepted: frozenset[str] | None
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDomainList:
+    name: str
+    pattern: re.Pattern[str]
+    points: float
+    disqualify: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +75,19 @@ class CompiledModel:
     model: ScoringModel
     rules_by_type: dict[str, tuple[CompiledRule, ...]]
     rules_by_name: dict[str, CompiledRule]
-    nurture_by_type: dict[str, tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]]
+    nurture_by_type: dict[str, tuple[tuple[str, Patterns], ...]]
     seniority: tuple[tuple[re.Pattern[str], str], ...]
+    fit_rules: tuple[CompiledFitRule, ...]
+    domain_lists: tuple[CompiledDomainList, ...]
 
 
-def _patterns(match: Match) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    return tuple(sorted(match.patterns().items()))
+def glob_regex(globs: tuple[str, ...] | list[str]) -> re.Pattern[str]:
+    """One regex matching any of the shell-style globs (what fnmatchcase does, compiled once)."""
+    return re.compile("|".join(f"(?:{translate(g)})" for g in globs))
+
+
+def _patterns(match: Match) -> Patterns:
+    return tuple((name, glob_regex(globs)) for name, globs in sorted(match.patterns().items()))
 
 
 _compiled: dict[int, CompiledModel] = {}
@@ -80,10 +108,12 @@ def _compile(model: ScoringModel) -> CompiledModel:
     rules_by_type: dict[str, list[CompiledRule]] = {}
     by_name = {}
     for rule in model.engagement_rules:
-        compiled = CompiledRule(rule, rate(model.family_of(rule).half_life_days * DAY_S), _patterns(rule.when))
+        compiled = CompiledRule(
+            rule, rate(model.family_of(rule).half_life_days * DAY_S), _patterns(rule.when)
+        )
         rules_by_type.setdefault(rule.when.type, []).append(compiled)
         by_name[rule.name] = compiled
-    nurture: dict[str, list[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]]] = {}
+    nurture: dict[str, list[tuple[str, Patterns]]] = {}
     for signal in model.nurture_signals:
         nurture.setdefault(signal.when.type, []).append((signal.name, _patterns(signal.when)))
     return CompiledModel(
@@ -92,11 +122,26 @@ def _compile(model: ScoringModel) -> CompiledModel:
         rules_by_name=by_name,
         nurture_by_type={k: tuple(v) for k, v in nurture.items()},
         seniority=tuple((re.compile(p.pattern, re.IGNORECASE), p.level) for p in model.seniority_from_title),
+        fit_rules=tuple(
+            CompiledFitRule(
+                r.name,
+                r.attribute,
+                r.points,
+                frozenset(v.lower() for v in r.any_of) if r.any_of is not None else None,
+                r.between[0] if r.between else 0.0,
+                r.between[1] if r.between else 0.0,
+            )
+            for r in model.fit_rules
+        ),
+        domain_lists=tuple(
+            CompiledDomainList(name, glob_regex(d.domains), d.points, d.disqualify)
+            for name, d in model.domain_lists.items()
+        ),
     )
 
 
-def _matches(patterns: tuple[tuple[str, tuple[str, ...]], ...], props: dict[str, str]) -> bool:
-    return all(any(fnmatchcase(props.get(name, ""), p) for p in options) for name, options in patterns)
+def _matches(patterns: Patterns, props: dict[str, str]) -> bool:
+    return all(regex.match(props.get(name, "")) is not None for name, regex in patterns)
 
 
 def matching_rules(compiled: CompiledModel, event_type: str, props: dict[str, str]) -> list[CompiledRule]:

@@ -53,7 +53,8 @@ class ContactState:
             "d": self.company_domain,
             "t": self.traits,
             "r": {
-                name: [r.landmark, r.scaled, r.count, r.last_at, r.times] if r.times
+                name: [r.landmark, r.scaled, r.count, r.last_at, r.times]
+                if r.times
                 else [r.landmark, r.scaled, r.count, r.last_at]
                 for name, r in self.rules.items()
             },
@@ -80,7 +81,7 @@ class ContactState:
                 for name, v in raw["r"].items()
             },
             nurture=raw["n"],
-            recent=[tuple(s) for s in raw["rs"]],  # type: ignore[misc]
+            recent=[(s[0], s[1], s[2], s[3], s[4]) for s in raw["rs"]],
             pages=raw["p"],
             first_touch=raw["ft"],
             seen_ids=raw["id"],

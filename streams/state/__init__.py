@@ -4,4 +4,10 @@ from streams.state.memory import MemoryContactStore
 from streams.state.port import ContactStore, ContactWrite, StoredContact
 from streams.state.redis_store import RedisContactStore
 
-__all__ = ["ContactStore", "ContactWrite", "MemoryContactStore", "RedisContactStore", "StoredContact"]
+__all__ = [
+    "ContactStore",
+    "ContactWrite",
+    "MemoryContactStore",
+    "RedisContactStore",
+    "StoredContact",
+]

@@ -30,7 +30,11 @@ class MemoryContactStore:
             if version != write.expected_version:
                 conflicts.add(write.contact_id)
                 continue
-            self._rows[write.contact_id] = (version + 1, encode_state(write.state), {**outbox, **write.new_outbox})
+            self._rows[write.contact_id] = (
+                version + 1,
+                encode_state(write.state),
+                {**outbox, **write.new_outbox},
+            )
         return conflicts
 
     async def ack_outbox(self, delivered: Sequence[tuple[str, str]]) -> None:

@@ -9,10 +9,11 @@ atomic and safe with several workers, without a lock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import orjson
 
 from streams.scoring.state import ContactState
 
@@ -45,8 +46,8 @@ class ContactStore(Protocol):
 
 
 def encode_state(state: ContactState) -> bytes:
-    return json.dumps(state.to_dict(), separators=(",", ":")).encode()
+    return orjson.dumps(state.to_dict())
 
 
 def decode_state(raw: bytes) -> ContactState:
-    return ContactState.from_dict(json.loads(raw))
+    return ContactState.from_dict(orjson.loads(raw))

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from config.loader import load_model
-from streams.generator import JourneyGenerator, record_key, to_records
+from streams.generator import JourneyGenerator, default_start, record_key, to_records
 from streams.kafka_io import make_producer, produce_all
 from streams.scoring import compile_model
 from streams.scoring.engagement import engagement
@@ -30,17 +30,21 @@ def replay_cli(events, tmp_path):
     out_path = tmp_path / "handoffs.jsonl"
     out = subprocess.run(
         [sys.executable, "-m", "streams.cli", "replay", str(path), "--handoffs-out", str(out_path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return out, [json.loads(line) for line in out_path.read_text().splitlines()]
 
 
 def test_same_order_gives_identical_handoffs(settings, start_worker, tmp_path):
     """Every event on one topic: each contact's events reach the worker in file order."""
-    events = JourneyGenerator(seed=11, contacts=300).events()
+    events = JourneyGenerator(seed=11, contacts=300, start=default_start()).events()
     ensure_topics(settings)
     start_worker(settings)
-    records = [(settings.topics.page_views, key, value, ts) for _, key, value, ts in to_records(events, settings.topics)]
+    records = [
+        (settings.topics.page_views, key, value) for _, key, value in to_records(events, settings.topics)
+    ]
     produce_all(make_producer(settings), records)
     wait_caught_up(settings)
     live = handoffs(settings)
@@ -59,7 +63,7 @@ def test_events_spread_over_topics_give_the_same_handoff_ids_and_scores(
 ):
     """Across topics the arrival order of one contact's events is not fixed: the handoffs' ids,
     contacts, qualification numbers and fit still agree, and every final score is the same."""
-    events = JourneyGenerator(seed=12, contacts=300).events()
+    events = JourneyGenerator(seed=12, contacts=300, start=default_start()).events()
     ensure_topics(settings)
     start_worker(settings)
     produce_all(make_producer(settings), to_records(events, settings.topics))
@@ -68,7 +72,13 @@ def test_events_spread_over_topics_give_the_same_handoff_ids_and_scores(
     _, replayed = replay_cli(events, tmp_path)
 
     def identity(h):
-        return (h["handoff_id"], h["contact_id"], h["qualification_number"], h["model_version"], h["fit"]["score"])
+        return (
+            h["handoff_id"],
+            h["contact_id"],
+            h["qualification_number"],
+            h["model_version"],
+            h["fit"]["score"],
+        )
 
     assert sorted(map(identity, live)) == sorted(map(identity, replayed))
 
@@ -79,7 +89,9 @@ def test_events_spread_over_topics_give_the_same_handoff_ids_and_scores(
         raw = redis_client.hget(contact_key(settings.redis_key_prefix, contact), "s")
         live_state = decode_state(raw)
         assert math.isclose(
-            engagement(compiled, live_state, later)[0], engagement(compiled, state, later)[0], abs_tol=1e-9
+            engagement(compiled, live_state, later)[0],
+            engagement(compiled, state, later)[0],
+            abs_tol=1e-9,
         ), contact
 
 

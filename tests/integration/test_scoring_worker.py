@@ -19,7 +19,8 @@ MODEL = load_model()
 
 def produce(settings, events):
     records = [
-        (getattr(settings.topics, TOPIC_OF_TYPE[e["type"]]), e["contact_id"].encode(), encode(e)) for e in events
+        (getattr(settings.topics, TOPIC_OF_TYPE[e["type"]]), e["contact_id"].encode(), encode(e))
+        for e in events
     ]
     produce_all(make_producer(settings), records)
 
@@ -27,8 +28,13 @@ def produce(settings, events):
 def journeys():
     return {
         "buyer": buyer_journey("buyer", spread_days=6),
-        "fit_only": [identify("fit_only", at(0), "bo@acme-labs.com", **GOOD_FIT), page("fit_only", "/blog/a", at(1))],
-        "engagement_only": buyer_journey("engagement_only", traits={"job_title": "Intern", "industry": "retail"}),
+        "fit_only": [
+            identify("fit_only", at(0), "bo@acme-labs.com", **GOOD_FIT),
+            page("fit_only", "/blog/a", at(1)),
+        ],
+        "engagement_only": buyer_journey(
+            "engagement_only", traits={"job_title": "Intern", "industry": "retail"}
+        ),
         "competitor": buyer_journey("competitor", domain="rivalsoft.com"),
         "student": buyer_journey("student", domain="state.edu"),
         "slow_buyer": buyer_journey("slow_buyer", spread_days=90),
@@ -51,7 +57,10 @@ def test_journeys_replay_and_dead_letters(settings, redis_client, start_worker):
     buyer_key = contact_key(settings.redis_key_prefix, "buyer")
     state_before = redis_client.hget(buyer_key, "s")
     assert redis_client.ttl(buyer_key) > 0
-    assert redis_client.hkeys(buyer_key) == [b"v", b"s"] or set(redis_client.hkeys(buyer_key)) == {b"v", b"s"}
+    assert redis_client.hkeys(buyer_key) == [b"v", b"s"] or set(redis_client.hkeys(buyer_key)) == {
+        b"v",
+        b"s",
+    }
 
     # Consuming the topics again from offset 0 with a fresh group double-counts nothing.
     second = settings.model_copy(update={"consumer_group": settings.consumer_group + "-again"})
@@ -64,7 +73,12 @@ def test_journeys_replay_and_dead_letters(settings, redis_client, start_worker):
 def test_malformed_events_go_to_dead_letters_while_valid_ones_flow(settings, start_worker):
     ensure_topics(settings)
     start_worker(settings)
-    bad = [b"{not json", b'{"type": "page_view"}', b"\xff\xfe", b'{"event_id": "x", "type": "nope"}']
+    bad = [
+        b"{not json",
+        b'{"type": "page_view"}',
+        b"\xff\xfe",
+        b'{"event_id": "x", "type": "nope"}',
+    ]
     malformed = [(settings.topics.page_views, b"junk", bad[i % len(bad)]) for i in range(1000)]
     valid = [
         (getattr(settings.topics, TOPIC_OF_TYPE[e["type"]]), b"buyer2", encode(e))

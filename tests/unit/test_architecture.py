@@ -8,9 +8,24 @@ from pathlib import Path
 from schemas.export import documents, render
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN_IN_CORE = {"faust", "redis", "confluent_kafka", "aiokafka", "asyncio", "socket", "os", "time",
-                     "random", "logging", "subprocess", "pydantic_settings", "streams.state",
-                     "streams.processors", "streams.bootstrap", "config.settings"}
+FORBIDDEN_IN_CORE = {
+    "faust",
+    "redis",
+    "confluent_kafka",
+    "aiokafka",
+    "asyncio",
+    "socket",
+    "os",
+    "time",
+    "random",
+    "logging",
+    "subprocess",
+    "pydantic_settings",
+    "streams.state",
+    "streams.processors",
+    "streams.bootstrap",
+    "config.settings",
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -40,4 +55,6 @@ def test_checked_in_json_schemas_match_the_models():
     for name, doc in documents().items():
         path = ROOT / "schemas" / "json" / name
         assert path.exists(), f"missing {path}; run python -m schemas.export"
-        assert path.read_text() == render(doc), f"{name} drifted from the models; run python -m schemas.export"
+        assert path.read_text() == render(doc), (
+            f"{name} drifted from the models; run python -m schemas.export"
+        )

@@ -17,7 +17,9 @@ from tests.factories import T0, at, encode, page
 POLICY = EventPolicy()
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
     max_leaves=20,
 )
 
@@ -55,7 +57,7 @@ def test_mutated_valid_events_never_crash(field, value):
 
 
 def test_reasons_and_messages():
-    with pytest.raises(InvalidEvent, match="not valid JSON|Invalid JSON") as info:
+    with pytest.raises(InvalidEvent, match=r"Invalid JSON") as info:
         decode_event(record(b"{nope"), POLICY)
     assert info.value.reason == "json"
     no_one = page("c1", "/", at(0))

@@ -31,7 +31,11 @@ def _broken(old: str, new: str) -> str:
         ("points: 50", "points: fifty", "engagement_rules.0.points"),
         ("family: product", "family: produce", "family 'produce' is not declared"),
         ("engagement_below: 25", "engagement_below: 90", "must be below the engagement threshold"),
-        ("path: [\"/pricing*\", \"/plans*\"]", "url_path: [\"/pricing*\"]", "cannot match on ['url_path']"),
+        (
+            'path: ["/pricing*", "/plans*"]',
+            'url_path: ["/pricing*"]',
+            "cannot match on ['url_path']",
+        ),
         ("between: [50, 5000]", "between: [5000, 50]", "is above high"),
     ],
 )

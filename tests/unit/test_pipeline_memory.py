@@ -64,7 +64,9 @@ def test_handoff_decided_but_not_published_is_published_on_redelivery():
         asyncio.run(ScoringPipeline(store, ExplodingSink(), MODEL, TOPICS).process(batch))
     assert asyncio.run(store.load(["c4"]))["c4"].outbox  # decided, kept in the outbox
     sink = MemorySink()
-    asyncio.run(ScoringPipeline(store, sink, MODEL, TOPICS).process(batch))  # offsets not committed: redelivered
+    asyncio.run(
+        ScoringPipeline(store, sink, MODEL, TOPICS).process(batch)
+    )  # offsets not committed: redelivered
     assert len(handoff_ids(sink)) == 1
     assert asyncio.run(store.load(["c4"]))["c4"].outbox == {}
     # and once acknowledged it is not published a third time

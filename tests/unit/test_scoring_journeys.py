@@ -28,7 +28,10 @@ def test_buyer_qualifies_once_with_context():
     assert handoff["fit"]["score"] >= MODEL.thresholds.fit
     assert handoff["engagement"]["score"] >= MODEL.thresholds.engagement
     assert {s["rule"] for s in handoff["engagement"]["signals"]} == {
-        "demo_request", "pricing_page_repeat", "bottom_funnel_content"}
+        "demo_request",
+        "pricing_page_repeat",
+        "bottom_funnel_content",
+    }
     assert handoff["model_version"] == MODEL.version
     assert handoff["top_pages"][0] == {"path": "/pricing", "visits": 2}
     assert handoff["follow_up_due_at"] > handoff["qualified_at"]
@@ -58,12 +61,18 @@ def test_same_events_spread_over_90_days_do_not_qualify():
 
 def test_staying_above_the_bar_hands_off_once_then_rearms_after_a_dip():
     history = buyer_journey("c8")
-    history += [trial("c8", "signup", at(2)), page("c8", "/case-studies/y", at(3))]  # still above the bar
+    history += [
+        trial("c8", "signup", at(2)),
+        page("c8", "/case-studies/y", at(3)),
+    ]  # still above the bar
     _, handoffs = run(history)
     assert len(handoffs) == 1
     # 120 days later engagement has decayed below the re-arm band; new intent qualifies again.
-    history += [page("c8", "/pricing", at(120)), page("c8", "/pricing", at(121)),
-                form("c8", "demo_request", at(122))]
+    history += [
+        page("c8", "/pricing", at(120)),
+        page("c8", "/pricing", at(121)),
+        form("c8", "demo_request", at(122)),
+    ]
     _, handoffs = run(history)
     assert [h["qualification_number"] for h in handoffs] == [1, 2]
     assert handoffs[1]["handoff_id"] == mql_handoff_id("c8", MODEL.version, 2)
@@ -71,7 +80,7 @@ def test_staying_above_the_bar_hands_off_once_then_rearms_after_a_dip():
 
 def test_duplicate_event_id_counts_once():
     journey = buyer_journey("c9")
-    state, _ = run(journey + [journey[1], journey[2]])
+    state, _ = run([*journey, journey[1], journey[2]])
     assert state.rules["pricing_page_repeat"].count == 2
 
 

@@ -50,7 +50,8 @@ def naive_engagement(history: list[dict], now: float) -> float:
     for rule in MODEL.engagement_rules:
         lam = rate(MODEL.families[rule.family].half_life_days * DAY)
         times = sorted(
-            parse(e).occurred_at.timestamp() for e in history
+            parse(e).occurred_at.timestamp()
+            for e in history
             if any(r.rule.name == rule.name for r in _matching(parse(e)))
         )
         raw = 0.0
@@ -124,7 +125,9 @@ def test_forward_decay_matches_direct_sum_even_across_rebases(contributions, hal
     now = max(w for _, w in contributions)
     direct = sum(p * math.exp(-lam * (now - w)) for p, w in contributions)
     magnitude = sum(abs(p) for p, _ in contributions)
-    assert math.isclose(value(landmark, scaled, now, lam), direct, rel_tol=1e-9, abs_tol=1e-9 * magnitude + 1e-12)
+    assert math.isclose(
+        value(landmark, scaled, now, lam), direct, rel_tol=1e-9, abs_tol=1e-9 * magnitude + 1e-12
+    )
 
 
 def test_half_life_halves():

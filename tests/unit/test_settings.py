@@ -33,7 +33,7 @@ def test_settings_file_is_read_and_environment_wins(tmp_path, monkeypatch):
 
 
 def test_missing_settings_file_says_which(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.env"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.env"):
         load_settings(tmp_path / "nope.env")
 
 

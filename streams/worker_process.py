@@ -1,4 +1,4 @@
-"""Running ``leadstream worker`` as a child process, the way an operator runs it."""
+"""Running ``leadstream worker`` as a child process: for the demo, the tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
 from config.settings import Settings, settings_to_env
@@ -24,13 +25,18 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90.0) -> WorkerProcess:
+        # Only the settings given here: a stray LEADSTREAM_* variable must not redirect the child.
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSTREAM_")}
         env.update(settings_to_env(self.settings))
         env.update(self.extra_env)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self._wait_stable(timeout_s)
         return self
 
@@ -44,7 +50,7 @@ class WorkerProcess:
                 raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 description = admin.describe_consumer_groups([group])[group].result(timeout=5)
-                if str(description.state).endswith("STABLE") and description.members:
+                if description.state == ConsumerGroupState.STABLE and description.members:
                     assigned = sum(len(m.assignment.topic_partitions) for m in description.members)
                     if assigned:
                         return
@@ -52,6 +58,9 @@ class WorkerProcess:
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"worker did not join group {group} in {timeout_s}s:\n{self.log_tail()}")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

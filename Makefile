@@ -1,0 +1,16 @@
+.PHONY: lint test demo bench schemas
+PY := .venv/bin/python
+
+lint:            ## ruff (lint + format check) and mypy --strict
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test:            ## the README's test command
+	scripts/run-tests
+
+demo:            ## the README's run command
+	scripts/run-demo
+
+schemas:         ## regenerate schemas/json from the pydantic models
+	$(PY) -m schemas.export

@@ -1,0 +1,89 @@
+"""Worker throughput and Redis bytes per contact on the local stack.
+
+    .venv/bin/python -m bench.worker_throughput --contacts 20000 --partitions 4
+
+Pre-loads generated journeys into fresh topics, starts one `leadstream worker`, and times it from
+its first assignment until its group has committed every record. Then samples MEMORY USAGE of
+contact hashes in Redis. Prints one line per figure and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from config.settings import Settings, Topics
+from streams.generator import JourneyGenerator, default_start, record_key, to_records
+from streams.kafka_io import consumer_lag, make_producer, produce_all
+from streams.state.keys import contact_key
+from streams.topics import ensure_topics
+from streams.worker_process import WorkerProcess
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        topics=Topics(**{name: f"bench{run}.{name}" for name in Topics.model_fields}),
+        topic_partitions=args.partitions,
+        consumer_group=f"bench{run}",
+        redis_key_prefix=f"bench{run}",
+    )
+    ensure_topics(settings)
+    events = JourneyGenerator(args.seed, args.contacts, start=default_start()).events()
+    print(
+        f"producing {len(events)} events for {args.contacts} contacts to {args.partitions} partitions",
+        file=sys.stderr,
+    )
+    produce_all(
+        make_producer(settings),
+        to_records(events, settings.topics),
+        progress=lambda n: print(f"  produced {n}", file=sys.stderr),
+    )
+
+    worker = WorkerProcess(settings, Path(".leadstream") / f"bench-{run}-worker.log")
+    worker.start(timeout_s=120)
+    started = time.monotonic()
+    try:
+        while (lag := consumer_lag(settings, settings.topics.inputs())) > 0:
+            print(f"  lag {lag}", file=sys.stderr)
+            time.sleep(1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.stop()
+
+    client = redis.Redis.from_url(settings.redis_url)
+    contacts = sorted({record_key(e) for e in events})
+    sample = contacts[:: max(1, len(contacts) // 500)]
+    sizes = [client.memory_usage(contact_key(settings.redis_key_prefix, c), samples=0) or 0 for c in sample]
+    result = {
+        "events": len(events),
+        "contacts": len(contacts),
+        "partitions": args.partitions,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(len(events) / elapsed),
+        "redis_bytes_per_contact": round(sum(sizes) / len(sizes)),
+    }
+    print(f"worker: {result['events_per_s']} events/s ({len(events)} events in {elapsed:.1f}s, one worker)")
+    print(
+        f"redis: {result['redis_bytes_per_contact']} bytes per contact (MEMORY USAGE, {len(sample)} sampled)"
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

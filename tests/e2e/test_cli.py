@@ -1,0 +1,72 @@
+"""The `leadstream` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from config.settings import settings_to_env
+
+pytestmark = pytest.mark.e2e
+
+
+def leadstream(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def test_generate_is_deterministic_and_replay_summarises(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    start = "2026-06-01T00:00:00+00:00"
+    leadstream("generate", "--seed", "5", "--contacts", "200", "--start", start, "--out", str(a))
+    leadstream("generate", "--seed", "5", "--contacts", "200", "--start", start, "--out", str(b))
+    assert a.read_bytes() == b.read_bytes()
+    out = leadstream("replay", str(a)).stdout
+    assert out.splitlines()[-1].startswith("summary: ")
+    assert "MQL handoffs" in out and "contacts" in out
+    assert any(line.startswith("MQL ") for line in out.splitlines())
+
+
+def test_replay_dead_letters_bad_lines_and_goes_on(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    leadstream("generate", "--seed", "6", "--contacts", "50", "--out", str(path))
+    lines = path.read_text().splitlines()
+    lines.insert(3, "{broken")
+    path.write_text("\n".join(lines) + "\n")
+    out = leadstream("replay", "--quiet", str(path)).stdout
+    assert "1 dead letters" in out
+    assert f"summary: {len(lines)} events" in out
+
+
+def test_missing_replay_file_and_bad_model_say_what_is_wrong(tmp_path):
+    missing = leadstream("replay", str(tmp_path / "nope.jsonl"), check=False)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    bad = tmp_path / "model.yaml"
+    bad.write_text("version: x\nthresholds: {fit: 1}\n")
+    result = leadstream("--model", str(bad), "validate", check=False)
+    assert result.returncode == 2
+    assert f"{bad}:2:" in result.stderr
+
+
+@pytest.mark.integration
+def test_demo_then_explain(settings):
+    env = settings_to_env(settings)
+    demo = leadstream("demo", "--contacts", "80", "--seed", "21", env=env)
+    assert "summary:" in demo.stdout
+    mql_lines = [line for line in demo.stdout.splitlines() if line.strip().startswith("MQL ")]
+    assert mql_lines, demo.stdout
+    contact = mql_lines[0].split()[1]
+    explained = leadstream("explain", contact, env=env).stdout
+    assert f"contact {contact}" in explained
+    assert "fit " in explained and "engagement " in explained and "MQL handoffs so far: 1" in explained
