@@ -143,6 +143,8 @@ class DomainList(_Frozen):
     domains: list[str] = Field(min_length=1)
     points: float = Field(default=0, ge=-1000, le=1000)
     disqualify: bool = False
+    # False for personal and student mail: such an email domain never identifies a company account.
+    account: bool = True
 
     @field_validator("domains")
     @classmethod
@@ -205,6 +207,79 @@ class EventPolicy(_Frozen):
     max_age_days: float = Field(default=730, gt=0)
 
 
+ACCOUNT_ATTRIBUTES = ("industry", "employees", "annual_revenue", "region", "country", "company_stage")
+
+
+class RoleRule(_Frozen):
+    """A buying-group role, derived from a contact's seniority, department and job title.
+
+    Every condition given must hold; the first matching rule wins.
+    """
+
+    role: Name
+    seniority: list[str] | None = None
+    department: list[str] | None = None  # glob patterns, case-insensitive
+    title: str | None = None  # regular expression, case-insensitive
+
+    @field_validator("title")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class Segment(_Frozen):
+    """Which accounts a buying-group rule applies to, by firmographics; empty matches all."""
+
+    industry: list[str] | None = None
+    employees: tuple[float, float] | None = None
+    region: list[str] | None = None
+
+
+class BuyingGroupRule(_Frozen):
+    """When an account qualifies: enough engaged contacts covering enough roles within a window,
+    or account engagement above a bar; and in both cases account fit above a bar."""
+
+    name: Name
+    segment: Segment = Field(default_factory=Segment)
+    min_engaged_contacts: int = Field(ge=1, le=100)
+    contact_engagement_at_least: float = Field(gt=0)
+    roles: list[Name] = Field(min_length=1)
+    min_roles: int = Field(ge=0)
+    within_days: float = Field(gt=0, le=365)
+    account_engagement_at_least: float | None = Field(default=None, gt=0)
+    account_fit_at_least: float = 0
+    rearm: Rearm
+
+    @model_validator(mode="after")
+    def _roles_reachable(self) -> BuyingGroupRule:
+        if self.min_roles > len(self.roles):
+            raise ValueError(f"min_roles {self.min_roles} is more than the {len(self.roles)} roles listed")
+        return self
+
+
+class AccountModel(_Frozen):
+    roles: list[RoleRule] = Field(min_length=1)
+    buying_groups: list[BuyingGroupRule] = Field(min_length=1)
+    # An account tracks at most this many contacts (the least recently active are dropped).
+    max_members: int = Field(default=50, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _known_roles(self) -> AccountModel:
+        defined = {r.role for r in self.roles}
+        for group in self.buying_groups:
+            unknown = set(group.roles) - defined
+            if unknown:
+                raise ValueError(
+                    f"buying group {group.name!r} counts roles no role rule defines: {sorted(unknown)}"
+                )
+        return self
+
+
 class ScoringModel(_Frozen):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     thresholds: Thresholds
@@ -216,6 +291,7 @@ class ScoringModel(_Frozen):
     fit_rules: list[FitRule] = Field(default_factory=list)
     domain_lists: dict[Name, DomainList] = Field(default_factory=dict)
     seniority_from_title: list[SeniorityPattern] = Field(default_factory=list)
+    accounts: AccountModel | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoringModel:

@@ -28,12 +28,14 @@ class Topics(BaseModel):
     trials: str = "leadstream.trials"
     webinars: str = "leadstream.webinars"
     identify: str = "leadstream.identify"
+    # Firmographics, compacted, keyed by account id.
+    accounts: str = "leadstream.accounts"
     handoffs: str = "leadstream.handoffs"
     dead_letters: str = "leadstream.dead_letters"
 
     def inputs(self) -> tuple[str, ...]:
         """The topics the scoring worker consumes."""
-        return (self.page_views, self.forms, self.trials, self.webinars, self.identify)
+        return (self.page_views, self.forms, self.trials, self.webinars, self.identify, self.accounts)
 
 
 class Settings(BaseSettings):

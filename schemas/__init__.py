@@ -11,10 +11,11 @@ from schemas.events import (
     TrialEvent,
     WebinarEvent,
 )
-from schemas.handoff import MqlHandoff
+from schemas.handoff import BuyingGroupHandoff, MqlHandoff
 
 __all__ = [
     "AccountFirmographics",
+    "BuyingGroupHandoff",
     "DeadLetterHeaders",
     "Event",
     "FormSubmission",

@@ -117,6 +117,8 @@ class Identify(_Envelope):
 
     type: Literal["identify"]
     traits: ContactTraits
+    # Other contact ids known to be this same person (e.g. a CRM merge): their scores merge in.
+    previous_ids: list[Id] = Field(default_factory=list, max_length=20)
 
 
 class AccountFirmographics(_Strict):

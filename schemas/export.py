@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import AccountFirmographics, Event
-from schemas.handoff import MqlHandoff
+from schemas.handoff import BuyingGroupHandoff, MqlHandoff
 
 OUT = Path(__file__).resolve().parent / "json"
 
@@ -24,6 +24,7 @@ def documents() -> dict[str, dict[str, Any]]:
     models: dict[str, type[BaseModel]] = {
         "account.schema.json": AccountFirmographics,
         "mql_handoff.schema.json": MqlHandoff,
+        "buying_group_handoff.schema.json": BuyingGroupHandoff,
         "dead_letter_headers.schema.json": DeadLetterHeaders,
     }
     docs = {name: model.model_json_schema(by_alias=True) for name, model in models.items()}

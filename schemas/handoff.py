@@ -6,7 +6,7 @@ so consumers drop duplicates by it: delivery is at-least-once.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
@@ -84,4 +84,62 @@ class MqlHandoff(_Frozen):
     recent_signals: list[RecentSignal]
     top_pages: list[PageVisits]
     first_touch: FirstTouch | None
+    follow_up_due_at: AwareDatetime
+
+
+class MemberSignal(_Frozen):
+    rule: str
+    where: str
+    at: AwareDatetime
+
+
+class BuyingGroupMember(_Frozen):
+    contact_id: str
+    email: str | None
+    title: str | None
+    role: str | None
+    engagement: float
+    engaged: bool
+    last_active_at: AwareDatetime
+    top_signals: list[MemberSignal]
+
+
+class AccountSignal(MemberSignal):
+    contact_id: str
+
+
+class AccountFit(_Frozen):
+    score: float
+    threshold: float
+    rules: list[FitContribution]
+
+
+class AccountEngagement(_Frozen):
+    score: float
+    threshold: float | None
+
+
+class BuyingGroupHandoff(_Frozen):
+    """An account qualified: enough engaged people covering enough roles, or enough engagement.
+
+    Keyed by the account's domain. ``roles_missing`` says whom sales should reach next.
+    """
+
+    kind: Literal["buying_group"] = "buying_group"
+    handoff_id: str
+    account_id: str
+    domain: str
+    qualified_at: AwareDatetime
+    qualification_number: int
+    model_version: str
+    rule: str
+    reason: Literal["buying_group", "account_engagement"]
+    firmographics: dict[str, Any]
+    fit: AccountFit
+    engagement: AccountEngagement
+    engaged_contacts: int
+    members: list[BuyingGroupMember]
+    roles_covered: list[str]
+    roles_missing: list[str]
+    top_signals: list[AccountSignal]
     follow_up_due_at: AwareDatetime

@@ -15,7 +15,7 @@ from streams.pipeline import ScoringPipeline
 from streams.processors.faust_app import attach_batch_agent, make_app
 from streams.retry import RetryingProcessor
 from streams.sinks import FaustProducerSink, MemorySink
-from streams.state import MemoryContactStore, RedisContactStore
+from streams.state import MemoryStateStore, RedisStateStore
 
 logger = logging.getLogger(__name__)
 DAY_S = 86_400
@@ -27,10 +27,8 @@ def redis_client(settings: Settings) -> Any:
     return aioredis.from_url(settings.redis_url, password=password, decode_responses=False)
 
 
-def redis_store(settings: Settings) -> RedisContactStore:
-    return RedisContactStore(
-        redis_client(settings), settings.redis_key_prefix, settings.state_ttl_days * DAY_S
-    )
+def redis_store(settings: Settings) -> RedisStateStore:
+    return RedisStateStore(redis_client(settings), settings.state_ttl_days * DAY_S)
 
 
 def scoring_model(settings: Settings) -> ScoringModel:
@@ -41,7 +39,9 @@ def build_worker(settings: Settings) -> faust.App:
     """Wire the scoring worker: faust app, Redis store, Kafka sink, scoring pipeline."""
     model = scoring_model(settings)
     app = make_app(settings)
-    pipeline = ScoringPipeline(redis_store(settings), FaustProducerSink(app), model, settings.topics)
+    pipeline = ScoringPipeline(
+        redis_store(settings), FaustProducerSink(app), model, settings.topics, settings.redis_key_prefix
+    )
     attach_batch_agent(app, settings, RetryingProcessor(pipeline))
     logger.info("scoring model %s loaded", model.version)
     return app
@@ -49,7 +49,7 @@ def build_worker(settings: Settings) -> faust.App:
 
 def build_embedded(
     settings: Settings, model: ScoringModel
-) -> tuple[ScoringPipeline, MemorySink, MemoryContactStore]:
+) -> tuple[ScoringPipeline, MemorySink, MemoryStateStore]:
     """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``)."""
-    store, sink = MemoryContactStore(), MemorySink()
-    return ScoringPipeline(store, sink, model, settings.topics), sink, store
+    store, sink = MemoryStateStore(), MemorySink()
+    return ScoringPipeline(store, sink, model, settings.topics, settings.redis_key_prefix), sink, store

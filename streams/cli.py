@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--quiet", action="store_true", help="print only the summary")
     replay.add_argument("--handoffs-out", type=Path, help="also write the handoff records as JSON lines")
     explain = sub.add_parser("explain", help="a contact's live score breakdown from Redis")
-    explain.add_argument("contact")
+    explain.add_argument("contact", help="contact id, or with --account an account domain")
+    explain.add_argument("--account", action="store_true", help="explain an account's buying group")
     explain.add_argument("--at", type=datetime.fromisoformat, help="evaluate at this time (default: now)")
     demo = sub.add_parser("demo", help="run a worker, stream generated journeys through it, print handoffs")
     demo.add_argument("--contacts", type=int, default=400)
@@ -112,9 +113,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_replay(args.file, settings, load_model(settings.model_path), args.quiet, args.handoffs_out)
     if command == "explain":
-        from streams.explain import explain
+        from streams.explain import explain, explain_account
 
-        return explain(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout)
+        show = explain_account if args.account else explain
+        return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout)
     if command == "demo":
         from streams.demo import run_demo
 

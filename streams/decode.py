@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from config.model import EventPolicy
-from schemas.events import Event
+from schemas.events import AccountFirmographics, Event
 from streams.errors import InvalidEvent
 from streams.records import SourceRecord
 
@@ -67,3 +67,36 @@ def contact_key_of(event: Any) -> str:
     if event.email:
         return f"email:{event.email}"
     return f"anon:{event.anonymous_id}"
+
+
+_ACCOUNT: TypeAdapter[AccountFirmographics] = TypeAdapter(AccountFirmographics)
+
+
+def decode_firmographics(record: SourceRecord, policy: EventPolicy) -> AccountFirmographics | None:
+    """An accounts-topic record; ``None`` for a tombstone (the compacted topic deleting an account)."""
+    value = record.value
+    if value is None:
+        return None
+    if len(value) > policy.max_event_bytes:
+        raise InvalidEvent("size", f"record is {len(value)} bytes; the limit is {policy.max_event_bytes}")
+    try:
+        return _ACCOUNT.validate_json(value)
+    except ValidationError as exc:
+        raise InvalidEvent(_reason(exc), _describe(exc)) from exc
+
+
+def identity_links(event: Any) -> list[str]:
+    """Other profile ids an identity-bearing event says belong to its contact.
+
+    Only identify and form events link: they are where a visitor becomes known. Page views that
+    carry both ids are routed by the contact id and link nothing, which keeps the hot path lean.
+    """
+    if not event.contact_id or event.type not in ("identify", "form_submission"):
+        return []
+    links = []
+    if event.anonymous_id:
+        links.append(f"anon:{event.anonymous_id}")
+    if event.email:
+        links.append(f"email:{event.email}")
+    links.extend(getattr(event, "previous_ids", ()))
+    return [link for link in links if link != event.contact_id]

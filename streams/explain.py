@@ -10,33 +10,78 @@ from config.model import ScoringModel
 from config.settings import Settings
 from streams.bootstrap import redis_store
 from streams.scoring import ContactState, compile_model
+from streams.scoring.accounts import view_account
 from streams.scoring.engagement import engagement
 from streams.scoring.fit import evaluate_fit, seniority
-from streams.state.port import StoredContact
+from streams.state.keys import account_key, contact_key
+from streams.state.port import StoredRecord, decode_account, decode_state
 
 
-async def _load(settings: Settings, contact_id: str) -> StoredContact:
-    return await redis_store(settings).get(contact_id)
+async def _load(settings: Settings, key: str) -> tuple[str, StoredRecord]:
+    """Load a record, following aliases (a stitched profile points at its contact)."""
+    store = redis_store(settings)
+    stored = (await store.load([key]))[key]
+    for _hop in range(4):
+        if stored.alias is None:
+            break
+        key = contact_key(settings.redis_key_prefix, stored.alias)
+        stored = (await store.load([key]))[key]
+    return key, stored
 
 
 def explain(
     settings: Settings, model: ScoringModel, contact_id: str, at: datetime | None, out: IO[str]
 ) -> int:
-    stored = asyncio.run(_load(settings, contact_id))
-    if stored.state is None:
+    key, stored = asyncio.run(_load(settings, contact_key(settings.redis_key_prefix, contact_id)))
+    if stored.value is None:
         print(
             f"no state for contact {contact_id!r} under key prefix {settings.redis_key_prefix!r} "
             "(unknown, expired, or keyed as email:<address> / anon:<id>)",
             file=out,
         )
         return 1
-    print(describe(stored.state, model, (at or datetime.now(UTC)).timestamp(), stored), file=out)
+    if not key.endswith(f"{{c:{contact_id}}}"):
+        print(f"{contact_id} was stitched into {key}; showing that contact\n", file=out)
+    print(
+        describe(decode_state(stored.value), model, (at or datetime.now(UTC)).timestamp(), stored), file=out
+    )
     return 0
 
 
-def describe(
-    state: ContactState, model: ScoringModel, now: float, stored: StoredContact | None = None
-) -> str:
+def explain_account(
+    settings: Settings, model: ScoringModel, domain: str, at: datetime | None, out: IO[str]
+) -> int:
+    _, stored = asyncio.run(_load(settings, account_key(settings.redis_key_prefix, domain)))
+    if stored.value is None or model.accounts is None:
+        print(
+            f"no state for account {domain!r} (unknown, expired, or accounts are off in the model)", file=out
+        )
+        return 1
+    account = decode_account(stored.value)
+    now = (at or datetime.now(UTC)).timestamp()
+    view = view_account(compile_model(model), account, now)
+    rule = view.rule
+    lines = [
+        f"account {account.domain}  id {account.account_id or '-'}  firmographics {account.firmographics or '-'}",
+        f"buying-group rule {rule.name!r}; scores at {datetime.fromtimestamp(now, tz=UTC).isoformat(timespec='seconds')}",
+        f"fit {view.fit:.1f} / bar {rule.account_fit_at_least:g}   "
+        f"engagement {view.engagement:.1f} / bar {rule.account_engagement_at_least or '-'}",
+        f"engaged contacts {sum(m.engaged for m in view.members)} / need {rule.min_engaged_contacts}   "
+        f"roles {', '.join(view.roles_covered) or '-'} ({len(view.roles_covered)} / need {rule.min_roles})",
+        f"qualifies now: {'yes (' + str(view.reason) + ')' if view.qualifies else 'no'}; "
+        f"buying-group handoffs so far: {account.qualified_count}",
+        "",
+    ]
+    for member in view.members:
+        flag = "engaged" if member.engaged else "       "
+        lines.append(
+            f"  {flag}  {member.engagement:7.1f}  {member.snapshot.contact_id:<20} {member.snapshot.role or '-'}"
+        )
+    print("\n".join(lines), file=out)
+    return 0
+
+
+def describe(state: ContactState, model: ScoringModel, now: float, stored: StoredRecord | None = None) -> str:
     compiled = compile_model(model)
     thresholds = model.thresholds
     fit = evaluate_fit(compiled, state)
@@ -77,8 +122,11 @@ def describe(
             f"  re-armed: {'yes' if armed else 'no'} (needs engagement below "
             f"{thresholds.rearm.engagement_below:g} and {thresholds.rearm.cooldown_days:g} d after the last)"
         )
-    if stored is not None and stored.outbox:
-        lines.append(f"  handoffs decided, not yet confirmed published: {', '.join(stored.outbox)}")
+    pending = [entry for entry in (stored.outbox if stored else {}) if entry.startswith("h:")]
+    if pending:
+        lines.append(f"  handoffs decided, not yet confirmed published: {', '.join(pending)}")
+    if state.linked:
+        lines.append(f"  stitched profiles: {', '.join(state.linked)}")
     return "\n".join(lines)
 
 

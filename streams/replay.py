@@ -44,10 +44,10 @@ async def replay_records(
     if batch:
         await pipeline.process(batch)
     counters = pipeline.counters
-    contacts = len(store.contact_ids())
-    mql_contacts = len(
-        {json.loads(r.value or b"{}")["contact_id"] for r in sink.on_topic(settings.topics.handoffs)}
-    )
+    records = await store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))
+    contacts = sum(1 for r in records.values() if r.value is not None and r.alias is None)
+    handoffs = [json.loads(r.value or b"{}") for r in sink.on_topic(settings.topics.handoffs)]
+    mql_contacts = len({h["contact_id"] for h in handoffs if h["kind"] == "mql"})
     return {
         "events": counters.records,
         "applied": counters.applied,
@@ -55,10 +55,12 @@ async def replay_records(
         "dead_letters": counters.dead_letters,
         "contacts": contacts,
         "handoffs": counters.handoffs,
+        "account_handoffs": counters.account_handoffs,
+        "links": counters.links,
         "mql_contacts": mql_contacts,
         "mql_rate": round(mql_contacts / contacts, 4) if contacts else 0.0,
         "top_rules": sorted(counters.rules.items(), key=lambda kv: -kv[1])[:5],
-        "handoff_records": [json.loads(r.value or b"{}") for r in sink.on_topic(settings.topics.handoffs)],
+        "handoff_records": handoffs,
         "dead_letter_records": sink.on_topic(settings.topics.dead_letters),
     }
 
@@ -89,6 +91,13 @@ def run_replay(
 
 
 def format_handoff(h: dict[str, Any]) -> str:
+    if h["kind"] == "buying_group":
+        people = ", ".join(f"{m['contact_id']} ({m['role'] or '?'})" for m in h["members"] if m["engaged"])
+        missing = ", ".join(h["roles_missing"]) or "none"
+        return (
+            f"ACCOUNT {h['domain']:<24} {h['qualified_at'][:16]}  {h['reason']}: {h['engaged_contacts']} engaged"
+            f" [{people}]  roles missing: {missing}  id {h['handoff_id'][:8]}"
+        )
     top = ", ".join(f"{s['rule']} {s['value']:.0f}" for s in h["engagement"]["signals"][:3])
     return (
         f"MQL  {h['contact_id']:<16} {h['qualified_at'][:16]}  fit {h['fit']['score']:.0f}"
@@ -100,6 +109,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     rules = ", ".join(f"{name} x{count}" for name, count in summary["top_rules"])
     return (
         f"summary: {summary['events']} events, {summary['dead_letters']} dead letters, "
-        f"{summary['duplicates']} duplicates skipped, {summary['contacts']} contacts, "
-        f"{summary['handoffs']} MQL handoffs ({summary['mql_rate']:.1%} of contacts); top rules: {rules}"
+        f"{summary['duplicates']} duplicates skipped, {summary['contacts']} contacts "
+        f"({summary['links']} profiles stitched), {summary['handoffs']} MQL handoffs "
+        f"({summary['mql_rate']:.1%} of contacts), {summary['account_handoffs']} buying-group handoffs; "
+        f"top rules: {rules}"
     )

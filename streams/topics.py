@@ -41,7 +41,13 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     topics = settings.topics
     wanted = [*topics.inputs(), topics.handoffs, topics.dead_letters]
     missing = [
-        NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+        NewTopic(
+            name,
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+            # The accounts topic holds the latest firmographics per account: compacted.
+            config={"cleanup.policy": "compact"} if name == topics.accounts else {},
+        )
         for name in dict.fromkeys(wanted)
         if name not in existing
     ]

@@ -56,9 +56,40 @@ def _frequency_value(compiled_rule: CompiledRule, times: list[float], now: float
 
 def engagement(compiled: CompiledModel, state: ContactState, now: float) -> tuple[float, dict[str, float]]:
     """Total engagement at ``now`` and each rule's part of it."""
+    return rules_engagement(compiled, state.rules, now)
+
+
+def rules_engagement(
+    compiled: CompiledModel, rules: dict[str, RuleState], now: float
+) -> tuple[float, dict[str, float]]:
     parts = {
         name: rule_value(compiled.rules_by_name[name], rule_state, now)
-        for name, rule_state in state.rules.items()
+        for name, rule_state in rules.items()
         if name in compiled.rules_by_name  # a rule removed from the model no longer counts
     }
     return sum(parts.values()), parts
+
+
+def merge_rules(target: dict[str, RuleState], source: dict[str, RuleState], compiled: CompiledModel) -> None:
+    """Add ``source``'s matches into ``target`` exactly, keeping their original event times.
+
+    Forward-decayed sums add once scaled to a common landmark; frequency rules merge their times.
+    """
+    for name, theirs in source.items():
+        ours = target.get(name)
+        if ours is None:
+            target[name] = RuleState(
+                theirs.landmark, theirs.scaled, theirs.count, theirs.last_at, list(theirs.times)
+            )
+            continue
+        compiled_rule = compiled.rules_by_name.get(name)
+        if theirs.times or ours.times:
+            ours.times = sorted(ours.times + theirs.times)[-FREQUENCY_HISTORY:]
+        elif compiled_rule is not None:
+            landmark = max(ours.landmark, theirs.landmark)
+            ours.scaled = decay.value(ours.landmark, ours.scaled, landmark, compiled_rule.lam) + decay.value(
+                theirs.landmark, theirs.scaled, landmark, compiled_rule.lam
+            )
+            ours.landmark = landmark
+        ours.count += theirs.count
+        ours.last_at = max(ours.last_at, theirs.last_at)

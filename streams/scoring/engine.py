@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from config.model import ScoringModel
 from schemas.events import FormSubmission, Identify, PageView
+from streams.scoring.accounts import account_of
 from streams.scoring.engagement import add_match, engagement
 from streams.scoring.fit import coerce_trait, evaluate_fit
 from streams.scoring.handoff import build_mql_handoff
@@ -48,6 +50,7 @@ class Decision:
     engagement: float = 0.0
     fit: float = 0.0
     handoff: dict[str, Any] | None = None  # an MqlHandoff, JSON-ready
+    disqualified: bool = False
 
 
 def epoch(moment: datetime) -> float:
@@ -59,13 +62,28 @@ def mql_handoff_id(contact_id: str, model_version: str, qualification_number: in
     return str(uuid.uuid5(HANDOFF_NAMESPACE, f"mql|{contact_id}|{model_version}|{qualification_number}"))
 
 
-def score(state: ContactState, event: Any, model: ScoringModel | CompiledModel, now: float) -> Decision:
+def score(
+    state: ContactState,
+    event: Any,
+    model: ScoringModel | CompiledModel,
+    now: float,
+    firmographics: Mapping[str, dict[str, Any]] | None = None,
+) -> Decision:
     """Apply ``event`` to a copy of ``state``; the input state is left untouched."""
-    return apply(copy.deepcopy(state), event, model, now)
+    return apply(copy.deepcopy(state), event, model, now, firmographics)
 
 
-def apply(state: ContactState, event: Any, model: ScoringModel | CompiledModel, now: float) -> Decision:
-    """Like :func:`score`, but mutates ``state`` in place (callers that own a fresh copy)."""
+def apply(
+    state: ContactState,
+    event: Any,
+    model: ScoringModel | CompiledModel,
+    now: float,
+    firmographics: Mapping[str, dict[str, Any]] | None = None,
+) -> Decision:
+    """Like :func:`score`, but mutates ``state`` in place (callers that own a fresh copy).
+
+    ``firmographics`` maps account domains to what the accounts topic said about them.
+    """
     compiled = model if isinstance(model, CompiledModel) else compile_model(model)
     if event.event_id in state.seen_ids:
         return Decision(state, duplicate=True)
@@ -87,7 +105,8 @@ def apply(state: ContactState, event: Any, model: ScoringModel | CompiledModel, 
     state.clock = max(state.clock, at)
 
     after, parts = engagement(compiled, state, now)
-    fit = evaluate_fit(compiled, state)
+    account = firmographics.get(account_of(compiled, state) or "") if firmographics else None
+    fit = evaluate_fit(compiled, state, account)
     if state.mql_count and min(before, after) < thresholds.rearm.engagement_below:
         state.dipped_since_mql = True
     armed = state.mql_count == 0 or (
@@ -118,6 +137,7 @@ def apply(state: ContactState, event: Any, model: ScoringModel | CompiledModel, 
         engagement=after,
         fit=fit.score,
         handoff=handoff,
+        disqualified=fit.disqualified_by is not None,
     )
 
 

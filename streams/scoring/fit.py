@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from streams.scoring.signals import CompiledModel
 from streams.scoring.state import ContactState
@@ -41,8 +42,12 @@ def email_domain(state: ContactState) -> str | None:
     return state.email.rsplit("@", 1)[1] if state.email else None
 
 
-def evaluate_fit(compiled: CompiledModel, state: ContactState) -> Fit:
-    traits = state.traits
+def evaluate_fit(
+    compiled: CompiledModel, state: ContactState, firmographics: dict[str, Any] | None = None
+) -> Fit:
+    """Fit from the contact's traits; the account's firmographics, when known, are authoritative
+    for company attributes (industry, size, region...)."""
+    traits: dict[str, Any] = {**state.traits, **firmographics} if firmographics else state.traits
     breakdown: list[tuple[str, float]] = []
     for rule in compiled.fit_rules:
         if rule.attribute == "seniority":

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.handoff import MqlHandoff
+from streams.scoring.accounts import account_of
 from streams.scoring.fit import Fit
 from streams.scoring.signals import CompiledModel
 from streams.scoring.state import ContactState
@@ -46,7 +47,7 @@ def build_mql_handoff(
     handoff = MqlHandoff(
         handoff_id=handoff_id,
         contact_id=state.contact_id,
-        account_id=state.company_domain,
+        account_id=account_of(compiled, state),
         email=state.email,
         qualified_at=_dt(now),
         qualification_number=state.mql_count,

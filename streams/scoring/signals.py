@@ -66,6 +66,7 @@ class CompiledDomainList:
     pattern: re.Pattern[str]
     points: float
     disqualify: bool
+    account: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class CompiledModel:
     seniority: tuple[tuple[re.Pattern[str], str], ...]
     fit_rules: tuple[CompiledFitRule, ...]
     domain_lists: tuple[CompiledDomainList, ...]
+    role_titles: dict[str, re.Pattern[str]]
 
 
 def glob_regex(globs: tuple[str, ...] | list[str]) -> re.Pattern[str]:
@@ -134,9 +136,14 @@ def _compile(model: ScoringModel) -> CompiledModel:
             for r in model.fit_rules
         ),
         domain_lists=tuple(
-            CompiledDomainList(name, glob_regex(d.domains), d.points, d.disqualify)
+            CompiledDomainList(name, glob_regex(d.domains), d.points, d.disqualify, d.account)
             for name, d in model.domain_lists.items()
         ),
+        role_titles={
+            r.role: re.compile(r.title, re.IGNORECASE)
+            for r in (model.accounts.roles if model.accounts else [])
+            if r.title is not None
+        },
     )
 
 

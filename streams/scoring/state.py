@@ -45,6 +45,9 @@ class ContactState:
     mql_count: int = 0
     last_mql_at: float | None = None
     dipped_since_mql: bool = False
+    # Profiles (anon:<id>, email:<address>, older contact ids) linked to this contact; their
+    # contributions were merged in once, with their original event times.
+    linked: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class ContactState:
             "o": self.applied,
             "k": self.clock,
             "m": [self.mql_count, self.last_mql_at, self.dipped_since_mql],
+            "l": self.linked,
         }
 
     @classmethod
@@ -76,10 +80,7 @@ class ContactState:
             email=raw["e"],
             company_domain=raw["d"],
             traits=raw["t"],
-            rules={
-                name: RuleState(v[0], v[1], v[2], v[3], v[4] if len(v) > 4 else [])
-                for name, v in raw["r"].items()
-            },
+            rules={name: rule_from_list(v) for name, v in raw["r"].items()},
             nurture=raw["n"],
             recent=[(s[0], s[1], s[2], s[3], s[4]) for s in raw["rs"]],
             pages=raw["p"],
@@ -90,4 +91,101 @@ class ContactState:
             mql_count=mql_count,
             last_mql_at=last_mql_at,
             dipped_since_mql=dipped,
+            linked=raw.get("l", []),
+        )
+
+
+def rule_to_list(r: RuleState) -> list[Any]:
+    if r.times:
+        return [r.landmark, r.scaled, r.count, r.last_at, r.times]
+    return [r.landmark, r.scaled, r.count, r.last_at]
+
+
+def rule_from_list(v: list[Any]) -> RuleState:
+    return RuleState(v[0], v[1], v[2], v[3], list(v[4]) if len(v) > 4 else [])
+
+
+@dataclass(slots=True)
+class MemberSnapshot:
+    """What an account knows of one contact: a copy of its engagement ingredients and its role.
+
+    ``version`` is the contact's commit version: an account applies a snapshot only if it is newer
+    than the one it holds, which makes account updates idempotent and order-free.
+    """
+
+    contact_id: str
+    version: int
+    role: str | None = None
+    title: str | None = None
+    email: str | None = None
+    rules: dict[str, RuleState] = field(default_factory=dict)
+    last_at: float = 0.0
+    # (at, rule, where), newest first
+    top: list[tuple[float, str, str]] = field(default_factory=list)
+    removed: bool = False  # the contact left the account (merged into another, or disqualified)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "c": self.contact_id,
+            "v": self.version,
+            "ro": self.role,
+            "ti": self.title,
+            "e": self.email,
+            "r": {n: rule_to_list(r) for n, r in self.rules.items()},
+            "k": self.last_at,
+            "t": [list(x) for x in self.top],
+            "x": self.removed,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> MemberSnapshot:
+        return cls(
+            contact_id=raw["c"],
+            version=raw["v"],
+            role=raw["ro"],
+            title=raw["ti"],
+            email=raw["e"],
+            rules={n: rule_from_list(v) for n, v in raw["r"].items()},
+            last_at=raw["k"],
+            top=[(t[0], t[1], t[2]) for t in raw["t"]],
+            removed=raw["x"],
+        )
+
+
+@dataclass(slots=True)
+class AccountState:
+    domain: str
+    account_id: str | None = None
+    firmographics: dict[str, Any] = field(default_factory=dict)
+    firmographics_at: float = 0.0
+    members: dict[str, MemberSnapshot] = field(default_factory=dict)
+    clock: float = 0.0
+    qualified_count: int = 0
+    last_qualified_at: float | None = None
+    dipped_since_qualified: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "d": self.domain,
+            "id": self.account_id,
+            "f": self.firmographics,
+            "fa": self.firmographics_at,
+            "m": {c: m.to_dict() for c, m in self.members.items()},
+            "k": self.clock,
+            "q": [self.qualified_count, self.last_qualified_at, self.dipped_since_qualified],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AccountState:
+        count, last, dipped = raw["q"]
+        return cls(
+            domain=raw["d"],
+            account_id=raw["id"],
+            firmographics=raw["f"],
+            firmographics_at=raw["fa"],
+            members={c: MemberSnapshot.from_dict(m) for c, m in raw["m"].items()},
+            clock=raw["k"],
+            qualified_count=count,
+            last_qualified_at=last,
+            dipped_since_qualified=dipped,
         )

@@ -1,13 +1,7 @@
-"""Score state: one port (ContactStore) and two adapters shipped in the package."""
+"""Score state: one port (StateStore) and two adapters shipped in the package."""
 
-from streams.state.memory import MemoryContactStore
-from streams.state.port import ContactStore, ContactWrite, StoredContact
-from streams.state.redis_store import RedisContactStore
+from streams.state.memory import MemoryStateStore
+from streams.state.port import RecordWrite, StateStore, StoredRecord
+from streams.state.redis_store import RedisStateStore
 
-__all__ = [
-    "ContactStore",
-    "ContactWrite",
-    "MemoryContactStore",
-    "RedisContactStore",
-    "StoredContact",
-]
+__all__ = ["MemoryStateStore", "RecordWrite", "RedisStateStore", "StateStore", "StoredRecord"]

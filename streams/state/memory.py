@@ -1,47 +1,48 @@
-"""The in-memory ContactStore: same semantics as Redis, for replays, the embedded mode and tests."""
+"""The in-memory StateStore: same semantics as Redis, for replays, the embedded mode and tests."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streams.state.port import ContactWrite, StoredContact, decode_state, encode_state
+from streams.state.port import RecordWrite, StoredRecord
 
 
-class MemoryContactStore:
+class MemoryStateStore:
     def __init__(self) -> None:
-        # contact id -> (version, encoded state, outbox); states are stored encoded so that a
-        # loaded state is always a fresh object, exactly as with Redis.
-        self._rows: dict[str, tuple[int, bytes, dict[str, bytes]]] = {}
+        # Values are kept encoded, so a loaded state is always a fresh object, as with Redis.
+        self._records: dict[str, StoredRecord] = {}
 
-    async def load(self, contact_ids: Sequence[str]) -> dict[str, StoredContact]:
+    async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]:
         out = {}
-        for contact_id in contact_ids:
-            row = self._rows.get(contact_id)
-            if row is None:
-                out[contact_id] = StoredContact(None)
-            else:
-                out[contact_id] = StoredContact(decode_state(row[1]), row[0], dict(row[2]))
+        for key in keys:
+            held = self._records.get(key)
+            out[key] = (
+                StoredRecord(held.value, held.version, dict(held.outbox), held.alias)
+                if held
+                else StoredRecord()
+            )
         return out
 
-    async def commit(self, writes: Sequence[ContactWrite]) -> set[str]:
+    async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         conflicts = set()
         for write in writes:
-            version, _, outbox = self._rows.get(write.contact_id, (0, b"", {}))
-            if version != write.expected_version:
-                conflicts.add(write.contact_id)
+            held = self._records.get(write.key, StoredRecord())
+            if held.version != write.expected_version:
+                conflicts.add(write.key)
                 continue
-            self._rows[write.contact_id] = (
-                version + 1,
-                encode_state(write.state),
-                {**outbox, **write.new_outbox},
+            self._records[write.key] = StoredRecord(
+                write.value if write.value is not None else held.value,
+                held.version + 1,
+                {**held.outbox, **write.new_outbox},
+                write.alias if write.alias is not None else held.alias,
             )
         return conflicts
 
-    async def ack_outbox(self, delivered: Sequence[tuple[str, str]]) -> None:
-        for contact_id, handoff_id in delivered:
-            row = self._rows.get(contact_id)
-            if row is not None:
-                row[2].pop(handoff_id, None)
+    async def ack(self, delivered: Sequence[tuple[str, str, bytes]]) -> None:
+        for key, entry, value in delivered:
+            held = self._records.get(key)
+            if held is not None and held.outbox.get(entry) == value:
+                del held.outbox[entry]
 
-    def contact_ids(self) -> list[str]:
-        return list(self._rows)
+    def keys(self, prefix: str = "") -> list[str]:
+        return [k for k in self._records if k.startswith(prefix)]

@@ -1,10 +1,12 @@
-"""The state port: load contacts, commit them with compare-and-set, acknowledge the outbox.
+"""The state port: versioned records with an outbox, committed by compare-and-set.
 
-Each contact is one record holding a version, its score state and an outbox of handoffs decided
-but not yet confirmed as published. A commit writes the new state and any new outbox entries in
-one atomic step, only if the version is still the one that was loaded; otherwise the contact is
-reported as conflicted and the caller reloads and re-applies it. That makes every state change
-atomic and safe with several workers, without a lock.
+A record is one Redis hash: a version, a value (an encoded contact or account state), an optional
+alias (this profile was merged into another) and outbox entries: effects decided together with
+the value but delivered elsewhere afterwards (a handoff to Kafka, a member snapshot to an
+account). A commit writes the value, the alias and new outbox entries in one atomic step, only if
+the version is still the one that was loaded; otherwise the key is reported as conflicted and the
+caller reloads and re-applies. An outbox entry is removed only once delivered, and only if it
+still holds what was delivered.
 """
 
 from __future__ import annotations
@@ -15,39 +17,45 @@ from typing import Protocol
 
 import orjson
 
-from streams.scoring.state import ContactState
+from streams.scoring.state import AccountState, ContactState
 
 
 @dataclass(slots=True)
-class StoredContact:
-    state: ContactState | None
+class StoredRecord:
+    value: bytes | None = None
     version: int = 0
-    outbox: dict[str, bytes] = field(default_factory=dict)  # handoff id -> handoff record value
+    outbox: dict[str, bytes] = field(default_factory=dict)
+    alias: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class ContactWrite:
-    contact_id: str
+class RecordWrite:
+    key: str
     expected_version: int
-    state: ContactState
+    value: bytes | None  # None keeps the stored value (e.g. only setting an alias)
     new_outbox: dict[str, bytes] = field(default_factory=dict)
+    alias: str | None = None
 
 
-class ContactStore(Protocol):
-    async def load(self, contact_ids: Sequence[str]) -> dict[str, StoredContact]: ...
+class StateStore(Protocol):
+    async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]: ...
 
-    async def commit(self, writes: Sequence[ContactWrite]) -> set[str]:
-        """Apply every write whose version still matches; return the ids that conflicted."""
+    async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
+        """Apply every write whose version still matches; return the keys that conflicted."""
         ...
 
-    async def ack_outbox(self, delivered: Sequence[tuple[str, str]]) -> None:
-        """Drop (contact id, handoff id) entries whose records are confirmed in Kafka."""
+    async def ack(self, delivered: Sequence[tuple[str, str, bytes]]) -> None:
+        """Drop (key, outbox entry, value) entries that were delivered, if unchanged since."""
         ...
 
 
-def encode_state(state: ContactState) -> bytes:
+def encode_state(state: ContactState | AccountState) -> bytes:
     return orjson.dumps(state.to_dict())
 
 
 def decode_state(raw: bytes) -> ContactState:
     return ContactState.from_dict(orjson.loads(raw))
+
+
+def decode_account(raw: bytes) -> AccountState:
+    return AccountState.from_dict(orjson.loads(raw))

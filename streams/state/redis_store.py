@@ -1,4 +1,4 @@
-"""The Redis ContactStore: one hash per contact, pipelined loads, a Redis Function for commits."""
+"""The Redis StateStore: pipelined loads, Redis Functions for commits and acknowledgements."""
 
 from __future__ import annotations
 
@@ -11,25 +11,25 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from streams.errors import StateUnavailable
-from streams.state.keys import contact_key
-from streams.state.port import ContactWrite, StoredContact, decode_state, encode_state
+from streams.state.port import RecordWrite, StoredRecord
 
 logger = logging.getLogger(__name__)
-COMMIT_FUNCTION = "ls_commit_contact_v1"
+COMMIT_FUNCTION = "ls_commit_record_v2"
+ACK_FUNCTION = "ls_ack_entry_v2"
 
 
 def function_library() -> str:
     return resources.files("streams.state").joinpath("lua/leadstream.lua").read_text(encoding="utf-8")
 
 
-class RedisContactStore:
-    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: int) -> None:
+class RedisStateStore:
+    def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
         self._redis = client
-        self._prefix = prefix
         self._ttl = str(ttl_seconds)
         self._loaded = False
 
-    def _unavailable(self, action: str, exc: Exception) -> StateUnavailable:
+    @staticmethod
+    def _unavailable(action: str, exc: Exception) -> StateUnavailable:
         return StateUnavailable(
             f"Redis failed while {action}: {exc}. Check that Redis is up and reachable at the "
             "configured LEADSTREAM_REDIS_URL; the worker retries the batch and loses nothing."
@@ -43,70 +43,84 @@ class RedisContactStore:
             raise self._unavailable("loading the leadstream function library", exc) from exc
         self._loaded = True
 
-    async def load(self, contact_ids: Sequence[str]) -> dict[str, StoredContact]:
+    async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]:
+        if not keys:
+            return {}
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for contact_id in contact_ids:
-                pipe.hgetall(contact_key(self._prefix, contact_id))
+            for key in keys:
+                pipe.hgetall(key)
             rows = await pipe.execute()
         except RedisError as exc:
-            raise self._unavailable(f"loading {len(contact_ids)} contacts", exc) from exc
-        return {contact_id: _stored(row) for contact_id, row in zip(contact_ids, rows, strict=True)}
+            raise self._unavailable(f"loading {len(keys)} records", exc) from exc
+        return {key: _record(row) for key, row in zip(keys, rows, strict=True)}
 
-    async def get(self, contact_id: str) -> StoredContact:
-        return (await self.load([contact_id]))[contact_id]
-
-    async def commit(self, writes: Sequence[ContactWrite]) -> set[str]:
+    async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         if not writes:
             return set()
+        results = await self._call_functions(
+            [(COMMIT_FUNCTION, w.key, _commit_args(w, self._ttl)) for w in writes],
+            f"committing {len(writes)} records",
+        )
+        return {w.key for w, (ok, _) in zip(writes, results, strict=True) if not ok}
+
+    async def ack(self, delivered: Sequence[tuple[str, str, bytes]]) -> None:
+        if delivered:
+            await self._call_functions(
+                [(ACK_FUNCTION, key, [entry, value]) for key, entry, value in delivered],
+                "acknowledging delivered outbox entries",
+            )
+
+    async def _call_functions(self, calls: list[tuple[str, str, list[Any]]], action: str) -> list[Any]:
         if not self._loaded:
             await self.ensure_functions()
         try:
-            results = await self._commit(writes)
+            return await self._pipeline(calls)
         except ResponseError as exc:
             if "function" not in str(exc).lower():
-                raise self._unavailable("committing contacts", exc) from exc
+                raise self._unavailable(action, exc) from exc
             # Redis restarted without persistence and lost the library: load it and retry once.
             logger.warning("Redis lost the leadstream functions (%s); loading them again", exc)
             await self.ensure_functions()
-            results = await self._commit(writes)
+            try:
+                return await self._pipeline(calls)
+            except RedisError as retry_exc:
+                raise self._unavailable(action, retry_exc) from retry_exc
         except RedisError as exc:
-            raise self._unavailable(f"committing {len(writes)} contacts", exc) from exc
-        return {w.contact_id for w, (ok, _) in zip(writes, results, strict=True) if not ok}
+            raise self._unavailable(action, exc) from exc
 
-    async def _commit(self, writes: Sequence[ContactWrite]) -> list[Any]:
+    async def _pipeline(self, calls: list[tuple[str, str, list[Any]]]) -> list[Any]:
         pipe = self._redis.pipeline(transaction=False)
-        for write in writes:
-            args: list[Any] = [str(write.expected_version), encode_state(write.state), self._ttl]
-            for handoff_id, payload in write.new_outbox.items():
-                args.extend((handoff_id, payload))
-            pipe.fcall(COMMIT_FUNCTION, 1, contact_key(self._prefix, write.contact_id), *args)
+        for function, key, args in calls:
+            pipe.fcall(function, 1, key, *args)
         results = await pipe.execute(raise_on_error=False)
         for result in results:
             if isinstance(result, Exception):
                 raise result
         return list(results)
 
-    async def ack_outbox(self, delivered: Sequence[tuple[str, str]]) -> None:
-        if not delivered:
-            return
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for contact_id, handoff_id in delivered:
-                pipe.hdel(contact_key(self._prefix, contact_id), f"o:{handoff_id}")
-            await pipe.execute()
-        except RedisError as exc:
-            raise self._unavailable("acknowledging published handoffs", exc) from exc
-
-    async def memory_usage(self, contact_id: str) -> int | None:
-        """Bytes Redis uses for one contact (MEMORY USAGE), for reports and benchmarks."""
-        result = await self._redis.memory_usage(contact_key(self._prefix, contact_id), samples=0)
+    async def memory_usage(self, key: str) -> int | None:
+        """Bytes Redis uses for one record (MEMORY USAGE), for reports and benchmarks."""
+        result = await self._redis.memory_usage(key, samples=0)
         return int(result) if result is not None else None
 
 
-def _stored(row: dict[bytes, bytes]) -> StoredContact:
+def _commit_args(write: RecordWrite, ttl: str) -> list[Any]:
+    args: list[Any] = [
+        str(write.expected_version),
+        "1" if write.value is not None else "0",
+        write.value if write.value is not None else b"",
+        write.alias or "",
+        ttl,
+    ]
+    for entry, value in write.new_outbox.items():
+        args.extend((entry, value))
+    return args
+
+
+def _record(row: dict[bytes, bytes]) -> StoredRecord:
     if not row:
-        return StoredContact(None)
+        return StoredRecord()
     outbox = {k[2:].decode(): v for k, v in row.items() if k.startswith(b"o:")}
-    raw_state = row.get(b"s")
-    return StoredContact(decode_state(raw_state) if raw_state else None, int(row.get(b"v", b"0")), outbox)
+    alias = row.get(b"a")
+    return StoredRecord(row.get(b"s"), int(row.get(b"v", b"0")), outbox, alias.decode() if alias else None)

@@ -12,9 +12,8 @@ from config.loader import load_model
 from streams.kafka_io import make_producer
 from streams.pipeline import ScoringPipeline
 from streams.records import SourceRecord
-from streams.scoring import ContactState
 from streams.sinks import ConfluentSink, MemorySink
-from streams.state import ContactWrite, RedisContactStore
+from streams.state import RecordWrite, RedisStateStore
 from streams.state.keys import contact_key
 from streams.topics import ensure_topics
 from tests.factories import buyer_journey, encode
@@ -37,37 +36,45 @@ def run(coro_factory, redis_url):
     return asyncio.run(main())
 
 
-def test_compare_and_set_outbox_and_ttl(settings, redis_client):
-    prefix = settings.redis_key_prefix
+def test_compare_and_set_outbox_alias_and_ttl(settings, redis_client):
+    key = contact_key(settings.redis_key_prefix, "c1")
 
     async def scenario(client):
-        store = RedisContactStore(client, prefix, ttl_seconds=3600)
-        first = ContactWrite("c1", 0, ContactState("c1", email="a@b.co"), {"h1": b'{"x":1}'})
+        store = RedisStateStore(client, ttl_seconds=3600)
+        first = RecordWrite(key, 0, b"state-1", {"h:1": b'{"x":1}'})
         assert await store.commit([first]) == set()
-        assert await store.commit([first]) == {"c1"}  # stale version: conflict, nothing written
-        loaded = await store.get("c1")
-        assert (loaded.version, loaded.state.email, loaded.outbox) == (
+        assert await store.commit([first]) == {key}  # stale version: conflict, nothing written
+        loaded = (await store.load([key]))[key]
+        assert (loaded.version, loaded.value, loaded.outbox, loaded.alias) == (
             1,
-            "a@b.co",
-            {"h1": b'{"x":1}'},
+            b"state-1",
+            {"h:1": b'{"x":1}'},
+            None,
         )
-        await store.ack_outbox([("c1", "h1")])
-        assert (await store.get("c1")).outbox == {}
-        assert (await store.get("nobody")).state is None
+        # An alias-only write keeps the state.
+        assert await store.commit([RecordWrite(key, 1, None, alias="c9")]) == set()
+        loaded = (await store.load([key]))[key]
+        assert (loaded.value, loaded.alias) == (b"state-1", "c9")
+        # An outbox entry is removed only if it still holds what was delivered.
+        await store.ack([(key, "h:1", b"something else")])
+        assert (await store.load([key]))[key].outbox == {"h:1": b'{"x":1}'}
+        await store.ack([(key, "h:1", b'{"x":1}')])
+        assert (await store.load([key]))[key].outbox == {}
 
     run(scenario, settings.redis_url)
-    key = contact_key(prefix, "c1")
     assert 0 < redis_client.ttl(key) <= 3600
     assert key.endswith("{c:c1}")
 
 
-def test_functions_are_reloaded_when_redis_lost_them(settings, redis_client):
+def test_functions_are_reloaded_when_redis_lost_them(settings):
+    key = contact_key(settings.redis_key_prefix, "c2")
+
     async def scenario(client):
-        store = RedisContactStore(client, settings.redis_key_prefix, ttl_seconds=60)
-        await store.commit([ContactWrite("c2", 0, ContactState("c2"))])
+        store = RedisStateStore(client, ttl_seconds=60)
+        await store.commit([RecordWrite(key, 0, b"a")])
         await client.function_flush()  # as after a restart without persistence
-        assert await store.commit([ContactWrite("c2", 1, ContactState("c2", email="x@y.co"))]) == set()
-        return (await store.get("c2")).version
+        assert await store.commit([RecordWrite(key, 1, b"b")]) == set()
+        return (await store.load([key]))[key].version
 
     assert run(scenario, settings.redis_url) == 2
 
@@ -77,27 +84,32 @@ def test_handoff_survives_a_crash_between_commit_and_publish(settings):
     records were not acknowledged, so they are consumed again: the handoff is published once."""
     ensure_topics(settings)
     batch = [SourceRecord("in", 0, i, encode(e)) for i, e in enumerate(buyer_journey("crash"))]
+    key = contact_key(settings.redis_key_prefix, "crash")
 
     class DiesBeforePublishing(MemorySink):
         async def send_all(self, records):
             raise SystemExit("killed")
 
+    def pipeline(store, sink):
+        return ScoringPipeline(store, sink, MODEL, settings.topics, settings.redis_key_prefix)
+
     async def crash(client):
-        store = RedisContactStore(client, settings.redis_key_prefix, ttl_seconds=600)
+        store = RedisStateStore(client, ttl_seconds=600)
         with pytest.raises(SystemExit):
-            await ScoringPipeline(store, DiesBeforePublishing(), MODEL, settings.topics).process(batch)
-        return (await store.get("crash")).outbox
+            await pipeline(store, DiesBeforePublishing()).process(batch)
+        return (await store.load([key]))[key].outbox
 
     async def restart(client):
-        store = RedisContactStore(client, settings.redis_key_prefix, ttl_seconds=600)
+        store = RedisStateStore(client, ttl_seconds=600)
         sink = ConfluentSink(make_producer(settings))
-        await ScoringPipeline(store, sink, MODEL, settings.topics).process(batch)
-        await ScoringPipeline(store, sink, MODEL, settings.topics).process(batch)  # and once more
-        return (await store.get("crash")).outbox
+        await pipeline(store, sink).process(batch)
+        await pipeline(store, sink).process(batch)  # and once more
+        return (await store.load([key]))[key].outbox
 
     outbox = run(crash, settings.redis_url)
-    assert len(outbox) == 1
+    pending = {entry: value for entry, value in outbox.items() if entry.startswith("h:")}
+    assert len(pending) == 1
     assert run(restart, settings.redis_url) == {}
     published = handoffs(settings)
-    assert [h["handoff_id"] for h in published] == list(outbox)
-    assert json.loads(next(iter(outbox.values())))["contact_id"] == "crash"
+    assert ["h:" + h["handoff_id"] for h in published] == list(pending)
+    assert json.loads(next(iter(pending.values())))["contact_id"] == "crash"

@@ -102,6 +102,7 @@ async def _replay_states(events, settings):
     pipeline, _, store = build_embedded(settings, MODEL)
     records = [SourceRecord("file", 0, i, json.dumps(e).encode()) for i, e in enumerate(events)]
     await pipeline.process(records)
-    loaded = await store.load(store.contact_ids())
-    assert set(loaded) == {record_key(e) for e in events}
-    return {contact: stored.state for contact, stored in loaded.items()}
+    loaded = await store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))
+    expected = {contact_key(settings.redis_key_prefix, record_key(e)) for e in events}
+    assert set(loaded) == expected
+    return {key[key.index("{c:") + 3 : -1]: decode_state(stored.value) for key, stored in loaded.items()}

@@ -1,28 +1,50 @@
-#!lua name=leadstream_v1
+#!lua name=leadstream_v2
 -- leadstream's Redis Functions, loaded once per worker start with FUNCTION LOAD REPLACE.
 -- Functions survive restarts (with persistence) and fail over with replicas, unlike EVALSHA's cache.
+--
+-- A record is one hash: v = version, s = state, a = alias, o:<entry> = outbox entries.
 
--- Compare-and-set one contact: write the state and new outbox entries only if the stored version
--- is still the one the worker loaded. Atomic, so a crash leaves either all of it or none.
---   KEYS[1]  the contact's hash (fields: v = version, s = state, o:<handoff id> = outbox entry)
---   ARGV[1]  expected version ("0" for a new contact)
---   ARGV[2]  encoded state
---   ARGV[3]  TTL in seconds (inactive contacts expire)
---   ARGV[4..] pairs of handoff id, handoff record value
+-- Compare-and-set one record: write the state, the alias and new outbox entries only if the
+-- stored version is still the one the worker loaded. Atomic: all of it or none.
+--   KEYS[1]  the record's hash
+--   ARGV[1]  expected version ("0" for a new record)
+--   ARGV[2]  "1" if ARGV[3] is a new state, "0" to keep the stored one
+--   ARGV[3]  encoded state
+--   ARGV[4]  alias ("" for none)
+--   ARGV[5]  TTL in seconds (inactive records expire)
+--   ARGV[6..] pairs of outbox entry name, value
 -- Returns {1, new version} on success, {0, current version} on conflict.
-local function commit_contact(keys, args)
+local function commit_record(keys, args)
   local key = keys[1]
   local current = redis.call('HGET', key, 'v') or '0'
   if current ~= args[1] then
     return {0, tonumber(current)}
   end
   local version = tonumber(current) + 1
-  redis.call('HSET', key, 'v', version, 's', args[2])
-  for i = 4, #args, 2 do
+  redis.call('HSET', key, 'v', version)
+  if args[2] == '1' then
+    redis.call('HSET', key, 's', args[3])
+  end
+  if args[4] ~= '' then
+    redis.call('HSET', key, 'a', args[4])
+  end
+  for i = 6, #args, 2 do
     redis.call('HSET', key, 'o:' .. args[i], args[i + 1])
   end
-  redis.call('EXPIRE', key, tonumber(args[3]))
+  redis.call('EXPIRE', key, tonumber(args[5]))
   return {1, version}
 end
 
-redis.register_function('ls_commit_contact_v1', commit_contact)
+-- Remove a delivered outbox entry, but only if it still holds what was delivered (a newer
+-- entry written since must stay).
+--   KEYS[1] the record's hash; ARGV[1] entry name; ARGV[2] the delivered value
+local function ack_entry(keys, args)
+  local field = 'o:' .. args[1]
+  if redis.call('HGET', keys[1], field) == args[2] then
+    return redis.call('HDEL', keys[1], field)
+  end
+  return 0
+end
+
+redis.register_function('ls_commit_record_v2', commit_record)
+redis.register_function('ls_ack_entry_v2', ack_entry)

@@ -1,0 +1,90 @@
+"""The account stage of a batch: apply member snapshots and firmographics, decide buying groups.
+
+Accounts live in their own Redis slot, apart from their contacts, so an account is never in the
+same atomic step as a contact. Instead a contact's commit leaves a member snapshot in the
+contact's outbox; this stage applies it to the account (a snapshot replaces an older one by the
+contact's version, so applying twice is harmless) and the outbox entry is removed only after the
+account commit and the publishing of its handoffs. A crash anywhere in between leaves the entry,
+and the records are consumed again, so the account catches up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.errors import StateUnavailable
+from streams.scoring.accounts import apply_account
+from streams.scoring.signals import CompiledModel
+from streams.scoring.state import AccountState, MemberSnapshot
+from streams.state.keys import account_key
+from streams.state.port import RecordWrite, StateStore, StoredRecord, decode_account, encode_state
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(slots=True)
+class AccountResult:
+    handoffs: list[tuple[str, str, bytes]] = field(default_factory=list)  # (key, entry, record value)
+    new_handoffs: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: int = 0
+
+
+class AccountStage:
+    def __init__(self, store: StateStore, compiled: CompiledModel, prefix: str) -> None:
+        self._store = store
+        self._compiled = compiled
+        self._prefix = prefix
+
+    async def run(
+        self,
+        snapshots: Sequence[tuple[str, MemberSnapshot]],
+        firmographics: dict[str, tuple[dict[str, Any], float]],
+        preloaded: dict[str, StoredRecord],
+        result: AccountResult,
+    ) -> None:
+        """``snapshots``: (account domain, snapshot); ``firmographics``: domain -> (values, time)."""
+        by_domain: dict[str, list[MemberSnapshot]] = {}
+        for domain, snapshot in snapshots:
+            by_domain.setdefault(domain, []).append(snapshot)
+        remaining = sorted(set(by_domain) | set(firmographics))
+        cached = dict(preloaded)
+        for _attempt in range(MAX_ATTEMPTS):
+            if not remaining:
+                return
+            keys = [account_key(self._prefix, d) for d in remaining]
+            missing = [k for k in keys if k not in cached]
+            cached.update(await self._store.load(missing))
+            records = {d: cached.pop(k) for d, k in zip(remaining, keys, strict=True)}
+            writes, decided = [], {}
+            for domain, stored in records.items():
+                account = decode_account(stored.value) if stored.value else AccountState(domain)
+                values, at = firmographics.get(domain, (None, None))
+                decision = apply_account(self._compiled, account, by_domain.get(domain, []), values, at)
+                entries = {}
+                if decision.handoff is not None:
+                    entries[f"h:{decision.handoff['handoff_id']}"] = orjson.dumps(decision.handoff)
+                    decided[domain] = decision.handoff
+                writes.append(
+                    RecordWrite(
+                        account_key(self._prefix, domain), stored.version, encode_state(account), entries
+                    )
+                )
+            conflicts = await self._store.commit(writes)
+            result.conflicts += len(conflicts)
+            for domain, write in zip(records, writes, strict=True):
+                if write.key in conflicts:
+                    continue
+                for entry, value in {**records[domain].outbox, **write.new_outbox}.items():
+                    if entry.startswith("h:"):
+                        result.handoffs.append((write.key, entry, value))
+                if domain in decided:
+                    result.new_handoffs.append(decided[domain])
+            remaining = [d for d, w in zip(records, writes, strict=True) if w.key in conflicts]
+        raise StateUnavailable(
+            f"{len(remaining)} accounts kept changing under this worker ({MAX_ATTEMPTS} attempts); "
+            "check that Redis is healthy and the workers are not overloaded"
+        )

@@ -1,0 +1,294 @@
+"""The contact stage of a batch: route events to contacts, stitch profiles, score, commit.
+
+Routing: an event belongs to its contact id, else ``email:<address>``, else ``anon:<id>``; a
+profile merged into another carries an alias, which is followed. Stitching: an identify or form
+event that names a contact and an anonymous id / email / previous contact ids links those
+profiles to the contact: each linked profile first gets an alias (so its later events go to the
+contact), then its contributions are merged into the contact once, with their original times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.decode import identity_links
+from streams.errors import StateUnavailable
+from streams.records import SourceRecord
+from streams.scoring import ContactState, apply
+from streams.scoring.accounts import account_of, member_snapshot
+from streams.scoring.merge import merge_contacts
+from streams.scoring.signals import CompiledModel
+from streams.scoring.state import MemberSnapshot
+from streams.state.keys import account_key, contact_key
+from streams.state.port import (
+    RecordWrite,
+    StateStore,
+    StoredRecord,
+    decode_account,
+    decode_state,
+    encode_state,
+)
+
+logger = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+MAX_ALIAS_HOPS = 4
+
+
+@dataclass(slots=True)
+class PendingEvent:
+    record: SourceRecord
+    event: Any
+    profile: str  # the id the event names: contact id, email:<address> or anon:<id>
+
+
+@dataclass(slots=True)
+class ContactResult:
+    """What the contact stage produced, for the account stage and the emitter."""
+
+    handoffs: list[tuple[str, str, bytes]] = field(default_factory=list)  # (key, entry, record value)
+    snapshots: list[tuple[str, str, bytes, MemberSnapshot]] = field(
+        default_factory=list
+    )  # (key, entry, value, s)
+    accounts: dict[str, StoredRecord] = field(default_factory=dict)  # account key -> record, loaded here
+    applied: int = 0
+    duplicates: int = 0
+    links: int = 0
+    identity_conflicts: int = 0
+    conflicts: int = 0
+    rules: list[str] = field(default_factory=list)
+    new_handoffs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ContactStage:
+    def __init__(self, store: StateStore, compiled: CompiledModel, prefix: str) -> None:
+        self._store = store
+        self._compiled = compiled
+        self._prefix = prefix
+        self._accounts_enabled = compiled.model.accounts is not None
+
+    def _key(self, profile: str) -> str:
+        return contact_key(self._prefix, profile)
+
+    async def run(self, events: Sequence[PendingEvent], result: ContactResult) -> None:
+        remaining = list(events)
+        for _attempt in range(MAX_ATTEMPTS):
+            if not remaining:
+                return
+            remaining = await self._attempt(remaining, result)
+        raise StateUnavailable(
+            f"{len(remaining)} events' contacts kept changing under this worker ({MAX_ATTEMPTS} attempts): "
+            "another worker is writing the same contacts; check that all workers share one consumer group"
+        )
+
+    async def _attempt(self, events: list[PendingEvent], result: ContactResult) -> list[PendingEvent]:
+        records = await self._store.load(list({self._key(e.profile) for e in events}))
+        routes = await self._resolve(records, {e.profile for e in events})
+        by_contact: dict[str, list[PendingEvent]] = {}
+        for item in events:
+            by_contact.setdefault(routes[item.profile], []).append(item)
+        for items in by_contact.values():
+            # Event-time order within the batch: crossings are evaluated in the order things happened.
+            items.sort(key=lambda p: (p.event.occurred_at, p.event.event_id))
+
+        states = {c: _state(records[self._key(c)], c) for c in by_contact}
+        links = await self._link(by_contact, states, records, result)
+        if links is None:
+            return events  # a profile changed while being linked: start over
+        firmographics = await self._firmographics(by_contact, states, result)
+
+        writes, outcomes = [], {}
+        for contact, items in by_contact.items():
+            stored = records[self._key(contact)]
+            outcome = self._apply(
+                contact, states[contact], stored, items, links.get(contact, []), firmographics
+            )
+            outcomes[contact] = outcome
+            if outcome.write is not None:
+                writes.append(outcome.write)
+        conflicts = await self._store.commit(writes)
+        result.conflicts += len(conflicts)
+        retry: list[PendingEvent] = []
+        for contact, outcome in outcomes.items():
+            key = self._key(contact)
+            if key in conflicts:
+                retry.extend(by_contact[contact])
+                continue
+            self._collect(key, records[key], outcome, result)
+        return retry
+
+    async def _resolve(self, records: dict[str, StoredRecord], profiles: set[str]) -> dict[str, str]:
+        """Follow aliases (a merged profile points at the contact it became)."""
+        routes = {p: p for p in profiles}
+        for _hop in range(MAX_ALIAS_HOPS):
+            moved = {p: records[self._key(t)].alias for p, t in routes.items() if records[self._key(t)].alias}
+            if not moved:
+                break
+            missing = [self._key(t) for t in moved.values() if t is not None and self._key(t) not in records]
+            records.update(await self._store.load(missing))
+            for profile, target in moved.items():
+                if target is not None:
+                    routes[profile] = target
+        return routes
+
+    async def _link(
+        self,
+        by_contact: dict[str, list[PendingEvent]],
+        states: dict[str, ContactState],
+        records: dict[str, StoredRecord],
+        result: ContactResult,
+    ) -> dict[str, list[tuple[str, ContactState | None]]] | None:
+        """Alias every profile the batch links to a contact; return the profiles to merge."""
+        wanted: dict[str, str] = {}  # linked profile -> contact
+        for contact, items in by_contact.items():
+            for item in items:
+                for profile in identity_links(item.event):
+                    if profile != contact and profile not in states[contact].linked:
+                        wanted.setdefault(profile, contact)
+        if not wanted:
+            return {}
+        missing = [self._key(p) for p in wanted if self._key(p) not in records]
+        records.update(await self._store.load(missing))
+        alias_writes, merges = [], {}
+        for profile, contact in wanted.items():
+            stored = records[self._key(profile)]
+            if stored.alias not in (None, contact):
+                result.identity_conflicts += 1  # already someone else's: first link wins
+                logger.warning(
+                    "profile %s is already linked to %s, not to %s", profile, stored.alias, contact
+                )
+                continue
+            if stored.alias is None and stored.value is None and profile.startswith("email:"):
+                # No email-only profile to stitch: skip the alias rather than keep one per contact.
+                # An email-only event arriving later starts one, merged at the next identify or form.
+                continue
+            if stored.alias is None:
+                alias_writes.append(RecordWrite(self._key(profile), stored.version, None, alias=contact))
+            source = decode_state(stored.value) if stored.value else None
+            merges.setdefault(contact, []).append((profile, source))
+        if await self._store.commit(alias_writes):
+            return None
+        result.links += len(alias_writes)
+        return merges
+
+    async def _firmographics(
+        self,
+        by_contact: dict[str, list[PendingEvent]],
+        states: dict[str, ContactState],
+        result: ContactResult,
+    ) -> dict[str, dict[str, Any]]:
+        """Firmographics of every account the batch's contacts may belong to (for fit)."""
+        if not self._accounts_enabled:
+            return {}
+        domains = set()
+        for contact, items in by_contact.items():
+            domains.add(account_of(self._compiled, states[contact]))
+            for item in items:
+                domains.add(item.event.company_domain)
+                domains.add(item.event.email_domain)
+        keys = [account_key(self._prefix, d) for d in domains if d]
+        loaded = await self._store.load([k for k in keys if k not in result.accounts])
+        result.accounts.update(loaded)
+        out = {}
+        for key in keys:
+            value = result.accounts[key].value
+            if value:
+                account = decode_account(value)
+                if account.firmographics:
+                    out[account.domain] = account.firmographics
+        return out
+
+    def _apply(
+        self,
+        contact: str,
+        state: ContactState,
+        stored: StoredRecord,
+        items: list[PendingEvent],
+        merges: list[tuple[str, ContactState | None]],
+        firmographics: dict[str, dict[str, Any]],
+    ) -> _Outcome:
+        outcome = _Outcome()
+        changed = False
+        accounts_before = {account_of(self._compiled, state)}
+        for profile, source in merges:
+            if source is not None:
+                merge_contacts(state, source, profile, self._compiled)
+                if self._accounts_enabled:
+                    domain = account_of(self._compiled, source)
+                    if domain:
+                        outcome.removed.append((domain, MemberSnapshot(profile, 1 << 62, removed=True)))
+            elif profile not in state.linked:
+                state.linked.append(profile)
+            changed = True
+        disqualified = False
+        for item in items:
+            record = item.record
+            source_partition = f"{record.topic}:{record.partition}"
+            if record.offset <= state.applied.get(source_partition, -1):
+                outcome.duplicates += 1  # consumed again after a restart, a rebalance or a reset
+                continue
+            state.applied[source_partition] = record.offset
+            changed = True
+            now = max(state.clock, item.event.occurred_at.timestamp())
+            decision = apply(state, item.event, self._compiled, now, firmographics)
+            disqualified = decision.disqualified
+            if decision.duplicate:
+                outcome.duplicates += 1  # the producer sent the same event twice
+                continue
+            outcome.applied += 1
+            outcome.rules.extend(decision.counted)
+            if decision.handoff is not None:
+                outcome.handoffs.append(decision.handoff)
+        if not changed:
+            return outcome
+        entries = {f"h:{h['handoff_id']}": orjson.dumps(h) for h in outcome.handoffs}
+        if self._accounts_enabled:
+            version = stored.version + 1
+            domain = account_of(self._compiled, state)
+            if domain:
+                snapshot = member_snapshot(self._compiled, state, version, disqualified)
+                outcome.snapshots.append((domain, snapshot))
+            for old in accounts_before - {domain, None}:  # the contact moved to another account
+                assert old is not None
+                outcome.removed.append((old, MemberSnapshot(contact, version, removed=True)))
+            for domain_, snapshot in outcome.snapshots + outcome.removed:
+                entries[f"a:{domain_}|{snapshot.contact_id}"] = orjson.dumps(snapshot.to_dict())
+        outcome.write = RecordWrite(self._key(contact), stored.version, encode_state(state), entries)
+        return outcome
+
+    def _collect(self, key: str, stored: StoredRecord, outcome: _Outcome, result: ContactResult) -> None:
+        """After a successful commit: count, and queue every outbox entry for delivery."""
+        result.applied += outcome.applied
+        result.duplicates += outcome.duplicates
+        result.rules.extend(outcome.rules)
+        result.new_handoffs.extend(outcome.handoffs)
+        entries = dict(stored.outbox)
+        if outcome.write is not None:
+            entries.update(outcome.write.new_outbox)
+        for entry, value in entries.items():
+            if entry.startswith("h:"):
+                result.handoffs.append((key, entry, value))
+            elif entry.startswith("a:"):
+                snapshot = MemberSnapshot.from_dict(orjson.loads(value))
+                result.snapshots.append((key, entry, value, snapshot))
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """One contact's result in one attempt; counted only once its commit succeeded."""
+
+    write: RecordWrite | None = None
+    handoffs: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[tuple[str, MemberSnapshot]] = field(default_factory=list)
+    removed: list[tuple[str, MemberSnapshot]] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+    rules: list[str] = field(default_factory=list)
+
+
+def _state(stored: StoredRecord, contact: str) -> ContactState:
+    return decode_state(stored.value) if stored.value else ContactState(contact)
