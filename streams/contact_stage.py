@@ -88,17 +88,18 @@ class ContactStage:
     async def _attempt(self, events: list[PendingEvent], result: ContactResult) -> list[PendingEvent]:
         records = await self._store.load(list({self._key(e.profile) for e in events}))
         routes = await self._resolve(records, {e.profile for e in events})
-        by_contact: dict[str, list[PendingEvent]] = {}
-        for item in events:
-            by_contact.setdefault(routes[item.profile], []).append(item)
-        for items in by_contact.values():
-            # Event-time order within the batch: crossings are evaluated in the order things happened.
-            items.sort(key=lambda p: (p.event.occurred_at, p.event.event_id))
-
+        by_contact = _group(events, routes)
         states = {c: _state(records[self._key(c)], c) for c in by_contact}
         links = await self._link(by_contact, states, records, result)
         if links is None:
             return events  # a profile changed while being linked: start over
+        if links:
+            # Profiles linked just now: their events in this batch go to their contact too.
+            for contact, merged in links.items():
+                for profile, _source in merged:
+                    routes.update({p: contact for p, target in routes.items() if target == profile})
+            by_contact = _group(events, routes)
+            states = {c: states.get(c) or _state(records[self._key(c)], c) for c in by_contact}
         firmographics = await self._firmographics(by_contact, states, result)
 
         writes, outcomes = [], {}
@@ -225,13 +226,16 @@ class ContactStage:
                 state.linked.append(profile)
             changed = True
         disqualified = False
+        # Watermarks as they were before this batch: the batch is applied in event-time order, so
+        # a later record may be applied before an earlier one and must not hide it.
+        watermarks = dict(state.applied)
         for item in items:
             record = item.record
             source_partition = f"{record.topic}:{record.partition}"
-            if record.offset <= state.applied.get(source_partition, -1):
+            if record.offset <= watermarks.get(source_partition, -1):
                 outcome.duplicates += 1  # consumed again after a restart, a rebalance or a reset
                 continue
-            state.applied[source_partition] = record.offset
+            state.applied[source_partition] = max(record.offset, state.applied.get(source_partition, -1))
             changed = True
             now = max(state.clock, item.event.occurred_at.timestamp())
             decision = apply(state, item.event, self._compiled, now, firmographics)
@@ -288,6 +292,16 @@ class _Outcome:
     applied: int = 0
     duplicates: int = 0
     rules: list[str] = field(default_factory=list)
+
+
+def _group(events: Sequence[PendingEvent], routes: dict[str, str]) -> dict[str, list[PendingEvent]]:
+    by_contact: dict[str, list[PendingEvent]] = {}
+    for item in events:
+        by_contact.setdefault(routes[item.profile], []).append(item)
+    for items in by_contact.values():
+        # Event-time order within the batch: crossings are evaluated in the order things happened.
+        items.sort(key=lambda p: (p.event.occurred_at, p.event.event_id))
+    return by_contact
 
 
 def _state(stored: StoredRecord, contact: str) -> ContactState:

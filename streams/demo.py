@@ -63,16 +63,21 @@ def run_demo(settings: Settings, contacts: int, seed: int | None, timeout_s: flo
             )
             return 1
         dead_count = len(list(dead.poll(time.monotonic() + 1.0)))
-        rules = Counter(s["rule"] for h in seen for s in h["engagement"]["signals"])
-        mql_contacts = len({h["contact_id"] for h in seen})
+        mqls = [h for h in seen if h["kind"] == "mql"]
+        groups = [h for h in seen if h["kind"] == "buying_group"]
+        rules = Counter(s["rule"] for h in mqls for s in h["engagement"]["signals"])
+        people = len({r for e in events if e["type"] != "account" for r in [e.get("contact_id")] if r})
         print(
-            f"\nsummary: {len(events)} events from {contacts} contacts -> {len(seen)} MQL handoffs "
-            f"({mql_contacts / contacts:.1%} of contacts), {dead_count} dead letters; "
+            f"\nsummary: {len(events)} events ({people} known contacts) -> {len(mqls)} MQL handoffs "
+            f"({len({h['contact_id'] for h in mqls}) / max(people, 1):.1%} of contacts), "
+            f"{len(groups)} buying-group handoffs, {dead_count} dead letters; "
             f"signals behind the MQLs: {', '.join(f'{r} x{n}' for r, n in rules.most_common(5))}"
         )
         command = os.path.relpath(Path(sys.executable).with_name("leadstream"))
-        example = seen[0]["contact_id"] if seen else "<contact id>"
-        print(f"why did a contact qualify? try: {command} explain {example}")
+        if mqls:
+            print(f"why did a contact qualify? try: {command} explain {mqls[0]['contact_id']}")
+        if groups:
+            print(f"and an account: {command} explain --account {groups[0]['domain']}")
         return 0
     finally:
         handoffs.close()

@@ -92,12 +92,15 @@ PERSONAS = [  # (name, weight)
     ("competitor", 5),
     ("student", 5),
     ("personal_mail", 5),
-    ("anonymous", 15),
+    ("anonymous", 10),
+    ("converting_visitor", 5),
 ]
+COMMITTEE_TITLES = ["VP Operations", "Director of Engineering", "Marketing Manager", "Software Engineer"]
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    account_id: str
     domain: str
     name: str
     industry: str
@@ -127,6 +130,7 @@ class JourneyGenerator:
         name = f"{word}{index // len(WORDS) or ''}"
         good = rng.random() < 0.6
         return Account(
+            account_id=f"acct-{self.seed}-{index:05d}",
             domain=f"{name}-{rng.choice(SUFFIXES)}.com",
             name=name.title(),
             industry=rng.choice(GOOD_INDUSTRIES if good else OTHER_INDUSTRIES),
@@ -135,31 +139,63 @@ class JourneyGenerator:
         )
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event of every journey, sorted by event time (ties by id)."""
-        out: list[dict[str, Any]] = []
+        """Firmographics, then every journey's events; sorted by event time (ties by id).
+
+        Besides the individual journeys, one account in eight (of those with a good fit) gets a
+        buying committee: 3 or 4 people in different roles engaging within about two weeks.
+        """
+        out: list[dict[str, Any]] = [self._firmographics(a) for a in self.accounts]
         for index in range(self.contacts):
             out.extend(self._journey(index))
-        out.sort(key=lambda e: (e["occurred_at"], e["event_id"]))
+        index = self.contacts
+        for number, account in enumerate(self.accounts):
+            if number % 8 != 3 or account.industry not in GOOD_INDUSTRIES:
+                continue
+            start = self.start + timedelta(days=self.rng.uniform(0, self.days))
+            for title in COMMITTEE_TITLES[: self.rng.choice([3, 4])]:
+                out.extend(self._journey(index, "committee", account, title, start))
+                index += 1
+        out.sort(key=lambda e: (e.get("occurred_at") or e["updated_at"], e.get("event_id", "")))
         return out
 
-    def _journey(self, index: int) -> Iterator[dict[str, Any]]:
+    def _firmographics(self, account: Account) -> dict[str, Any]:
+        return {
+            "type": "account",
+            "account_id": account.account_id,
+            "domain": account.domain,
+            "name": account.name,
+            "industry": account.industry,
+            "employees": account.employees,
+            "region": account.region,
+            "updated_at": (self.start - timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+        }
+
+    def _journey(
+        self,
+        index: int,
+        persona: str | None = None,
+        account: Account | None = None,
+        title: str | None = None,
+        start: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
         rng = self.rng
-        persona = rng.choices([p for p, _ in PERSONAS], weights=[w for _, w in PERSONAS])[0]
-        account = rng.choice(self.accounts)
+        persona = persona or rng.choices([p for p, _ in PERSONAS], weights=[w for _, w in PERSONAS])[0]
+        account = account or rng.choice(self.accounts)
         contact_id = f"c{self.seed}-{index:06d}"
         person = f"p{index}"
         email: str | None = f"{person}@{account.domain}"
-        title = rng.choice(SENIOR_TITLES if rng.random() < 0.5 else OTHER_TITLES)
+        title = title or rng.choice(SENIOR_TITLES if rng.random() < 0.5 else OTHER_TITLES)
         if persona == "competitor":
             email, title = f"{person}@rivalsoft.com", "Product Marketing Manager"
         elif persona == "student":
             email, title = f"{person}@state.edu", "Student"
         elif persona == "personal_mail":
             email = f"{person}@gmail.com"
-        clock = self.start + timedelta(days=rng.uniform(0, self.days))
+        clock = (start or self.start) + timedelta(days=rng.uniform(0, self.days if start is None else 7))
         counter = iter(range(10_000))
         source, medium, campaign = rng.choice(SOURCES)
-        anonymous = persona == "anonymous"
+        anonymous = persona in ("anonymous", "converting_visitor")
+        anonymous_id = f"anon-{self.seed}-{index:06d}"
         touched = False
 
         def event(kind: str, gap_hours: float, **fields: Any) -> dict[str, Any]:
@@ -172,7 +208,7 @@ class JourneyGenerator:
                 "occurred_at": clock.isoformat().replace("+00:00", "Z"),
             }
             if anonymous:
-                body["anonymous_id"] = f"anon-{self.seed}-{index:06d}"
+                body["anonymous_id"] = anonymous_id
             else:
                 body["contact_id"] = contact_id
                 if email:
@@ -212,7 +248,24 @@ class JourneyGenerator:
             extra = {} if persona in ("competitor", "student") else {"company_domain": account.domain}
             yield event("identify", 0.1, traits=traits, **extra)
         yield page(rng.choice(BLOG), 1)
-        if persona == "buyer":
+        if persona == "committee":
+            yield page("/pricing", 30)
+            yield page(rng.choice(CONTENT), 40)
+            yield event("webinar", 60, webinar_id="w-roi", action="attended")
+        elif persona == "converting_visitor":
+            yield page("/pricing", 20)
+            yield page("/pricing", 30)
+            yield page(rng.choice(CONTENT), 10)
+            anonymous = False  # the visitor fills in the demo form: now known, both ids on the event
+            yield event(
+                "form_submission",
+                5,
+                form_id="f-demo_request",
+                form_type="demo_request",
+                anonymous_id=anonymous_id,
+                fields={"job_title": title},
+            )
+        elif persona == "buyer":
             yield page("/pricing", 24)
             yield page(rng.choice(CONTENT), 20)
             yield page("/pricing", 30)
@@ -257,6 +310,7 @@ class JourneyGenerator:
 
 
 TOPIC_OF_TYPE = {
+    "account": "accounts",
     "page_view": "page_views",
     "form_submission": "forms",
     "trial": "trials",
@@ -266,7 +320,10 @@ TOPIC_OF_TYPE = {
 
 
 def record_key(event: dict[str, Any]) -> str:
-    """The Kafka key producers should use: the contact, so one contact stays on one partition."""
+    """The Kafka key producers should use: the contact, so one contact stays on one partition
+    (the account id for firmographics: the accounts topic is compacted by it)."""
+    if event["type"] == "account":
+        return str(event["account_id"])
     return str(
         event.get("contact_id")
         or (f"email:{event['email']}" if event.get("email") else f"anon:{event.get('anonymous_id')}")

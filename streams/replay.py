@@ -17,13 +17,26 @@ from streams.records import SourceRecord
 BATCH = 1000
 
 
-def file_records(path: Path) -> Iterator[SourceRecord]:
-    """One record per line; the 'topic' is the file, the offset is the line number."""
+def file_records(path: Path, accounts_topic: str) -> Iterator[SourceRecord]:
+    """One record per line; the 'topic' is the file, the offset is the line number. Lines with
+    ``"type": "account"`` are firmographics, as if read from the accounts topic."""
     with path.open("rb") as handle:
         for offset, line in enumerate(handle):
             line = line.strip()
-            if line:
-                yield SourceRecord(topic=f"file:{path.name}", partition=0, offset=offset, value=line)
+            if not line:
+                continue
+            topic = f"file:{path.name}"
+            if b'"account"' in line and _is_account(line):
+                topic = accounts_topic
+            yield SourceRecord(topic=topic, partition=0, offset=offset, value=line)
+
+
+def _is_account(line: bytes) -> bool:
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("type") == "account"
 
 
 async def replay_records(
@@ -81,7 +94,7 @@ def run_replay(
         if not quiet:
             print(format_handoff(handoff), file=out)
 
-    summary = asyncio.run(replay_records(file_records(path), settings, model, show))
+    summary = asyncio.run(replay_records(file_records(path, settings.topics.accounts), settings, model, show))
     if handoffs_out is not None:
         with handoffs_out.open("w") as handle:
             for handoff in summary["handoff_records"]:

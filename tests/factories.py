@@ -78,3 +78,22 @@ def parse(event: dict[str, Any]) -> Any:
 
 def encode(event: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
+
+
+def account(domain: str, when: str, account_id: str | None = None, **firmographics: Any) -> dict[str, Any]:
+    """A record for the accounts topic."""
+    return {
+        "account_id": account_id or f"acct-{domain}",
+        "domain": domain,
+        "updated_at": when,
+        **(firmographics or {"industry": "software", "employees": 400, "region": "emea"}),
+    }
+
+
+def engaged_member(contact: str, domain: str, title: str, day: float = 0.0) -> list[dict[str, Any]]:
+    """A contact at ``domain`` who clears a 20-point bar (a demo request) but not the MQL fit bar
+    on their own... or does: what matters here is their engagement and role."""
+    return [
+        identify(contact, at(day), f"{contact}@{domain}", job_title=title),
+        form(contact, "demo_request", at(day + 0.5)),
+    ]

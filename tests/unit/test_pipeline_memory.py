@@ -113,3 +113,15 @@ def test_commit_conflicts_are_reloaded_and_reapplied():
     assert scoring.counters.conflicts == 1
     state = decode_state(load(store, "c6").value)
     assert set(state.seen_ids) == {e["event_id"] for e in journey}
+
+
+def test_a_later_record_with_an_earlier_event_time_is_not_lost():
+    """In a batch a contact's events are applied in event-time order, not offset order."""
+    store, sink = MemoryStateStore(), MemorySink()
+    journey = buyer_journey("c7")
+    reordered = [journey[0], journey[3], journey[2], journey[1], journey[4]]  # produced out of order
+    asyncio.run(pipeline(store, sink).process(records(reordered)))
+    state = decode_state(load(store, "c7").value)
+    assert state.rules["pricing_page_repeat"].count == 2
+    assert state.rules["bottom_funnel_content"].count == 1
+    assert len(handoff_ids(sink)) == 1

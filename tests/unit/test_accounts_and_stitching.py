@@ -1,0 +1,217 @@
+"""Buying groups and stitching through the batch pipeline over the in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.loader import load_model
+from config.settings import Topics
+from streams.pipeline import ScoringPipeline
+from streams.records import SourceRecord
+from streams.scoring import ContactState, compile_model, score
+from streams.scoring.accounts import account_of, role_of
+from streams.scoring.engagement import engagement
+from streams.scoring.merge import merge_contacts
+from streams.sinks import MemorySink
+from streams.state import MemoryStateStore
+from streams.state.keys import account_key, contact_key
+from streams.state.port import decode_account, decode_state
+from tests.factories import T0, account, at, encode, engaged_member, form, identify, page, parse
+
+MODEL = load_model()
+COMPILED = compile_model(MODEL)
+TOPICS = Topics()
+
+
+class Harness:
+    """A pipeline over memory; records get offsets per topic, as Kafka would give them."""
+
+    def __init__(self) -> None:
+        self.store, self.sink = MemoryStateStore(), MemorySink()
+        self.pipeline = ScoringPipeline(self.store, self.sink, MODEL, TOPICS)
+        self.offsets: dict[str, int] = {}
+
+    def send(self, events, topic=TOPICS.page_views):
+        batch = []
+        for event in events:
+            offset = self.offsets.get(topic, 0)
+            self.offsets[topic] = offset + 1
+            batch.append(SourceRecord(topic, 0, offset, encode(event)))
+        asyncio.run(self.pipeline.process(batch))
+
+    def handoffs(self, kind):
+        return [
+            h for h in (json.loads(r.value) for r in self.sink.on_topic(TOPICS.handoffs)) if h["kind"] == kind
+        ]
+
+    def contact(self, contact_id):
+        key = contact_key("ls", contact_id)
+        return asyncio.run(self.store.load([key]))[key]
+
+    def account(self, domain):
+        key = account_key("ls", domain)
+        stored = asyncio.run(self.store.load([key]))[key]
+        return decode_account(stored.value) if stored.value else None
+
+
+def test_roles_and_accounts_from_traits():
+    assert role_of(COMPILED, {"job_title": "VP Sales"}) == "decision_maker"
+    assert role_of(COMPILED, {"job_title": "Director of IT"}) == "champion"
+    assert role_of(COMPILED, {"job_title": "Marketing Manager"}) == "influencer"
+    assert role_of(COMPILED, {"job_title": "Analyst"}) == "user"
+    assert account_of(COMPILED, ContactState("c", email="a@acme.io")) == "acme.io"
+    assert account_of(COMPILED, ContactState("c", email="a@gmail.com")) is None
+    assert account_of(COMPILED, ContactState("c", email="a@gmail.com", company_domain="acme.io")) == "acme.io"
+    assert account_of(COMPILED, ContactState("c", email="s@state.edu")) is None
+
+
+def test_three_engaged_contacts_covering_roles_qualify_the_account_once():
+    h = Harness()
+    h.send([account("acme.io", at(0))], TOPICS.accounts)
+    h.send(
+        engaged_member("ceo", "acme.io", "CEO", 1) + engaged_member("dir", "acme.io", "Director of Ops", 2)
+    )
+    assert h.handoffs("buying_group") == []  # two engaged people are not a group yet
+    h.send(engaged_member("eng", "acme.io", "Software Engineer", 3))
+    groups = h.handoffs("buying_group")
+    assert len(groups) == 1
+    group = groups[0]
+    assert group["account_id"] == "acct-acme.io" and group["reason"] == "buying_group"
+    assert {m["contact_id"] for m in group["members"] if m["engaged"]} == {"ceo", "dir", "eng"}
+    assert set(group["roles_covered"]) == {"decision_maker", "champion", "user"}
+    assert group["roles_missing"] == ["influencer"]
+    assert group["firmographics"]["industry"] == "software"
+    h.send(engaged_member("mgr", "acme.io", "Marketing Manager", 4))  # still qualified: no new handoff
+    assert len(h.handoffs("buying_group")) == 1
+
+
+def test_engaged_contacts_of_different_accounts_qualify_none():
+    h = Harness()
+    h.send([account("a1.io", at(0)), account("a2.io", at(0))], TOPICS.accounts)
+    h.send(engaged_member("x1", "a1.io", "CEO", 1) + engaged_member("x2", "a1.io", "Director", 1))
+    h.send(engaged_member("y1", "a2.io", "Engineer", 1) + engaged_member("y2", "a2.io", "Analyst", 1))
+    assert h.handoffs("buying_group") == []
+
+
+def test_gmail_contacts_never_join_an_account():
+    h = Harness()
+    h.send([account("gmail.com", at(0))], TOPICS.accounts)
+    for name in ("g1", "g2", "g3"):
+        h.send(engaged_member(name, "gmail.com", "CEO", 1))
+    assert h.account("gmail.com").members == {}
+    assert h.handoffs("buying_group") == []
+
+
+def test_firmographics_feed_contact_fit():
+    h = Harness()
+    h.send([account("fit.io", at(0), industry="saas", employees=300, region="emea")], TOPICS.accounts)
+    journey = [
+        identify("f1", at(1), "f1@fit.io", job_title="Engineer"),
+        page("f1", "/pricing", at(1.1)),
+        page("f1", "/pricing", at(1.2)),
+        form("f1", "demo_request", at(1.3)),
+    ]
+    h.send(journey)
+    [mql] = h.handoffs("mql")
+    assert {r["rule"] for r in mql["fit"]["rules"]} == {
+        "industry_match",
+        "company_size_match",
+        "target_region",
+    }
+    assert mql["account_id"] == "fit.io"
+
+
+def test_anonymous_pricing_views_count_once_after_identification_decayed_from_then():
+    h = Harness()
+    anon = [page("x", "/pricing", at(0), anonymous_id="v1"), page("x", "/pricing", at(1), anonymous_id="v1")]
+    for event in anon:
+        del event["contact_id"]
+    h.send(anon)
+    link = identify("known", at(5), "k@acme.io", job_title="VP Marketing", industry="software", employees=400)
+    link["anonymous_id"] = "v1"
+    h.send([link], TOPICS.identify)
+    state = decode_state(h.contact("known").value)
+    rule = state.rules["pricing_page_repeat"]
+    assert rule.count == 2 and rule.times == [
+        parse(anon[0]).occurred_at.timestamp(),
+        parse(anon[1]).occurred_at.timestamp(),
+    ]
+    assert "anon:v1" in state.linked
+    assert h.contact("anon:v1").alias == "known"
+    # Decayed from when it happened: 4 days after the second visit, 30 * 2^(-4/14).
+    value = engagement(COMPILED, state, parse(link).occurred_at.timestamp())[1]["pricing_page_repeat"]
+    assert math.isclose(value, 30 * 2 ** (-4 / 14), rel_tol=1e-9)
+    # Later anonymous events are routed to the contact, and the demo request qualifies it.
+    later = page("x", "/case-studies/a", at(5.5), anonymous_id="v1")
+    del later["contact_id"]
+    h.send([later])
+    h.send([form("known", "demo_request", at(6))], TOPICS.forms)
+    state = decode_state(h.contact("known").value)
+    assert state.rules["bottom_funnel_content"].count == 1
+    assert [m["contact_id"] for m in h.handoffs("mql")] == ["known"]
+    # The same link again merges nothing twice.
+    again = dict(link, event_id="again")
+    h.send([again], TOPICS.identify)
+    assert decode_state(h.contact("known").value).rules["pricing_page_repeat"].count == 2
+
+
+def test_two_contact_ids_of_one_person_merge():
+    h = Harness()
+    h.send([page("old-id", "/pricing", at(0)), page("old-id", "/pricing", at(1))])
+    merge = identify("new-id", at(2), "p@acme.io", job_title="CTO")
+    merge["previous_ids"] = ["old-id"]
+    h.send([merge], TOPICS.identify)
+    assert decode_state(h.contact("new-id").value).rules["pricing_page_repeat"].count == 2
+    h.send([page("old-id", "/pricing", at(3))])
+    assert decode_state(h.contact("new-id").value).rules["pricing_page_repeat"].count == 3
+
+
+def test_replaying_everything_changes_nothing():
+    h = Harness()
+    events = (
+        engaged_member("a", "r.io", "CEO", 1)
+        + engaged_member("b", "r.io", "Director", 1)
+        + engaged_member("c", "r.io", "Engineer", 1)
+    )
+    h.send([account("r.io", at(0))], TOPICS.accounts)
+    h.send(events)
+    before = (h.account("r.io"), len(h.sink.records))
+    h.offsets.clear()  # a fresh consumer group: the same offsets again
+    h.send([account("r.io", at(0))], TOPICS.accounts)
+    h.send(events)
+    assert (h.account("r.io"), len(h.sink.records)) == before
+
+
+paths = st.sampled_from(["/pricing", "/case-studies/a", "/careers", "/blog/x"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(paths, st.floats(0, 60), st.booleans()), min_size=1, max_size=10))
+def test_merging_equals_one_profile_seeing_every_event(visits):
+    """Split a history between an anonymous profile and a contact; merging gives the same scores."""
+    events = [
+        page("c", path, (T0.replace() + __import__("datetime").timedelta(days=day)).isoformat())
+        for path, day, _ in visits
+    ]
+    whole, anon, known = ContactState("c"), ContactState("anon:v"), ContactState("c")
+    for event, (_, _, anonymous) in zip(events, visits, strict=True):
+        parsed = parse(event)
+        t = parsed.occurred_at.timestamp()
+        whole = score(whole, parsed, MODEL, max(whole.clock, t)).state
+        if anonymous:
+            anon = score(anon, parsed, MODEL, max(anon.clock, t)).state
+        else:
+            known = score(known, parsed, MODEL, max(known.clock, t)).state
+    merge_contacts(known, anon, "anon:v", COMPILED)
+    later = max(whole.clock, known.clock) + 86_400
+    assert math.isclose(
+        engagement(COMPILED, known, later)[0],
+        engagement(COMPILED, whole, later)[0],
+        rel_tol=1e-9,
+        abs_tol=1e-9,
+    )
