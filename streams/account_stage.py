@@ -68,22 +68,23 @@ class AccountStage:
                 if decision.handoff is not None:
                     entries[f"h:{decision.handoff['handoff_id']}"] = orjson.dumps(decision.handoff)
                     decided[domain] = decision.handoff
-                writes.append(
-                    RecordWrite(
-                        account_key(self._prefix, domain), stored.version, encode_state(account), entries
-                    )
-                )
+                value = encode_state(account)
+                if value == stored.value and not entries:
+                    continue  # e.g. the same firmographics consumed again: nothing to write
+                writes.append(RecordWrite(account_key(self._prefix, domain), stored.version, value, entries))
             conflicts = await self._store.commit(writes)
             result.conflicts += len(conflicts)
-            for domain, write in zip(records, writes, strict=True):
-                if write.key in conflicts:
+            new_outbox = {w.key: w.new_outbox for w in writes}
+            for domain, stored in records.items():
+                key = account_key(self._prefix, domain)
+                if key in conflicts:
                     continue
-                for entry, value in {**records[domain].outbox, **write.new_outbox}.items():
+                for entry, value in {**stored.outbox, **new_outbox.get(key, {})}.items():
                     if entry.startswith("h:"):
-                        result.handoffs.append((write.key, entry, value))
+                        result.handoffs.append((key, entry, value))
                 if domain in decided:
                     result.new_handoffs.append(decided[domain])
-            remaining = [d for d, w in zip(records, writes, strict=True) if w.key in conflicts]
+            remaining = [d for d in records if account_key(self._prefix, d) in conflicts]
         raise StateUnavailable(
             f"{len(remaining)} accounts kept changing under this worker ({MAX_ATTEMPTS} attempts); "
             "check that Redis is healthy and the workers are not overloaded"

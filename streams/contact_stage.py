@@ -154,7 +154,8 @@ class ContactStage:
             return {}
         missing = [self._key(p) for p in wanted if self._key(p) not in records]
         records.update(await self._store.load(missing))
-        alias_writes, merges = [], {}
+        alias_writes: list[RecordWrite] = []
+        merges: dict[str, list[tuple[str, ContactState | None]]] = {}
         for profile, contact in wanted.items():
             stored = records[self._key(profile)]
             if stored.alias not in (None, contact):

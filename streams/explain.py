@@ -62,8 +62,9 @@ def explain_account(
     view = view_account(compile_model(model), account, now)
     rule = view.rule
     lines = [
-        f"account {account.domain}  id {account.account_id or '-'}  firmographics {account.firmographics or '-'}",
-        f"buying-group rule {rule.name!r}; scores at {datetime.fromtimestamp(now, tz=UTC).isoformat(timespec='seconds')}",
+        f"account {account.domain}  id {account.account_id or '-'}",
+        f"firmographics {account.firmographics or '-'}",
+        f"buying-group rule {rule.name!r}; scores at {_when(now)}",
         f"fit {view.fit:.1f} / bar {rule.account_fit_at_least:g}   "
         f"engagement {view.engagement:.1f} / bar {rule.account_engagement_at_least or '-'}",
         f"engaged contacts {sum(m.engaged for m in view.members)} / need {rule.min_engaged_contacts}   "
@@ -74,9 +75,8 @@ def explain_account(
     ]
     for member in view.members:
         flag = "engaged" if member.engaged else "       "
-        lines.append(
-            f"  {flag}  {member.engagement:7.1f}  {member.snapshot.contact_id:<20} {member.snapshot.role or '-'}"
-        )
+        snapshot = member.snapshot
+        lines.append(f"  {flag}  {member.engagement:7.1f}  {snapshot.contact_id:<20} {snapshot.role or '-'}")
     print("\n".join(lines), file=out)
     return 0
 
@@ -128,6 +128,10 @@ def describe(state: ContactState, model: ScoringModel, now: float, stored: Store
     if state.linked:
         lines.append(f"  stitched profiles: {', '.join(state.linked)}")
     return "\n".join(lines)
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="seconds")
 
 
 def _gap(value: float, bar: float) -> str:

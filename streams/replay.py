@@ -57,8 +57,8 @@ async def replay_records(
     if batch:
         await pipeline.process(batch)
     counters = pipeline.counters
-    records = await store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))
-    contacts = sum(1 for r in records.values() if r.value is not None and r.alias is None)
+    stored = await store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))
+    contacts = sum(1 for r in stored.values() if r.value is not None and r.alias is None)
     handoffs = [json.loads(r.value or b"{}") for r in sink.on_topic(settings.topics.handoffs)]
     mql_contacts = len({h["contact_id"] for h in handoffs if h["kind"] == "mql"})
     return {
@@ -108,8 +108,8 @@ def format_handoff(h: dict[str, Any]) -> str:
         people = ", ".join(f"{m['contact_id']} ({m['role'] or '?'})" for m in h["members"] if m["engaged"])
         missing = ", ".join(h["roles_missing"]) or "none"
         return (
-            f"ACCOUNT {h['domain']:<24} {h['qualified_at'][:16]}  {h['reason']}: {h['engaged_contacts']} engaged"
-            f" [{people}]  roles missing: {missing}  id {h['handoff_id'][:8]}"
+            f"ACCOUNT {h['domain']:<24} {h['qualified_at'][:16]}  {h['reason']}: "
+            f"{h['engaged_contacts']} engaged [{people}]  roles missing: {missing}  id {h['handoff_id'][:8]}"
         )
     top = ", ".join(f"{s['rule']} {s['value']:.0f}" for s in h["engagement"]["signals"][:3])
     return (

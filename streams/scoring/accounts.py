@@ -139,11 +139,13 @@ def view_account(compiled: CompiledModel, account: AccountState, now: float) -> 
         if snapshot.removed:
             continue
         value, _ = rules_engagement(compiled, snapshot.rules, now)
-        engaged = value >= rule.contact_engagement_at_least and now - snapshot.last_at <= window
-        members.append(MemberView(snapshot, value, engaged))
+        is_engaged = value >= rule.contact_engagement_at_least and now - snapshot.last_at <= window
+        members.append(MemberView(snapshot, value, is_engaged))
     members.sort(key=lambda m: (-m.engagement, m.snapshot.contact_id))
     engaged = [m for m in members if m.engaged]
-    roles = tuple(sorted({m.snapshot.role for m in engaged if m.snapshot.role in rule.roles}))  # type: ignore[misc]
+    roles = tuple(
+        sorted({m.snapshot.role for m in engaged if m.snapshot.role and m.snapshot.role in rule.roles})
+    )
     total = sum(m.engagement for m in members)
     fit, breakdown = firmographic_fit(compiled, account.firmographics)
     group = len(engaged) >= rule.min_engaged_contacts and len(roles) >= rule.min_roles
