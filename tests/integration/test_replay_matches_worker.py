@@ -80,8 +80,9 @@ def test_same_order_gives_identical_handoffs(settings, start_worker, tmp_path):
 def test_events_spread_over_topics_give_the_same_handoff_ids_and_scores(
     settings, redis_client, start_worker, tmp_path
 ):
-    """Across topics the arrival order of one contact's events is not fixed: the handoffs' ids,
-    contacts, qualification numbers and fit still agree, and every final score is the same."""
+    """Across topics the arrival order of one contact's events is not fixed, so the moment of
+    crossing (and the snapshot in the handoff, fit included) may differ; the handoffs' ids,
+    contacts and qualification numbers still agree, and every final score is the same."""
     events = JourneyGenerator(seed=12, contacts=300, start=default_start()).events()
     ensure_topics(settings)
     start_worker(settings)
@@ -98,7 +99,6 @@ def test_events_spread_over_topics_give_the_same_handoff_ids_and_scores(
                 h["contact_id"],
                 h["qualification_number"],
                 h["model_version"],
-                h["fit"]["score"],
             )
             for h in handoffs_
             if h["kind"] == "mql" and h["contact_id"] not in stitched
