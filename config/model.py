@@ -16,6 +16,7 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9
 EVENT_TYPES = ("page_view", "form_submission", "trial", "webinar", "identify")
 # Properties a rule may match on, per event type (see streams/scoring/signals.py).
 MATCHABLE = {
+    "sales_outcome": set(),
     "page_view": {"path", "url", "title"},
     "form_submission": {"form_type", "form_id"},
     "trial": {"action"},
@@ -280,6 +281,25 @@ class AccountModel(_Frozen):
         return self
 
 
+class SlaStep(_Frozen):
+    after_due_hours: float = Field(ge=0)
+    escalation: Name  # who is told, e.g. rep, sdr_manager, head_of_sales
+
+
+class Lifecycle(_Frozen):
+    """After the handoff: SLA breaches and decay-driven recycling."""
+
+    # One sla_breached event at each step, counted from the handoff's follow_up_due_at.
+    sla_escalations: list[SlaStep] = Field(
+        default_factory=lambda: [
+            SlaStep(after_due_hours=0, escalation="rep"),
+            SlaStep(after_due_hours=24, escalation="sdr_manager"),
+        ]
+    )
+    # A handed-off contact whose engagement decays below the MQL bar before sales acts is recycled.
+    recycle_when_decayed: bool = True
+
+
 class ScoringModel(_Frozen):
     version: Annotated[str, Field(min_length=1, max_length=64)]
     thresholds: Thresholds
@@ -292,6 +312,7 @@ class ScoringModel(_Frozen):
     domain_lists: dict[Name, DomainList] = Field(default_factory=dict)
     seniority_from_title: list[SeniorityPattern] = Field(default_factory=list)
     accounts: AccountModel | None = None
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoringModel:

@@ -30,12 +30,20 @@ class Topics(BaseModel):
     identify: str = "leadstream.identify"
     # Firmographics, compacted, keyed by account id.
     accounts: str = "leadstream.accounts"
+    # Sales outcomes from the CRM (accepted, rejected, opportunity, closed), keyed by contact id.
+    feedback: str = "leadstream.feedback"
+    # Lifecycle transitions and SLA breaches, keyed by contact id.
+    lifecycle: str = "leadstream.lifecycle"
+    # The router's assignments of handoffs to SDR queues and reps.
+    assignments: str = "leadstream.assignments"
     handoffs: str = "leadstream.handoffs"
     dead_letters: str = "leadstream.dead_letters"
 
     def inputs(self) -> tuple[str, ...]:
         """The topics the scoring worker consumes."""
-        return (self.page_views, self.forms, self.trials, self.webinars, self.identify, self.accounts)
+        return (
+            self.page_views, self.forms, self.trials, self.webinars, self.identify, self.accounts, self.feedback,
+        )
 
 
 class Settings(BaseSettings):
@@ -72,6 +80,8 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     # Contacts with no event for this long are dropped from Redis by TTL.
     state_ttl_days: int = Field(default=400, ge=1)
+    # How often the worker looks for due timers (SLA breaches, decayed MQLs).
+    timer_interval_s: float = Field(default=0.25, gt=0, le=60)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

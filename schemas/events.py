@@ -96,6 +96,16 @@ class WebinarEvent(_Envelope):
     action: Literal["registered", "attended", "asked_question", "watched_recording"]
 
 
+class SalesOutcome(_Envelope):
+    """What sales did with a lead, from the CRM, on the feedback topic (keyed by contact id)."""
+
+    type: Literal["sales_outcome"]
+    outcome: Literal["accepted", "rejected", "opportunity_created", "closed_won", "closed_lost"]
+    reason: Text | None = None
+    handoff_id: Id | None = None
+    rep: Id | None = None
+
+
 class ContactTraits(_Strict):
     """What we know about a person and their company; every field optional."""
 
@@ -137,7 +147,7 @@ class AccountFirmographics(_Strict):
 
 
 Event = Annotated[
-    PageView | FormSubmission | TrialEvent | WebinarEvent | Identify,
+    PageView | FormSubmission | TrialEvent | WebinarEvent | Identify | SalesOutcome,
     Field(discriminator="type"),
 ]
-EVENT_TYPES = ("page_view", "form_submission", "trial", "webinar", "identify")
+EVENT_TYPES = ("page_view", "form_submission", "trial", "webinar", "identify", "sales_outcome")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import AccountFirmographics, Event
 from schemas.handoff import BuyingGroupHandoff, MqlHandoff
+from schemas.lifecycle import LifecycleTransition, SlaBreach
 
 OUT = Path(__file__).resolve().parent / "json"
 
@@ -25,6 +26,8 @@ def documents() -> dict[str, dict[str, Any]]:
         "account.schema.json": AccountFirmographics,
         "mql_handoff.schema.json": MqlHandoff,
         "buying_group_handoff.schema.json": BuyingGroupHandoff,
+        "lifecycle_transition.schema.json": LifecycleTransition,
+        "sla_breach.schema.json": SlaBreach,
         "dead_letter_headers.schema.json": DeadLetterHeaders,
     }
     docs = {name: model.model_json_schema(by_alias=True) for name, model in models.items()}

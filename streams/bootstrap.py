@@ -12,7 +12,10 @@ from config.loader import load_model
 from config.model import ScoringModel
 from config.settings import Settings
 from streams.pipeline import ScoringPipeline
-from streams.processors.faust_app import attach_batch_agent, make_app
+from streams.errors import InfrastructureError
+from streams.processors.faust_app import attach_batch_agent, attach_timer, make_app
+from streams.scoring import compile_model
+from streams.timers import TimerService
 from streams.retry import RetryingProcessor
 from streams.sinks import FaustProducerSink, MemorySink
 from streams.state import MemoryStateStore, RedisStateStore
@@ -39,12 +42,25 @@ def build_worker(settings: Settings) -> faust.App:
     """Wire the scoring worker: faust app, Redis store, Kafka sink, scoring pipeline."""
     model = scoring_model(settings)
     app = make_app(settings)
-    pipeline = ScoringPipeline(
-        redis_store(settings), FaustProducerSink(app), model, settings.topics, settings.redis_key_prefix
-    )
+    store, sink = redis_store(settings), FaustProducerSink(app)
+    pipeline = ScoringPipeline(store, sink, model, settings.topics, settings.redis_key_prefix)
     attach_batch_agent(app, settings, RetryingProcessor(pipeline))
+    timers = TimerService(store, store, sink, compile_model(model), settings.topics, settings.redis_key_prefix)
+    attach_timer(app, settings.timer_interval_s, _logged(timers.tick))
     logger.info("scoring model %s loaded", model.version)
     return app
+
+
+def _logged(tick: Any) -> Any:
+    """A timer tick that logs an infrastructure failure and tries again next tick."""
+
+    async def run(now: float) -> None:
+        try:
+            await tick(now)
+        except InfrastructureError as exc:
+            logger.error("timer tick failed, retrying on the next one: %s", exc)
+
+    return run
 
 
 def build_embedded(

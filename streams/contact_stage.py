@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from streams.decode import identity_links
+from streams.delivery import lifecycle_entries, timer_entries
 from streams.errors import StateUnavailable
 from streams.records import SourceRecord
 from streams.scoring import ContactState, apply
@@ -50,7 +51,8 @@ class PendingEvent:
 class ContactResult:
     """What the contact stage produced, for the account stage and the emitter."""
 
-    handoffs: list[tuple[str, str, bytes]] = field(default_factory=list)  # (key, entry, record value)
+    # Outbox entries to deliver after the commits: (key, entry, value); see streams/delivery.py.
+    entries: list[tuple[str, str, bytes]] = field(default_factory=list)
     snapshots: list[tuple[str, str, bytes, MemberSnapshot]] = field(
         default_factory=list
     )  # (key, entry, value, s)
@@ -62,6 +64,7 @@ class ContactResult:
     conflicts: int = 0
     rules: list[str] = field(default_factory=list)
     new_handoffs: list[dict[str, Any]] = field(default_factory=list)
+    lifecycle: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ContactStage:
@@ -227,6 +230,7 @@ class ContactStage:
                 state.linked.append(profile)
             changed = True
         disqualified = False
+        timers_before = dict(state.timers)
         # Watermarks as they were before this batch: the batch is applied in event-time order, so
         # a later record may be applied before an earlier one and must not hide it.
         watermarks = dict(state.applied)
@@ -241,6 +245,7 @@ class ContactStage:
             now = max(state.clock, item.event.occurred_at.timestamp())
             decision = apply(state, item.event, self._compiled, now, firmographics)
             disqualified = decision.disqualified
+            outcome.lifecycle.extend(decision.lifecycle)
             if decision.duplicate:
                 outcome.duplicates += 1  # the producer sent the same event twice
                 continue
@@ -251,6 +256,8 @@ class ContactStage:
         if not changed:
             return outcome
         entries = {f"h:{h['handoff_id']}": orjson.dumps(h) for h in outcome.handoffs}
+        entries.update(lifecycle_entries(outcome.lifecycle))
+        entries.update(timer_entries(timers_before, state.timers))
         if self._accounts_enabled:
             version = stored.version + 1
             domain = account_of(self._compiled, state)
@@ -271,15 +278,16 @@ class ContactStage:
         result.duplicates += outcome.duplicates
         result.rules.extend(outcome.rules)
         result.new_handoffs.extend(outcome.handoffs)
+        result.lifecycle.extend(outcome.lifecycle)
         entries = dict(stored.outbox)
         if outcome.write is not None:
             entries.update(outcome.write.new_outbox)
         for entry, value in entries.items():
-            if entry.startswith("h:"):
-                result.handoffs.append((key, entry, value))
-            elif entry.startswith("a:"):
+            if entry.startswith("a:"):
                 snapshot = MemberSnapshot.from_dict(orjson.loads(value))
                 result.snapshots.append((key, entry, value, snapshot))
+            else:
+                result.entries.append((key, entry, value))
 
 
 @dataclass(slots=True)
@@ -293,6 +301,7 @@ class _Outcome:
     applied: int = 0
     duplicates: int = 0
     rules: list[str] = field(default_factory=list)
+    lifecycle: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _group(events: Sequence[PendingEvent], routes: dict[str, str]) -> dict[str, list[PendingEvent]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from config.model import ScoringModel
 from config.settings import Topics
@@ -30,7 +30,8 @@ from streams.errors import InvalidEvent
 from streams.records import OutputRecord, SourceRecord
 from streams.scoring import compile_model
 from streams.sinks import Sink
-from streams.state.port import StateStore
+from streams.delivery import plan
+from streams.state.port import StateStore, TimerIndex
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Counters:
     dead_letters: int = 0
     handoffs: int = 0
     account_handoffs: int = 0
+    lifecycle: int = 0
     firmographics: int = 0
     tombstones: int = 0
     links: int = 0
@@ -53,9 +55,18 @@ class Counters:
 
 class ScoringPipeline:
     def __init__(
-        self, store: StateStore, sink: Sink, model: ScoringModel, topics: Topics, key_prefix: str = "ls"
+        self,
+        store: StateStore,
+        sink: Sink,
+        model: ScoringModel,
+        topics: Topics,
+        key_prefix: str = "ls",
+        timers: TimerIndex | None = None,
     ) -> None:
+        timers = timers if timers is not None else cast(TimerIndex, store)
         self._store = store
+        self._timers = timers
+        self._prefix = key_prefix
         self._sink = sink
         self._model = model
         compiled = compile_model(model)
@@ -91,15 +102,11 @@ class ScoringPipeline:
             ]
             await self._accounts.run(snapshots, firmographics, contacts.accounts, accounts)
 
-        delivered = contacts.handoffs + accounts.handoffs
-        outputs.extend(
-            OutputRecord(self._topics.handoffs, _record_key(key), value) for key, _e, value in delivered
-        )
+        deliveries = plan(contacts.entries + accounts.handoffs, self._topics, self._prefix)
+        outputs.extend(deliveries.records)
         await self._sink.send_all(outputs)
-        await self._store.ack(
-            [(key, entry, value) for key, entry, value in delivered]
-            + [(key, entry, value) for key, entry, value, _s in contacts.snapshots]
-        )
+        await self._timers.schedule(deliveries.timers)
+        await self._store.ack(deliveries.acks + [(key, entry, value) for key, entry, value, _s in contacts.snapshots])
         self._count(contacts, accounts)
 
     def _take_firmographics(
@@ -124,14 +131,10 @@ class ScoringPipeline:
         counters.identity_conflicts += contacts.identity_conflicts
         counters.conflicts += contacts.conflicts + accounts.conflicts
         counters.handoffs += len(contacts.new_handoffs)
+        counters.lifecycle += len(contacts.lifecycle)
         counters.account_handoffs += len(accounts.new_handoffs)
         for rule in contacts.rules:
             counters.rules[rule] = counters.rules.get(rule, 0) + 1
         for handoff in contacts.new_handoffs + accounts.new_handoffs:
             for observer in self.handoff_observers:
                 observer(handoff)
-
-
-def _record_key(state_key: str) -> bytes:
-    """The handoff record's Kafka key: the contact id or account domain inside the hash tag."""
-    return state_key[state_key.index("{") + 3 : state_key.rindex("}")].encode()

@@ -39,7 +39,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
             "Start the local stack with scripts/stack up, or set LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS."
         ) from exc
     topics = settings.topics
-    wanted = [*topics.inputs(), topics.handoffs, topics.dead_letters]
+    wanted = [*topics.inputs(), topics.handoffs, topics.dead_letters, topics.lifecycle, topics.assignments]
     missing = [
         NewTopic(
             name,

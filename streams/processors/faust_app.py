@@ -64,6 +64,16 @@ def attach_batch_agent(app: faust.App, settings: Settings, processor: BatchProce
     return app.agent(topic, name="leadstream.score_events")(score_events)
 
 
+def attach_timer(app: faust.App, interval_s: float, tick: Any) -> Any:
+    """Run ``tick(now)`` every ``interval_s`` seconds on the worker (wall clock)."""
+    import time
+
+    async def fire_timers() -> None:
+        await tick(time.time())
+
+    return app.timer(interval=interval_s, name="leadstream.fire_timers")(fire_timers)
+
+
 def _source_record(event: Any) -> SourceRecord:
     message = event.message
     timestamp = message.timestamp

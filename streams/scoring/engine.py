@@ -19,6 +19,7 @@ from streams.scoring.accounts import account_of
 from streams.scoring.engagement import add_match, engagement
 from streams.scoring.fit import coerce_trait, evaluate_fit
 from streams.scoring.handoff import build_mql_handoff
+from streams.scoring.lifecycle import fire, on_mql, sales_outcome, transition, watch_decay
 from streams.scoring.signals import (
     CompiledModel,
     compile_model,
@@ -36,6 +37,8 @@ from streams.scoring.state import (
 )
 
 HANDOFF_NAMESPACE = uuid.UUID("6f1c3a52-3f0e-4b8e-9a57-5c1d2f6e7a10")
+# Sales has the lead in the other stages: no new MQL handoff until it comes back to nurture.
+REQUALIFYING_STAGES = ("subscriber", "lead", "recycled")
 DAY_S = 86_400.0
 
 
@@ -51,6 +54,7 @@ class Decision:
     fit: float = 0.0
     handoff: dict[str, Any] | None = None  # an MqlHandoff, JSON-ready
     disqualified: bool = False
+    lifecycle: tuple[dict[str, Any], ...] = ()  # transitions and SLA breaches, JSON-ready
 
 
 def epoch(moment: datetime) -> float:
@@ -89,6 +93,15 @@ def apply(
         return Decision(state, duplicate=True)
     thresholds = compiled.model.thresholds
     at = epoch(event.occurred_at)
+    # Timers that came due before this event fire first, exactly as the timer service would have
+    # fired them: the same events give the same lifecycle whether timers ran live or not.
+    lifecycle = fire_due(compiled, state, now)
+    if event.type == "sales_outcome":
+        lifecycle += sales_outcome(compiled, state, event, at)
+        state.seen_ids.append(event.event_id)
+        del state.seen_ids[:-RECENT_EVENT_IDS]
+        state.clock = max(state.clock, at)
+        return Decision(state, lifecycle=tuple(lifecycle))
     before, _ = engagement(compiled, state, now)
 
     _update_identity(state, event)
@@ -109,10 +122,13 @@ def apply(
     fit = evaluate_fit(compiled, state, account)
     if state.mql_count and min(before, after) < thresholds.rearm.engagement_below:
         state.dipped_since_mql = True
-    armed = state.mql_count == 0 or (
-        state.dipped_since_mql
-        and state.last_mql_at is not None
-        and now - state.last_mql_at >= thresholds.rearm.cooldown_days * DAY_S
+    armed = state.stage in REQUALIFYING_STAGES and (
+        state.mql_count == 0
+        or (
+            state.dipped_since_mql
+            and state.last_mql_at is not None
+            and now - state.last_mql_at >= thresholds.rearm.cooldown_days * DAY_S
+        )
     )
     qualifies = fit.disqualified_by is None and fit.score >= thresholds.fit and after >= thresholds.engagement
     handoff = None
@@ -130,6 +146,12 @@ def apply(
             handoff_id=mql_handoff_id(state.contact_id, compiled.model.version, state.mql_count),
             triggering_event_id=event.event_id,
         )
+        lifecycle += on_mql(compiled, state, handoff, now)
+    elif fit.disqualified_by is not None and state.stage in REQUALIFYING_STAGES:
+        moved = transition(compiled, state, "disqualified", f"domain list {fit.disqualified_by}", now)
+        lifecycle += [moved] if moved else []
+    else:
+        watch_decay(compiled, state, now)  # engagement changed: when does an open MQL fall below?
     return Decision(
         state,
         counted=tuple(r.rule.name for r in rules),
@@ -138,7 +160,20 @@ def apply(
         fit=fit.score,
         handoff=handoff,
         disqualified=fit.disqualified_by is not None,
+        lifecycle=tuple(lifecycle),
     )
+
+
+def fire_due(compiled: CompiledModel, state: ContactState, now: float) -> list[dict[str, Any]]:
+    """Fire, in time order, every timer of ``state`` due at or before ``now``."""
+    fired: list[dict[str, Any]] = []
+    for _ in range(64):  # an SLA step may schedule the next one, also already due
+        due = sorted((when, kind) for kind, when in state.timers.items() if when <= now)
+        if not due:
+            break
+        when, kind = due[0]
+        fired += fire(compiled, state, kind, when)
+    return fired
 
 
 def _update_identity(state: ContactState, event: Any) -> None:

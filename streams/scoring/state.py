@@ -48,6 +48,11 @@ class ContactState:
     # Profiles (anon:<id>, email:<address>, older contact ids) linked to this contact; their
     # contributions were merged in once, with their original event times.
     linked: list[str] = field(default_factory=list)
+    stage: str = "lead"
+    transitions: int = 0  # how many lifecycle transitions so far (makes their ids deterministic)
+    # Pending timers by kind ("decay", "sla"): event time when each should fire.
+    timers: dict[str, float] = field(default_factory=dict)
+    sla_step: int = 0  # the next SLA escalation step for the current MQL
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +75,7 @@ class ContactState:
             "k": self.clock,
             "m": [self.mql_count, self.last_mql_at, self.dipped_since_mql],
             "l": self.linked,
+            "lc": [self.stage, self.transitions, self.timers, self.sla_step],
         }
 
     @classmethod
@@ -92,7 +98,15 @@ class ContactState:
             last_mql_at=last_mql_at,
             dipped_since_mql=dipped,
             linked=raw.get("l", []),
+            **_lifecycle(raw.get("lc")),
         )
+
+
+def _lifecycle(raw: list[Any] | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    stage, transitions, timers, sla_step = raw
+    return {"stage": stage, "transitions": transitions, "timers": timers, "sla_step": sla_step}
 
 
 def rule_to_list(r: RuleState) -> list[Any]:

@@ -7,10 +7,27 @@ different slots: the account is updated after the contact, through the contact's
 
 from __future__ import annotations
 
+import zlib
+
 
 def contact_key(prefix: str, contact_id: str) -> str:
     """The hash holding one contact (or anonymous / email-only profile): version, state, outbox."""
     return f"{prefix}:{{c:{contact_id}}}"
+
+
+TIMER_SHARDS = 16
+
+
+def timer_key(prefix: str, shard: int) -> str:
+    """A sorted set of due times (score) of contacts' timers (member ``<contact>|<kind>``).
+
+    Sharded so that no single slot holds every timer on Redis Cluster.
+    """
+    return f"{prefix}:{{timers:{shard}}}"
+
+
+def timer_shard(contact_id: str) -> int:
+    return zlib.crc32(contact_id.encode()) % TIMER_SHARDS
 
 
 def account_key(prefix: str, domain: str) -> str:

@@ -11,6 +11,7 @@ class MemoryStateStore:
     def __init__(self) -> None:
         # Values are kept encoded, so a loaded state is always a fresh object, as with Redis.
         self._records: dict[str, StoredRecord] = {}
+        self._timers: dict[str, dict[str, float]] = {}
 
     async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]:
         out = {}
@@ -43,6 +44,19 @@ class MemoryStateStore:
             held = self._records.get(key)
             if held is not None and held.outbox.get(entry) == value:
                 del held.outbox[entry]
+
+    async def schedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        for key, member, due in entries:
+            self._timers.setdefault(key, {})[member] = due
+
+    async def due(self, key: str, until: float, limit: int) -> list[tuple[str, float]]:
+        items = sorted((due, member) for member, due in self._timers.get(key, {}).items() if due <= until)
+        return [(member, due) for due, member in items[:limit]]
+
+    async def unschedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        for key, member, due in entries:
+            if self._timers.get(key, {}).get(member) == due:
+                del self._timers[key][member]
 
     def keys(self, prefix: str = "") -> list[str]:
         return [k for k in self._records if k.startswith(prefix)]

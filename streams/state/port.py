@@ -49,6 +49,22 @@ class StateStore(Protocol):
         ...
 
 
+class TimerIndex(Protocol):
+    """Due times of contacts' timers, so due ones are found without scanning contacts."""
+
+    async def schedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        """Add or move (index key, member, due time) entries."""
+        ...
+
+    async def due(self, key: str, until: float, limit: int) -> list[tuple[str, float]]:
+        """Members due at or before ``until``, earliest first."""
+        ...
+
+    async def unschedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        """Remove entries, each only if still at the given due time (not moved since)."""
+        ...
+
+
 def encode_state(state: ContactState | AccountState) -> bytes:
     return orjson.dumps(state.to_dict())
 

@@ -16,6 +16,7 @@ from streams.state.port import RecordWrite, StoredRecord
 logger = logging.getLogger(__name__)
 COMMIT_FUNCTION = "ls_commit_record_v2"
 ACK_FUNCTION = "ls_ack_entry_v2"
+UNSCHEDULE_FUNCTION = "ls_unschedule_timer_v2"
 
 
 def function_library() -> str:
@@ -98,6 +99,31 @@ class RedisStateStore:
             if isinstance(result, Exception):
                 raise result
         return list(results)
+
+    async def schedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        if not entries:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, member, due in entries:
+                pipe.zadd(key, {member: due})
+            await pipe.execute()
+        except RedisError as exc:
+            raise self._unavailable("scheduling timers", exc) from exc
+
+    async def due(self, key: str, until: float, limit: int) -> list[tuple[str, float]]:
+        try:
+            rows = await self._redis.zrangebyscore(key, "-inf", until, start=0, num=limit, withscores=True)
+        except RedisError as exc:
+            raise self._unavailable("reading due timers", exc) from exc
+        return [(member.decode(), float(score)) for member, score in rows]
+
+    async def unschedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        if entries:
+            await self._call_functions(
+                [(UNSCHEDULE_FUNCTION, key, [member, repr(due)]) for key, member, due in entries],
+                "removing fired timers",
+            )
 
     async def memory_usage(self, key: str) -> int | None:
         """Bytes Redis uses for one record (MEMORY USAGE), for reports and benchmarks."""

@@ -46,5 +46,16 @@ local function ack_entry(keys, args)
   return 0
 end
 
+-- Remove a fired timer, but only if it was not moved to another time since it was read.
+--   KEYS[1] the timer index (sorted set); ARGV[1] member; ARGV[2] the due time that fired
+local function unschedule_timer(keys, args)
+  local score = redis.call('ZSCORE', keys[1], args[1])
+  if score and tonumber(score) == tonumber(args[2]) then
+    return redis.call('ZREM', keys[1], args[1])
+  end
+  return 0
+end
+
 redis.register_function('ls_commit_record_v2', commit_record)
+redis.register_function('ls_unschedule_timer_v2', unschedule_timer)
 redis.register_function('ls_ack_entry_v2', ack_entry)

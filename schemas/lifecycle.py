@@ -1,0 +1,47 @@
+"""Lifecycle events on the lifecycle topic: stage transitions and SLA breaches.
+
+Keyed by contact id; ids are deterministic, so consumers drop duplicates by them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+Stage = Literal["subscriber", "lead", "mql", "sql", "opportunity", "customer", "recycled", "disqualified"]
+
+
+class LifecycleTransition(BaseModel):
+    """A contact moved from one lifecycle stage to another, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["transition"] = "transition"
+    transition_id: str
+    contact_id: str
+    account_id: str | None
+    from_stage: Stage
+    to_stage: Stage
+    reason: str
+    at: AwareDatetime
+    model_version: str
+    handoff_id: str | None = None
+
+
+class SlaBreach(BaseModel):
+    """An MQL was neither accepted nor rejected by its follow-up due time (step 0), or by an
+    escalation step after it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["sla_breached"] = "sla_breached"
+    breach_id: str
+    contact_id: str
+    account_id: str | None
+    handoff_id: str
+    due_at: AwareDatetime
+    at: AwareDatetime
+    step: int
+    escalation: str
+    model_version: str

@@ -1,0 +1,159 @@
+"""The lifecycle after the handoff: stage transitions, sales outcomes, SLA and decay timers.
+
+Pure like the rest of the core. Timers are values: a kind and the event time at which it should
+fire; the worker indexes them (a Redis sorted set) and calls :func:`fire` when they are due.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.lifecycle import LifecycleTransition, SlaBreach
+from streams.scoring.accounts import account_of
+from streams.scoring.engagement import engagement
+from streams.scoring.signals import CompiledModel
+from streams.scoring.state import ContactState
+
+NAMESPACE = uuid.UUID("8d4b1f0e-2c6a-4e9b-a7d3-5f1e0c9b8a26")
+HOUR_S = 3600.0
+PREDICTION_HORIZON_S = 730 * 86_400.0
+OUTCOME_STAGES = {
+    "accepted": ("sql", "sales accepted"),
+    "rejected": ("recycled", "sales rejected"),
+    "opportunity_created": ("opportunity", "opportunity created"),
+    "closed_won": ("customer", "closed won"),
+    "closed_lost": ("recycled", "closed lost"),
+}
+OPEN_MQL = "mql"
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def transition(
+    compiled: CompiledModel, state: ContactState, to_stage: str, reason: str, at: float, handoff_id: str | None = None
+) -> dict[str, Any] | None:
+    """Move the contact to ``to_stage`` (in place); the event to publish, or None if already there."""
+    if state.stage == to_stage:
+        return None
+    state.transitions += 1
+    event = LifecycleTransition(
+        transition_id=str(uuid.uuid5(NAMESPACE, f"t|{state.contact_id}|{state.transitions}")),
+        contact_id=state.contact_id,
+        account_id=account_of(compiled, state),
+        from_stage=state.stage,  # type: ignore[arg-type]
+        to_stage=to_stage,  # type: ignore[arg-type]
+        reason=reason,
+        at=_dt(at),
+        model_version=compiled.model.version,
+        handoff_id=handoff_id,
+    )
+    state.stage = to_stage
+    if to_stage != OPEN_MQL:
+        state.timers.clear()  # the SLA and the decay watch only concern an open MQL
+    return event.model_dump(mode="json")
+
+
+def sales_outcome(compiled: CompiledModel, state: ContactState, event: Any, at: float) -> list[dict[str, Any]]:
+    to_stage, reason = OUTCOME_STAGES[event.outcome]
+    if event.reason:
+        reason = f"{reason}: {event.reason}"
+    moved = transition(compiled, state, to_stage, reason, at, event.handoff_id)
+    return [moved] if moved else []
+
+
+def on_mql(compiled: CompiledModel, state: ContactState, handoff: dict[str, Any], at: float) -> list[dict[str, Any]]:
+    """The contact was just handed off: it is an MQL; start its SLA clock and its decay watch."""
+    moved = transition(compiled, state, OPEN_MQL, "qualified: fit and engagement cleared the bar", at,
+                       handoff["handoff_id"])
+    state.sla_step = 0
+    due = datetime.fromisoformat(handoff["follow_up_due_at"]).timestamp()
+    steps = compiled.model.lifecycle.sla_escalations
+    if steps:
+        state.timers["sla"] = due + steps[0].after_due_hours * HOUR_S
+    watch_decay(compiled, state, at)
+    return [moved] if moved else []
+
+
+def watch_decay(compiled: CompiledModel, state: ContactState, now: float) -> None:
+    """(Re)predict when an open MQL's engagement falls below the bar, and set the timer."""
+    if state.stage != OPEN_MQL or not compiled.model.lifecycle.recycle_when_decayed:
+        state.timers.pop("decay", None)
+        return
+    when = predict_below(compiled, state, now, compiled.model.thresholds.engagement)
+    if when is None:
+        state.timers.pop("decay", None)
+    else:
+        state.timers["decay"] = when
+
+
+def predict_below(compiled: CompiledModel, state: ContactState, now: float, bar: float) -> float | None:
+    """The first time after ``now`` at which engagement is below ``bar``, if within the horizon.
+
+    Between events engagement only decays (negative signals' pull decays too, so a contact with
+    strong negative signals may briefly rise; the bisection then finds a crossing, not always the
+    first). 50 halvings of a two-year horizon give a precision far below a millisecond.
+    """
+    if engagement(compiled, state, now)[0] < bar:
+        return now
+    high = now + PREDICTION_HORIZON_S
+    if engagement(compiled, state, high)[0] >= bar:
+        return None
+    low = now
+    for _ in range(50):
+        middle = (low + high) / 2
+        if engagement(compiled, state, middle)[0] < bar:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def fire(compiled: CompiledModel, state: ContactState, kind: str, due: float) -> list[dict[str, Any]]:
+    """A timer came due. Stale timers (moved or cancelled since) do nothing."""
+    if state.timers.get(kind) != due:
+        return []
+    del state.timers[kind]
+    if state.stage != OPEN_MQL:
+        return []
+    if kind == "decay":
+        bar = compiled.model.thresholds.engagement
+        if engagement(compiled, state, due)[0] >= bar:  # new engagement since: predict again
+            watch_decay(compiled, state, due)
+            return []
+        moved = transition(compiled, state, "recycled", "engagement decayed below the MQL bar before sales acted", due)
+        return [moved] if moved else []
+    if kind == "sla":
+        return [_sla_breach(compiled, state, due)]
+    return []
+
+
+def _sla_breach(compiled: CompiledModel, state: ContactState, at: float) -> dict[str, Any]:
+    steps = compiled.model.lifecycle.sla_escalations
+    step = state.sla_step
+    handoff_id = _current_handoff_id(compiled, state)
+    first_due = at - steps[step].after_due_hours * HOUR_S
+    breach = SlaBreach(
+        breach_id=str(uuid.uuid5(NAMESPACE, f"sla|{handoff_id}|{step}")),
+        contact_id=state.contact_id,
+        account_id=account_of(compiled, state),
+        handoff_id=handoff_id,
+        due_at=_dt(first_due),
+        at=_dt(at),
+        step=step,
+        escalation=steps[step].escalation,
+        model_version=compiled.model.version,
+    )
+    state.sla_step = step + 1
+    if state.sla_step < len(steps):
+        state.timers["sla"] = first_due + steps[state.sla_step].after_due_hours * HOUR_S
+    return breach.model_dump(mode="json")
+
+
+def _current_handoff_id(compiled: CompiledModel, state: ContactState) -> str:
+    from streams.scoring.engine import mql_handoff_id
+
+    return mql_handoff_id(state.contact_id, compiled.model.version, state.mql_count)
