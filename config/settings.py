@@ -42,7 +42,13 @@ class Topics(BaseModel):
     def inputs(self) -> tuple[str, ...]:
         """The topics the scoring worker consumes."""
         return (
-            self.page_views, self.forms, self.trials, self.webinars, self.identify, self.accounts, self.feedback,
+            self.page_views,
+            self.forms,
+            self.trials,
+            self.webinars,
+            self.identify,
+            self.accounts,
+            self.feedback,
         )
 
 

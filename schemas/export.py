@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from schemas.assignment import Assignment
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.events import AccountFirmographics, Event
 from schemas.handoff import BuyingGroupHandoff, MqlHandoff
@@ -28,6 +29,7 @@ def documents() -> dict[str, dict[str, Any]]:
         "buying_group_handoff.schema.json": BuyingGroupHandoff,
         "lifecycle_transition.schema.json": LifecycleTransition,
         "sla_breach.schema.json": SlaBreach,
+        "assignment.schema.json": Assignment,
         "dead_letter_headers.schema.json": DeadLetterHeaders,
     }
     docs = {name: model.model_json_schema(by_alias=True) for name, model in models.items()}

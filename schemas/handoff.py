@@ -85,6 +85,9 @@ class MqlHandoff(_Frozen):
     top_pages: list[PageVisits]
     first_touch: FirstTouch | None
     follow_up_due_at: AwareDatetime
+    # The account's firmographics (from the accounts topic, else the contact's own traits), for
+    # routing by territory and segment.
+    firmographics: dict[str, Any] = {}
 
 
 class MemberSignal(_Frozen):

@@ -45,8 +45,11 @@ def build_worker(settings: Settings) -> faust.App:
     store, sink = redis_store(settings), FaustProducerSink(app)
     pipeline = ScoringPipeline(store, sink, model, settings.topics, settings.redis_key_prefix)
     attach_batch_agent(app, settings, RetryingProcessor(pipeline))
-    timers = TimerService(store, store, sink, compile_model(model), settings.topics, settings.redis_key_prefix)
-    attach_timer(app, settings.timer_interval_s, _logged(timers.tick))
+    timers = TimerService(
+        store, store, sink, compile_model(model), settings.topics, settings.redis_key_prefix
+    )
+    clock = pipeline.clock
+    attach_timer(app, settings.timer_interval_s, _logged(lambda wall: timers.tick(clock.now(wall))))
     logger.info("scoring model %s loaded", model.version)
     return app
 
@@ -54,9 +57,9 @@ def build_worker(settings: Settings) -> faust.App:
 def _logged(tick: Any) -> Any:
     """A timer tick that logs an infrastructure failure and tries again next tick."""
 
-    async def run(now: float) -> None:
+    async def run(wall: float) -> None:
         try:
-            await tick(now)
+            await tick(wall)
         except InfrastructureError as exc:
             logger.error("timer tick failed, retrying on the next one: %s", exc)
 

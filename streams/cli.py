@@ -56,6 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("contact", help="contact id, or with --account an account domain")
     explain.add_argument("--account", action="store_true", help="explain an account's buying group")
     explain.add_argument("--at", type=datetime.fromisoformat, help="evaluate at this time (default: now)")
+    route = sub.add_parser("route", help="assign handoffs to SDR queues and reps (a downstream consumer)")
+    route.add_argument(
+        "--routing", type=Path, help="routing rules YAML (default: the built-in config/routing.yaml)"
+    )
+    route.add_argument("--idle-exit", type=float, default=None, help="stop after this many idle seconds")
+    sim = sub.add_parser("simulate-sales", help="a simulated sales team answering the handoffs so far")
+    sim.add_argument("--idle-exit", type=float, default=3.0)
+    report = sub.add_parser(
+        "report", help="MQL->SQL and MQL->won conversion, SLA breaches, by model version and week"
+    )
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
     demo = sub.add_parser("demo", help="run a worker, stream generated journeys through it, print handoffs")
     demo.add_argument("--contacts", type=int, default=400)
     demo.add_argument("--seed", type=int, default=None, help="default: a new seed each run")
@@ -117,6 +128,43 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         show = explain_account if args.account else explain
         return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout)
+    if command == "route":
+        import redis
+
+        from config.routing import load_routing
+        from streams.router.service import Router
+        from streams.topics import ensure_topics
+
+        ensure_topics(settings)
+        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        router = Router(
+            settings, load_routing(args.routing), redis.Redis.from_url(settings.redis_url, password=password)
+        )
+        count = router.run(
+            args.idle_exit,
+            lambda a: print(
+                f"{a['handoff_kind']:<12} {a['contact_id'] or a['account_id']:<24} -> {a['queue']}/{a['rep']} ({a['reason']})"
+            ),
+        )
+        print(f"assigned {count} handoffs", file=sys.stderr)
+        return 0
+    if command == "simulate-sales":
+        from datetime import UTC
+
+        from streams.sales_sim import simulate_sales
+
+        sent = simulate_sales(settings, args.idle_exit, datetime.now(UTC))
+        print(f"sent {sent} sales outcomes to {settings.topics.feedback}", file=sys.stderr)
+        return 0
+    if command == "report":
+        from streams.kafka_io import read_topic
+        from streams.report import conversion, format_report
+
+        handoffs = read_topic(settings, settings.topics.handoffs)
+        lifecycle = read_topic(settings, settings.topics.lifecycle)
+        result = conversion(handoffs, lifecycle)
+        print(json.dumps(result, indent=2) if args.json else format_report(result))
+        return 0
     if command == "demo":
         from streams.demo import run_demo
 

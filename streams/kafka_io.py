@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -151,3 +152,19 @@ def consumer_lag(settings: Settings, topics: Iterable[str], group: str | None = 
         raise BrokerUnavailable(f"cannot read consumer lag: {exc}") from exc
     finally:
         consumer.close()
+
+
+def read_topic(settings: Settings, topic: str, settle_s: float = 2.0) -> list[dict[str, Any]]:
+    """Every JSON record on ``topic`` from the beginning, until nothing new for ``settle_s``."""
+    import json
+
+    tail = TopicTail(settings, topic, from_beginning=True)
+    out = []
+    try:
+        while True:
+            batch = list(tail.poll(time.monotonic() + settle_s))
+            if not batch:
+                return out
+            out.extend(json.loads(m.value() or b"{}") for m in batch)
+    finally:
+        tail.close()

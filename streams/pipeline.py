@@ -30,6 +30,7 @@ from streams.errors import InvalidEvent
 from streams.records import OutputRecord, SourceRecord
 from streams.scoring import compile_model
 from streams.sinks import Sink
+from streams.clock import StreamClock
 from streams.delivery import plan
 from streams.state.port import StateStore, TimerIndex
 
@@ -64,6 +65,7 @@ class ScoringPipeline:
         timers: TimerIndex | None = None,
     ) -> None:
         timers = timers if timers is not None else cast(TimerIndex, store)
+        self.clock = StreamClock()
         self._store = store
         self._timers = timers
         self._prefix = key_prefix
@@ -89,6 +91,7 @@ class ScoringPipeline:
                 else:
                     event = decode_event(record, self._model.event_policy)
                     events.append(PendingEvent(record, event, contact_key_of(event)))
+                    self.clock.observe(event.occurred_at.timestamp())
             except InvalidEvent as exc:
                 outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
                 self.counters.dead_letters += 1
@@ -106,7 +109,9 @@ class ScoringPipeline:
         outputs.extend(deliveries.records)
         await self._sink.send_all(outputs)
         await self._timers.schedule(deliveries.timers)
-        await self._store.ack(deliveries.acks + [(key, entry, value) for key, entry, value, _s in contacts.snapshots])
+        await self._store.ack(
+            deliveries.acks + [(key, entry, value) for key, entry, value, _s in contacts.snapshots]
+        )
         self._count(contacts, accounts)
 
     def _take_firmographics(

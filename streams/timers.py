@@ -27,7 +27,13 @@ BATCH = 500
 
 class TimerService:
     def __init__(
-        self, store: StateStore, timers: TimerIndex, sink: Sink, compiled: CompiledModel, topics: Topics, prefix: str
+        self,
+        store: StateStore,
+        timers: TimerIndex,
+        sink: Sink,
+        compiled: CompiledModel,
+        topics: Topics,
+        prefix: str,
     ) -> None:
         self._store = store
         self._timers = timers
@@ -68,7 +74,10 @@ class TimerService:
                 events[keys[contact]] = fired
         conflicts = await self._store.commit(writes)
         delivered = [
-            (w.key, entry, value) for w in writes if w.key not in conflicts for entry, value in w.new_outbox.items()
+            (w.key, entry, value)
+            for w in writes
+            if w.key not in conflicts
+            for entry, value in w.new_outbox.items()
         ]
         deliveries = plan(delivered, self._topics, self._prefix)
         await self._sink.send_all(deliveries.records)
@@ -76,11 +85,12 @@ class TimerService:
         await self._store.ack(deliveries.acks)
         # A conflicted contact changed under us (an event arrived): its timers fire on the next tick
         # or with that event. Everything else that was due is done.
-        done = [(index, m, w) for m, w in due if contact_key(self._prefix, m.rsplit("|", 1)[0]) not in conflicts]
+        done = [
+            (index, m, w) for m, w in due if contact_key(self._prefix, m.rsplit("|", 1)[0]) not in conflicts
+        ]
         await self._timers.unschedule(done)
         fired_events = [e for key, batch in events.items() if key not in conflicts for e in batch]
         self.fired.extend(fired_events)
         if fired_events:
             logger.info("timers fired %d lifecycle events for %d contacts", len(fired_events), len(events))
         return len(fired_events)
-

@@ -145,6 +145,7 @@ def apply(
             now,
             handoff_id=mql_handoff_id(state.contact_id, compiled.model.version, state.mql_count),
             triggering_event_id=event.event_id,
+            firmographics=account,
         )
         lifecycle += on_mql(compiled, state, handoff, now)
     elif fit.disqualified_by is not None and state.stage in REQUALIFYING_STAGES:

@@ -27,6 +27,7 @@ def build_mql_handoff(
     now: float,
     handoff_id: str,
     triggering_event_id: str,
+    firmographics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     model = compiled.model
     signals = [
@@ -70,5 +71,11 @@ def build_mql_handoff(
         top_pages=[{"path": p, "visits": n} for p, n in top_pages],
         first_touch=first_touch,
         follow_up_due_at=_dt(now + model.sla_hours * HOUR_S),
+        firmographics=firmographics
+        or {
+            k: v
+            for k, v in state.traits.items()
+            if k in ("industry", "employees", "region", "country", "company_name")
+        },
     )
     return handoff.model_dump(mode="json")

@@ -34,10 +34,18 @@ def _dt(seconds: float) -> datetime:
 
 
 def transition(
-    compiled: CompiledModel, state: ContactState, to_stage: str, reason: str, at: float, handoff_id: str | None = None
+    compiled: CompiledModel,
+    state: ContactState,
+    to_stage: str,
+    reason: str,
+    at: float,
+    handoff_id: str | None = None,
+    always: bool = False,
 ) -> dict[str, Any] | None:
-    """Move the contact to ``to_stage`` (in place); the event to publish, or None if already there."""
-    if state.stage == to_stage:
+    """Move the contact to ``to_stage`` (in place); the event to publish, or None if already
+    there. ``always`` publishes even then: sales feedback is recorded even when it changes no
+    stage (a rejection of a lead that had already decayed back to nurture)."""
+    if state.stage == to_stage and not always:
         return None
     state.transitions += 1
     event = LifecycleTransition(
@@ -57,18 +65,23 @@ def transition(
     return event.model_dump(mode="json")
 
 
-def sales_outcome(compiled: CompiledModel, state: ContactState, event: Any, at: float) -> list[dict[str, Any]]:
+def sales_outcome(
+    compiled: CompiledModel, state: ContactState, event: Any, at: float
+) -> list[dict[str, Any]]:
     to_stage, reason = OUTCOME_STAGES[event.outcome]
     if event.reason:
         reason = f"{reason}: {event.reason}"
-    moved = transition(compiled, state, to_stage, reason, at, event.handoff_id)
+    moved = transition(compiled, state, to_stage, reason, at, event.handoff_id, always=True)
     return [moved] if moved else []
 
 
-def on_mql(compiled: CompiledModel, state: ContactState, handoff: dict[str, Any], at: float) -> list[dict[str, Any]]:
+def on_mql(
+    compiled: CompiledModel, state: ContactState, handoff: dict[str, Any], at: float
+) -> list[dict[str, Any]]:
     """The contact was just handed off: it is an MQL; start its SLA clock and its decay watch."""
-    moved = transition(compiled, state, OPEN_MQL, "qualified: fit and engagement cleared the bar", at,
-                       handoff["handoff_id"])
+    moved = transition(
+        compiled, state, OPEN_MQL, "qualified: fit and engagement cleared the bar", at, handoff["handoff_id"]
+    )
     state.sla_step = 0
     due = datetime.fromisoformat(handoff["follow_up_due_at"]).timestamp()
     steps = compiled.model.lifecycle.sla_escalations
@@ -124,7 +137,9 @@ def fire(compiled: CompiledModel, state: ContactState, kind: str, due: float) ->
         if engagement(compiled, state, due)[0] >= bar:  # new engagement since: predict again
             watch_decay(compiled, state, due)
             return []
-        moved = transition(compiled, state, "recycled", "engagement decayed below the MQL bar before sales acted", due)
+        moved = transition(
+            compiled, state, "recycled", "engagement decayed below the MQL bar before sales acted", due
+        )
         return [moved] if moved else []
     if kind == "sla":
         return [_sla_breach(compiled, state, due)]

@@ -30,6 +30,11 @@ def timer_shard(contact_id: str) -> int:
     return zlib.crc32(contact_id.encode()) % TIMER_SHARDS
 
 
+def router_key(prefix: str, name: str) -> str:
+    """The router's state; all of it in one slot (the ``{route}`` tag) so assignment is atomic."""
+    return f"{prefix}:{{route}}:{name}"
+
+
 def account_key(prefix: str, domain: str) -> str:
     """The hash holding one account: version, firmographics, member snapshots, outbox."""
     return f"{prefix}:{{a:{domain}}}"

@@ -59,3 +59,46 @@ end
 redis.register_function('ls_commit_record_v2', commit_record)
 redis.register_function('ls_unschedule_timer_v2', unschedule_timer)
 redis.register_function('ls_ack_entry_v2', ack_entry)
+
+-- Assign a handoff to a rep, atomically and idempotently (the router).
+--   KEYS[1] assignments hash (handoff id -> "rep|reason"), KEYS[2] sticky hash (account -> rep),
+--   KEYS[3] round-robin counter of the queue, KEYS[4] the day's load hash (rep -> assignments)
+--   ARGV[1] handoff id, ARGV[2] account ("" for none), ARGV[3] "1" if accounts are sticky,
+--   ARGV[4..] pairs of rep id, capacity per day
+-- Returns "rep|reason" with reason sticky, round_robin or overflow (every rep at capacity: the
+-- rep with the fewest assignments today takes it).
+local function assign_handoff(keys, args)
+  local existing = redis.call('HGET', keys[1], args[1])
+  if existing then
+    return existing
+  end
+  local rep, reason
+  if args[2] ~= '' and args[3] == '1' then
+    rep = redis.call('HGET', keys[2], args[2])
+    if rep then reason = 'sticky' end
+  end
+  if not rep then
+    local n = (#args - 3) / 2
+    local start = redis.call('INCR', keys[3])
+    local best, best_load
+    for i = 0, n - 1 do
+      local index = ((start + i) % n) * 2 + 4
+      local candidate, capacity = args[index], tonumber(args[index + 1])
+      local load = tonumber(redis.call('HGET', keys[4], candidate) or '0')
+      if load < capacity then
+        rep, reason = candidate, 'round_robin'
+        break
+      end
+      if not best_load or load < best_load then best, best_load = candidate, load end
+    end
+    if not rep then rep, reason = best, 'overflow' end
+  end
+  local value = rep .. '|' .. reason
+  redis.call('HSET', keys[1], args[1], value)
+  if args[2] ~= '' then redis.call('HSETNX', keys[2], args[2], rep) end
+  redis.call('HINCRBY', keys[4], rep, 1)
+  redis.call('EXPIRE', keys[4], 172800)
+  return value
+end
+
+redis.register_function('ls_assign_handoff_v2', assign_handoff)

@@ -1,0 +1,23 @@
+"""Assignment events on the assignments topic: which SDR queue and rep got a handoff."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+class Assignment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["assignment"] = "assignment"
+    assignment_id: str  # deterministic from the handoff id: one assignment per handoff
+    handoff_id: str
+    handoff_kind: Literal["mql", "buying_group"]
+    contact_id: str | None
+    account_id: str | None
+    queue: str
+    rep: str
+    reason: Literal["sticky", "round_robin", "overflow"]
+    assigned_at: AwareDatetime  # the handoff's qualification time (event time)
+    follow_up_due_at: AwareDatetime

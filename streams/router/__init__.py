@@ -1,0 +1,1 @@
+"""The SDR router: a downstream consumer of the handoff topic, written as users would write one."""

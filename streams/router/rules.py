@@ -1,0 +1,32 @@
+"""Choosing a queue for a handoff: pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.routing import Queue, RoutingConfig
+
+
+def choose_queue(config: RoutingConfig, handoff: dict[str, Any]) -> Queue:
+    firmographics = handoff.get("firmographics") or {}
+    for queue in config.queues:
+        match = queue.match
+        if match.kind is not None and handoff.get("kind") not in match.kind:
+            continue
+        if match.region is not None and str(firmographics.get("region", "")).lower() not in match.region:
+            continue
+        if (
+            match.industry is not None
+            and str(firmographics.get("industry", "")).lower() not in match.industry
+        ):
+            continue
+        if match.employees is not None:
+            employees = firmographics.get("employees")
+            if not isinstance(employees, int) or not match.employees[0] <= employees <= match.employees[1]:
+                continue
+        return queue
+    return config.queues[-1]
+
+
+def account_of(handoff: dict[str, Any]) -> str:
+    return str(handoff.get("account_id") or handoff.get("domain") or "")
