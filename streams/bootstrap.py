@@ -11,14 +11,14 @@ import redis.asyncio as aioredis
 from config.loader import load_model
 from config.model import ScoringModel
 from config.settings import Settings
-from streams.pipeline import ScoringPipeline
 from streams.errors import InfrastructureError
+from streams.pipeline import ScoringPipeline
 from streams.processors.faust_app import attach_batch_agent, attach_timer, make_app
-from streams.scoring import compile_model
-from streams.timers import TimerService
 from streams.retry import RetryingProcessor
+from streams.scoring import compile_model
 from streams.sinks import FaustProducerSink, MemorySink
 from streams.state import MemoryStateStore, RedisStateStore
+from streams.timers import TimerService
 
 logger = logging.getLogger(__name__)
 DAY_S = 86_400

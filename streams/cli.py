@@ -143,7 +143,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         count = router.run(
             args.idle_exit,
             lambda a: print(
-                f"{a['handoff_kind']:<12} {a['contact_id'] or a['account_id']:<24} -> {a['queue']}/{a['rep']} ({a['reason']})"
+                f"{a['handoff_kind']:<12} {a['contact_id'] or a['account_id']:<24} "
+                f"-> {a['queue']}/{a['rep']} ({a['reason']})"
             ),
         )
         print(f"assigned {count} handoffs", file=sys.stderr)

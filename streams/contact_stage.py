@@ -73,11 +73,20 @@ class ContactStage:
         self._compiled = compiled
         self._prefix = prefix
         self._accounts_enabled = compiled.model.accounts is not None
+        self._incoming: dict[str, tuple[dict[str, Any], float]] = {}
 
     def _key(self, profile: str) -> str:
         return contact_key(self._prefix, profile)
 
-    async def run(self, events: Sequence[PendingEvent], result: ContactResult) -> None:
+    async def run(
+        self,
+        events: Sequence[PendingEvent],
+        result: ContactResult,
+        incoming_firmographics: dict[str, tuple[dict[str, Any], float]] | None = None,
+    ) -> None:
+        """``incoming_firmographics``: this batch's accounts-topic updates, domain -> (values, time);
+        they count for the batch's contacts already, as if applied first."""
+        self._incoming = incoming_firmographics or {}
         remaining = list(events)
         for _attempt in range(MAX_ATTEMPTS):
             if not remaining:
@@ -198,13 +207,17 @@ class ContactStage:
         keys = [account_key(self._prefix, d) for d in domains if d]
         loaded = await self._store.load([k for k in keys if k not in result.accounts])
         result.accounts.update(loaded)
-        out = {}
+        out, known_at = {}, {}
         for key in keys:
             value = result.accounts[key].value
             if value:
                 account = decode_account(value)
                 if account.firmographics:
                     out[account.domain] = account.firmographics
+                    known_at[account.domain] = account.firmographics_at
+        for domain, (values, at) in self._incoming.items():
+            if at >= known_at.get(domain, float("-inf")):
+                out[domain] = values
         return out
 
     def _apply(

@@ -159,7 +159,7 @@ def read_topic(settings: Settings, topic: str, settle_s: float = 2.0) -> list[di
     import json
 
     tail = TopicTail(settings, topic, from_beginning=True)
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         while True:
             batch = list(tail.poll(time.monotonic() + settle_s))

@@ -23,15 +23,15 @@ from typing import Any, cast
 from config.model import ScoringModel
 from config.settings import Topics
 from streams.account_stage import AccountResult, AccountStage
+from streams.clock import StreamClock
 from streams.contact_stage import ContactResult, ContactStage, PendingEvent
 from streams.dead_letters import dead_letter
 from streams.decode import contact_key_of, decode_event, decode_firmographics
+from streams.delivery import plan
 from streams.errors import InvalidEvent
 from streams.records import OutputRecord, SourceRecord
 from streams.scoring import compile_model
 from streams.sinks import Sink
-from streams.clock import StreamClock
-from streams.delivery import plan
 from streams.state.port import StateStore, TimerIndex
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class ScoringPipeline:
                 self.counters.dead_letters += 1
 
         contacts = ContactResult()
-        await self._contacts.run(events, contacts)
+        await self._contacts.run(events, contacts, firmographics)
         accounts = AccountResult()
         if self._accounts is not None:
             snapshots = [

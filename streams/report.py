@@ -134,21 +134,24 @@ def verdict(cohort: Cohort) -> str:
     return "healthy: MQL->SQL between 10-15% and 40-50%"
 
 
+def _hours(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def format_report(report: dict[str, Any]) -> str:
     lines = [
         "model version              MQLs   SQL  won  MQL->SQL  MQL->won  SLA breach  h to touch  verdict"
     ]
     for version, row in report["by_version"].items():
         lines.append(
-            f"{version:<24} {row['mqls']:>6} {row['sqls']:>5} {row['closed_won']:>4}  {row['mql_to_sql']:>8.1%}"
-            f"  {row['mql_to_won']:>8.1%}  {row['sla_breach_rate']:>10.1%}  "
-            f"{row['median_hours_to_first_touch'] if row['median_hours_to_first_touch'] is not None else '-':>10}"
-            f"  {row['verdict']}"
+            f"{version:<24} {row['mqls']:>6} {row['sqls']:>5} {row['closed_won']:>4}"
+            f"  {row['mql_to_sql']:>8.1%}  {row['mql_to_won']:>8.1%}  {row['sla_breach_rate']:>10.1%}  "
+            f"{_hours(row['median_hours_to_first_touch']):>10}  {row['verdict']}"
         )
     lines += ["", "by week:", "model version              week      MQLs   SQL  MQL->SQL  SLA breach"]
     for row in report["by_version_and_week"]:
         lines.append(
-            f"{row['model_version']:<24} {row['week']:<9} {row['mqls']:>6} {row['sqls']:>5}  {row['mql_to_sql']:>8.1%}"
-            f"  {row['sla_breach_rate']:>10.1%}"
+            f"{row['model_version']:<24} {row['week']:<9} {row['mqls']:>6} {row['sqls']:>5}"
+            f"  {row['mql_to_sql']:>8.1%}  {row['sla_breach_rate']:>10.1%}"
         )
     return "\n".join(lines)

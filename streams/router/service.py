@@ -83,7 +83,7 @@ class Router:
                     account_id=account_of(handoff) or None,
                     queue=queue_name,
                     rep=rep,
-                    reason=reason,  # type: ignore[arg-type]
+                    reason=reason,
                     assigned_at=handoff["qualified_at"],
                     follow_up_due_at=handoff["follow_up_due_at"],
                 ).model_dump(mode="json")
@@ -115,7 +115,7 @@ class Router:
                         logger.warning("consumer error: %s", message.error())
                         continue
                     try:
-                        handoffs.append(json.loads(message.value()))
+                        handoffs.append(json.loads(message.value() or b"{}"))
                     except ValueError:
                         logger.error("skipping an unreadable handoff at offset %s", message.offset())
                 if not messages:

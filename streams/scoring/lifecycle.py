@@ -52,8 +52,8 @@ def transition(
         transition_id=str(uuid.uuid5(NAMESPACE, f"t|{state.contact_id}|{state.transitions}")),
         contact_id=state.contact_id,
         account_id=account_of(compiled, state),
-        from_stage=state.stage,  # type: ignore[arg-type]
-        to_stage=to_stage,  # type: ignore[arg-type]
+        from_stage=state.stage,
+        to_stage=to_stage,
         reason=reason,
         at=_dt(at),
         model_version=compiled.model.version,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -116,7 +116,8 @@ class RedisStateStore:
             rows = await self._redis.zrangebyscore(key, "-inf", until, start=0, num=limit, withscores=True)
         except RedisError as exc:
             raise self._unavailable("reading due timers", exc) from exc
-        return [(member.decode(), float(score)) for member, score in rows]
+        pairs = cast(list[tuple[bytes, float]], rows)
+        return [(member.decode(), float(score)) for member, score in pairs]
 
     async def unschedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
         if entries:
