@@ -74,6 +74,7 @@ class ContactStage:
         self._prefix = prefix
         self._accounts_enabled = compiled.model.accounts is not None
         self._incoming: dict[str, tuple[dict[str, Any], float]] = {}
+        self._firmographics_cache: dict[str, tuple[int, str, dict[str, Any], float]] = {}
 
     def _key(self, profile: str) -> str:
         return contact_key(self._prefix, profile)
@@ -209,12 +210,20 @@ class ContactStage:
         result.accounts.update(loaded)
         out, known_at = {}, {}
         for key in keys:
-            value = result.accounts[key].value
-            if value:
-                account = decode_account(value)
-                if account.firmographics:
-                    out[account.domain] = account.firmographics
-                    known_at[account.domain] = account.firmographics_at
+            stored = result.accounts[key]
+            if not stored.value:
+                continue
+            cached = self._firmographics_cache.get(key)
+            if cached is None or cached[0] != stored.version:
+                account = decode_account(stored.value)  # members and all: decode once per version
+                cached = (stored.version, account.domain, account.firmographics, account.firmographics_at)
+                if len(self._firmographics_cache) > 100_000:
+                    self._firmographics_cache.clear()
+                self._firmographics_cache[key] = cached
+            _version, domain, values, at = cached
+            if values:
+                out[domain] = values
+                known_at[domain] = at
         for domain, (values, at) in self._incoming.items():
             if at >= known_at.get(domain, float("-inf")):
                 out[domain] = values

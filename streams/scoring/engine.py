@@ -102,7 +102,8 @@ def apply(
         del state.seen_ids[:-RECENT_EVENT_IDS]
         state.clock = max(state.clock, at)
         return Decision(state, lifecycle=tuple(lifecycle))
-    before, _ = engagement(compiled, state, now)
+    # Only a contact that qualified before needs the pre-event value (for the re-arm band).
+    before = engagement(compiled, state, now)[0] if state.mql_count else 0.0
 
     _update_identity(state, event)
     props = properties(event)
@@ -151,8 +152,8 @@ def apply(
     elif fit.disqualified_by is not None and state.stage in REQUALIFYING_STAGES:
         moved = transition(compiled, state, "disqualified", f"domain list {fit.disqualified_by}", now)
         lifecycle += [moved] if moved else []
-    else:
-        watch_decay(compiled, state, now)  # engagement changed: when does an open MQL fall below?
+    elif rules and state.stage == "mql":
+        watch_decay(compiled, state, now)  # engagement changed: when does the open MQL fall below?
     return Decision(
         state,
         counted=tuple(r.rule.name for r in rules),

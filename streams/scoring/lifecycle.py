@@ -108,15 +108,19 @@ def predict_below(compiled: CompiledModel, state: ContactState, now: float, bar:
 
     Between events engagement only decays (negative signals' pull decays too, so a contact with
     strong negative signals may briefly rise; the bisection then finds a crossing, not always the
-    first). 50 halvings of a two-year horizon give a precision far below a millisecond.
+    first). The bracket doubles from an hour until it holds the crossing, then 32 halvings bring
+    it below a millisecond for any crossing within the two-year horizon.
     """
     if engagement(compiled, state, now)[0] < bar:
         return now
-    high = now + PREDICTION_HORIZON_S
-    if engagement(compiled, state, high)[0] >= bar:
-        return None
-    low = now
-    for _ in range(50):
+    low, step = now, 3600.0
+    while engagement(compiled, state, now + step)[0] >= bar:
+        low = now + step
+        step *= 2
+        if step > PREDICTION_HORIZON_S:
+            return None
+    high = now + step
+    for _ in range(32):
         middle = (low + high) / 2
         if engagement(compiled, state, middle)[0] < bar:
             high = middle
