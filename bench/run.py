@@ -25,8 +25,8 @@ from config.loader import load_model
 from config.settings import Settings, Topics
 from streams.generator import JourneyGenerator, default_start, record_key, to_records
 from streams.kafka_io import consumer_lag, make_producer, produce_all
-from streams.replay import replay_records
 from streams.records import SourceRecord
+from streams.replay import replay_records
 from streams.state.keys import contact_key
 from streams.state.redis_store import COMMIT_FUNCTION, function_library
 from streams.topics import ensure_topics, kafka_client_config
@@ -39,7 +39,7 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def fresh_settings(partitions: int) -> Settings:
+def fresh_settings(partitions: int, engine: str = "faust") -> Settings:
     run = uuid.uuid4().hex[:8]
     return Settings(
         topics=Topics(**{name: f"bench{run}.{name}" for name in Topics.model_fields}),
@@ -47,6 +47,7 @@ def fresh_settings(partitions: int) -> Settings:
         consumer_group=f"bench{run}",
         redis_key_prefix=f"bench{run}",
         timer_interval_s=5,
+        worker_engine=engine,  # type: ignore[arg-type]
     )
 
 
@@ -92,7 +93,7 @@ def redis_ceiling(settings: Settings, seconds: float = 5.0, depth: int = 500) ->
         for i in range(depth):
             key = contact_key(settings.redis_key_prefix, f"ceiling-{(calls + i) % 20_000}")
             pipe.fcall(COMMIT_FUNCTION, 1, key, str(versions.get(key, 0)), "1", blob, "", "600")
-        for (ok, version), i in zip(pipe.execute(), range(depth), strict=True):
+        for (_ok, version), i in zip(pipe.execute(), range(depth), strict=True):
             key = contact_key(settings.redis_key_prefix, f"ceiling-{(calls + i) % 20_000}")
             versions[key] = int(version)
         calls += depth
@@ -117,8 +118,6 @@ def worker_run(settings: Settings, records: list[tuple[str, bytes, bytes]], work
     procs = [
         WorkerProcess(settings, OUT / "out" / f"{settings.consumer_group}-{n}.log") for n in range(workers)
     ]
-    for proc in procs:
-        proc.process = None
     for proc in procs:
         proc.start(timeout_s=120)
     started = time.perf_counter()
@@ -182,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--contacts", type=int, default=8000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of the timed ceilings/baseline")
+    parser.add_argument("--out", type=Path, default=OUT, help="where results.json and results.md go")
     args = parser.parse_args(argv)
     (OUT / "out").mkdir(exist_ok=True)
     events = JourneyGenerator(5, args.contacts, start=default_start()).events()
@@ -195,36 +196,44 @@ def main(argv: list[str] | None = None) -> int:
     log("ceiling: raw Kafka passthrough")
     results["kafka_passthrough_events_per_s"] = kafka_passthrough(settings, records)
     log("ceiling: Redis commit function, pipelined")
-    results["redis_commit_calls_per_s"] = redis_ceiling(settings)
+    results["redis_commit_calls_per_s"] = redis_ceiling(settings, args.seconds)
     log("ceiling: decode + score in memory (replay engine)")
     results["embedded_events_per_s"] = embedded(settings, events)
-    for workers in (1, 2):
-        settings = fresh_settings(args.partitions)
-        ensure_topics(settings)
-        log(f"worker: {workers} process(es)")
-        run = worker_run(settings, to_records(events, settings.topics), workers)
-        results[f"worker_{workers}_events_per_s"] = run["events_per_s"]
-        if workers == 1:
-            results["redis_bytes_per_profile"] = run["redis_bytes"] / contacts
+    for engine in ("faust", "confluent"):
+        for workers in (1, 2):
+            settings = fresh_settings(args.partitions, engine)
+            ensure_topics(settings)
+            log(f"worker: {engine}, {workers} process(es)")
+            run = worker_run(settings, to_records(events, settings.topics), workers)
+            results[f"worker_{engine}_{workers}_events_per_s"] = run["events_per_s"]
+            if workers == 1 and engine == "confluent":
+                results["redis_bytes_per_profile"] = run["redis_bytes"] / contacts
     settings = fresh_settings(args.partitions)
     ensure_topics(settings)
     log("baseline: naive loop, one Redis round trip per event")
-    results["naive_events_per_s"] = naive_baseline(settings, to_records(events, settings.topics))
+    results["naive_events_per_s"] = naive_baseline(
+        settings, to_records(events, settings.topics), 4 * args.seconds
+    )
 
     ceiling = min(results["kafka_passthrough_events_per_s"], results["redis_commit_calls_per_s"])
-    one = results["worker_1_events_per_s"]
-    results["ratios"] = {
-        "worker_1 / min(kafka, redis) ceiling (target >= 0.5)": one / ceiling,
-        "worker_1 / embedded engine": one / results["embedded_events_per_s"],
-        "worker_2 / worker_1 (target >= 1.6)": results["worker_2_events_per_s"] / one,
-        "worker_1 / naive baseline (target >= 5)": one / results["naive_events_per_s"],
-    }
+    results["ratios"] = {}
+    for engine in ("faust", "confluent"):
+        one = results[f"worker_{engine}_1_events_per_s"]
+        results["ratios"].update(
+            {
+                f"{engine} worker / min(kafka, redis) ceiling (target >= 0.5)": one / ceiling,
+                f"{engine} worker / embedded engine": one / results["embedded_events_per_s"],
+                f"{engine} 2 workers / 1 (target >= 1.6)": results[f"worker_{engine}_2_events_per_s"] / one,
+                f"{engine} worker / naive baseline (target >= 5)": one / results["naive_events_per_s"],
+            }
+        )
     rows = [(k, f"{v:,.0f}") for k, v in results.items() if isinstance(v, float)]
     rows += [(k, f"{v:.2f}") for k, v in results["ratios"].items()]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     markdown = "| measure | value |\n|---|---|\n" + table + "\n"
-    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (OUT / "results.md").write_text(markdown)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(markdown)
     print(markdown)
     return 0
 

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--engine", choices=["faust", "confluent"], default="faust")
     args = parser.parse_args(argv)
 
     run = uuid.uuid4().hex[:8]
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         topic_partitions=args.partitions,
         consumer_group=f"bench{run}",
         redis_key_prefix=f"bench{run}",
+        worker_engine=args.engine,
     )
     ensure_topics(settings)
     events = JourneyGenerator(args.seed, args.contacts, start=default_start()).events()

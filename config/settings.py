@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     timer_interval_s: float = Field(default=0.25, gt=0, le=60)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # faust: the faust agent (stream.take_events); confluent: a plain confluent-kafka loop, with
+    # librdkafka fetching in C threads. Both drive the same pipeline.
+    worker_engine: Literal["faust", "confluent"] = "faust"
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

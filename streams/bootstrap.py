@@ -54,6 +54,33 @@ def build_worker(settings: Settings) -> faust.App:
     return app
 
 
+def build_confluent_worker(settings: Settings) -> Any:
+    """Wire the confluent-kafka loop: the same pipeline and timer service, no faust."""
+    from confluent_kafka import Producer
+
+    from streams.processors.confluent_loop import run_loop
+    from streams.sinks import ConfluentSink
+    from streams.topics import kafka_client_config
+
+    model = scoring_model(settings)
+    store = redis_store(settings)
+    producer = Producer(
+        {
+            **kafka_client_config(settings),
+            "linger.ms": 2,
+            "enable.idempotence": True,
+            "partitioner": "murmur2_random",
+        }
+    )
+    sink = ConfluentSink(producer)
+    pipeline = ScoringPipeline(store, sink, model, settings.topics, settings.redis_key_prefix)
+    timers = TimerService(
+        store, store, sink, compile_model(model), settings.topics, settings.redis_key_prefix
+    )
+    logger.info("scoring model %s loaded", model.version)
+    return run_loop(settings, RetryingProcessor(pipeline), _logged(timers.tick), pipeline.clock)
+
+
 def _logged(tick: Any) -> Any:
     """A timer tick that logs an infrastructure failure and tries again next tick."""
 

@@ -12,6 +12,13 @@ from streams.topics import ensure_topics
 def run_worker(settings: Settings) -> None:
     """Create missing topics, then run the faust worker until SIGINT/SIGTERM."""
     ensure_topics(settings)
+    if settings.worker_engine == "confluent":
+        import asyncio
+
+        from streams.bootstrap import build_confluent_worker
+
+        asyncio.run(build_confluent_worker(settings))
+        return
     app = build_worker(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

@@ -60,8 +60,9 @@ def outcome(contact, result, when, **extra):
     }
 
 
-def test_feedback_requalification_sla_and_decay(settings, start_worker, tmp_path):
-    settings = settings.model_copy(update={"model_path": fast_model(tmp_path)})
+@pytest.mark.parametrize("engine", ["faust", "confluent"])
+def test_feedback_requalification_sla_and_decay(settings, start_worker, tmp_path, engine):
+    settings = settings.model_copy(update={"model_path": fast_model(tmp_path), "worker_engine": engine})
     ensure_topics(settings)
     lifecycle = TopicTail(settings, settings.topics.lifecycle)
     handoff_tail = TopicTail(settings, settings.topics.handoffs)

@@ -41,7 +41,9 @@ def journeys():
     }
 
 
-def test_journeys_replay_and_dead_letters(settings, redis_client, start_worker):
+@pytest.mark.parametrize("engine", ["faust", "confluent"])
+def test_journeys_replay_and_dead_letters(settings, redis_client, start_worker, engine):
+    settings = settings.model_copy(update={"worker_engine": engine})
     ensure_topics(settings)
     start_worker(settings)
     all_events = [e for journey in journeys().values() for e in journey]
@@ -70,7 +72,9 @@ def test_journeys_replay_and_dead_letters(settings, redis_client, start_worker):
     assert redis_client.hget(buyer_key, "s") == state_before
 
 
-def test_malformed_events_go_to_dead_letters_while_valid_ones_flow(settings, start_worker):
+@pytest.mark.parametrize("engine", ["faust", "confluent"])
+def test_malformed_events_go_to_dead_letters_while_valid_ones_flow(settings, start_worker, engine):
+    settings = settings.model_copy(update={"worker_engine": engine})
     ensure_topics(settings)
     start_worker(settings)
     bad = [
