@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
 from config.model import ACCOUNT_ATTRIBUTES, BuyingGroupRule
 from schemas.handoff import BuyingGroupHandoff
 from streams.scoring.engagement import rules_engagement
-from streams.scoring.fit import email_domain, seniority
-from streams.scoring.signals import DAY_S, CompiledModel
+from streams.scoring.fit import email_domain, rule_matches, seniority
+from streams.scoring.signals import DAY_S, CompiledModel, to_datetime
 from streams.scoring.state import AccountState, ContactState, MemberSnapshot
 
 HANDOFF_NAMESPACE = uuid.UUID("2a9e8c41-7d3b-4f6a-b1c5-93e0d4a8f7b2")
@@ -78,13 +77,7 @@ def firmographic_fit(
         if rule.attribute not in ACCOUNT_ATTRIBUTES:
             continue
         value = firmographics.get(rule.attribute)
-        if value is None:
-            continue
-        if rule.accepted is not None:
-            hit = str(value).lower() in rule.accepted
-        else:
-            hit = isinstance(value, int) and rule.low <= value <= rule.high
-        if hit:
+        if value is not None and rule_matches(rule, value):
             breakdown.append((rule.name, rule.points))
     return sum(p for _, p in breakdown), breakdown
 
@@ -214,10 +207,6 @@ def apply_account(
     return AccountDecision(account, after, handoff)
 
 
-def _dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
 def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, now: float) -> dict[str, Any]:
     model = compiled.model
     rule = view.rule
@@ -229,8 +218,8 @@ def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, 
             "role": m.snapshot.role,
             "engagement": round(m.engagement, 3),
             "engaged": m.engaged,
-            "last_active_at": _dt(m.snapshot.last_at),
-            "top_signals": [{"rule": r, "where": w, "at": _dt(at)} for at, r, w in m.snapshot.top],
+            "last_active_at": to_datetime(m.snapshot.last_at),
+            "top_signals": [{"rule": r, "where": w, "at": to_datetime(at)} for at, r, w in m.snapshot.top],
         }
         for m in view.members
     ]
@@ -241,7 +230,7 @@ def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, 
         handoff_id=buying_group_handoff_id(account.domain, model.version, account.qualified_count),
         account_id=account.account_id or account.domain,
         domain=account.domain,
-        qualified_at=_dt(now),
+        qualified_at=to_datetime(now),
         qualification_number=account.qualified_count,
         model_version=model.version,
         rule=rule.name,
@@ -257,7 +246,9 @@ def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, 
         members=members,
         roles_covered=list(view.roles_covered),
         roles_missing=[r for r in rule.roles if r not in view.roles_covered],
-        top_signals=[{"rule": r, "where": w, "at": _dt(at), "contact_id": c} for at, r, w, c in signals],
-        follow_up_due_at=_dt(now + model.sla_hours * 3600.0),
+        top_signals=[
+            {"rule": r, "where": w, "at": to_datetime(at), "contact_id": c} for at, r, w, c in signals
+        ],
+        follow_up_due_at=to_datetime(now + model.sla_hours * 3600.0),
     )
     return handoff.model_dump(mode="json")

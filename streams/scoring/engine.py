@@ -10,7 +10,7 @@ import copy
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from config.model import ScoringModel
@@ -222,7 +222,3 @@ def _record_context(
             "where": place,
             **(context.model_dump(exclude_none=True) if context else {}),
         }
-
-
-def to_datetime(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.scoring.signals import CompiledModel
+from streams.scoring.signals import CompiledFitRule, CompiledModel
 from streams.scoring.state import ContactState
 
 # Form fields and identify traits that feed fit (anything else in a form is ignored).
@@ -42,6 +42,13 @@ def email_domain(state: ContactState) -> str | None:
     return state.email.rsplit("@", 1)[1] if state.email else None
 
 
+def rule_matches(rule: CompiledFitRule, value: str | int) -> bool:
+    """A fit rule's condition: one of the accepted values, or within the numeric range."""
+    if rule.accepted is not None:
+        return str(value).lower() in rule.accepted
+    return isinstance(value, int) and rule.low <= value <= rule.high
+
+
 def evaluate_fit(
     compiled: CompiledModel, state: ContactState, firmographics: dict[str, Any] | None = None
 ) -> Fit:
@@ -55,13 +62,7 @@ def evaluate_fit(
             value: str | int | None = seniority(compiled, title if isinstance(title, str) else None)
         else:
             value = traits.get(rule.attribute)
-        if value is None:
-            continue
-        if rule.accepted is not None:
-            hit = str(value).lower() in rule.accepted
-        else:
-            hit = isinstance(value, int) and rule.low <= value <= rule.high
-        if hit:
+        if value is not None and rule_matches(rule, value):
             breakdown.append((rule.name, rule.points))
     disqualified_by = None
     domain = email_domain(state)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from schemas.handoff import MqlHandoff
 from streams.scoring.accounts import account_of
 from streams.scoring.fit import Fit
-from streams.scoring.signals import CompiledModel
+from streams.scoring.signals import CompiledModel, to_datetime
 from streams.scoring.state import ContactState
 
 HOUR_S = 3600.0
-
-
-def _dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def build_mql_handoff(
@@ -36,7 +31,7 @@ def build_mql_handoff(
             "family": compiled.rules_by_name[name].rule.family,
             "value": round(value, 3),
             "count": state.rules[name].count,
-            "last_at": _dt(state.rules[name].last_at),
+            "last_at": to_datetime(state.rules[name].last_at),
         }
         for name, value in sorted(parts.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
         if abs(value) >= 0.001  # a frequency rule below its count has fired nothing yet
@@ -44,13 +39,13 @@ def build_mql_handoff(
     top_pages = sorted(state.pages.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     first_touch = dict(state.first_touch) if state.first_touch else None
     if first_touch is not None:
-        first_touch["at"] = _dt(first_touch["at"])
+        first_touch["at"] = to_datetime(first_touch["at"])
     handoff = MqlHandoff(
         handoff_id=handoff_id,
         contact_id=state.contact_id,
         account_id=account_of(compiled, state),
         email=state.email,
-        qualified_at=_dt(now),
+        qualified_at=to_datetime(now),
         qualification_number=state.mql_count,
         model_version=model.version,
         triggering_event_id=triggering_event_id,
@@ -65,12 +60,12 @@ def build_mql_handoff(
             "signals": signals,
         },
         recent_signals=[
-            {"rule": rule, "event_type": etype, "where": place, "at": _dt(at), "counted": counted}
+            {"rule": rule, "event_type": etype, "where": place, "at": to_datetime(at), "counted": counted}
             for at, rule, etype, place, counted in state.recent
         ],
         top_pages=[{"path": p, "visits": n} for p, n in top_pages],
         first_touch=first_touch,
-        follow_up_due_at=_dt(now + model.sla_hours * HOUR_S),
+        follow_up_due_at=to_datetime(now + model.sla_hours * HOUR_S),
         firmographics=firmographics
         or {
             k: v

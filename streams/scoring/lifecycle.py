@@ -7,13 +7,13 @@ fire; the worker indexes them (a Redis sorted set) and calls :func:`fire` when t
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from schemas.lifecycle import LifecycleTransition, SlaBreach
 from streams.scoring.accounts import account_of
 from streams.scoring.engagement import engagement
-from streams.scoring.signals import CompiledModel
+from streams.scoring.signals import CompiledModel, to_datetime
 from streams.scoring.state import ContactState
 
 NAMESPACE = uuid.UUID("8d4b1f0e-2c6a-4e9b-a7d3-5f1e0c9b8a26")
@@ -27,10 +27,6 @@ OUTCOME_STAGES = {
     "closed_lost": ("recycled", "closed lost"),
 }
 OPEN_MQL = "mql"
-
-
-def _dt(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def transition(
@@ -55,7 +51,7 @@ def transition(
         from_stage=state.stage,
         to_stage=to_stage,
         reason=reason,
-        at=_dt(at),
+        at=to_datetime(at),
         model_version=compiled.model.version,
         handoff_id=handoff_id,
     )
@@ -160,8 +156,8 @@ def _sla_breach(compiled: CompiledModel, state: ContactState, at: float) -> dict
         contact_id=state.contact_id,
         account_id=account_of(compiled, state),
         handoff_id=handoff_id,
-        due_at=_dt(first_due),
-        at=_dt(at),
+        due_at=to_datetime(first_due),
+        at=to_datetime(at),
         step=step,
         escalation=steps[step].escalation,
         model_version=compiled.model.version,

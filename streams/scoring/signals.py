@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import translate
 
 from config.model import EngagementRule, Match, ScoringModel
 from schemas.events import FormSubmission, PageView, TrialEvent, WebinarEvent
 from streams.scoring.decay import rate
+
+
+def to_datetime(seconds: float) -> datetime:
+    """Epoch seconds (event time) as an aware UTC datetime, for output records."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
 
 AnyEvent = PageView | FormSubmission | TrialEvent | WebinarEvent | object
 DAY_S = 86_400.0
