@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, Producer
 
+from bench.latency import measure
 from config.loader import load_model
 from config.settings import Settings, Topics
 from streams.generator import JourneyGenerator, default_start, record_key, to_records
@@ -208,6 +209,22 @@ def main(argv: list[str] | None = None) -> int:
             results[f"worker_{engine}_{workers}_events_per_s"] = run["events_per_s"]
             if workers == 1 and engine == "confluent":
                 results["redis_bytes_per_profile"] = run["redis_bytes"] / contacts
+    for share in (0.5, 0.8):
+        settings = fresh_settings(args.partitions, "confluent")
+        ensure_topics(settings)
+        rate = share * results["worker_confluent_1_events_per_s"]
+        log(f"latency: confluent worker at {share:.0%} of its sustained maximum ({rate:,.0f} events/s)")
+        proc = WorkerProcess(settings, OUT / "out" / f"{settings.consumer_group}-latency.log").start(
+            timeout_s=120
+        )
+        try:
+            measured = measure(settings, to_records(events, settings.topics), rate, 4 * args.seconds)
+        finally:
+            proc.stop()
+        for name, value in measured.items():
+            if name.endswith("_ms"):
+                results[f"latency_{int(share * 100)}pct_{name}"] = value
+
     settings = fresh_settings(args.partitions)
     ensure_topics(settings)
     log("baseline: naive loop, one Redis round trip per event")
