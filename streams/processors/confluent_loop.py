@@ -44,27 +44,42 @@ async def run_loop(settings: Settings, processor: BatchProcessor, tick: Any, clo
         loop.add_signal_handler(sig, stopping.set)
     next_tick = 0.0
     logger.info("confluent worker consuming %s", ", ".join(settings.topics.inputs()))
+
+    def fetch() -> Any:
+        return loop.run_in_executor(None, consumer.consume, settings.batch_max, settings.batch_within_s)
+
     try:
+        pending = fetch()
         while not stopping.is_set():
-            messages = await loop.run_in_executor(
-                None, consumer.consume, settings.batch_max, settings.batch_within_s
-            )
+            messages = await pending
+            # librdkafka fetches the next batch while this one is scored: the I/O overlaps the CPU.
+            pending = fetch()
             batch = [_record(m) for m in messages if m.error() is None]
             if batch:
                 await processor.process(batch)
-                offsets: dict[tuple[str, int], int] = {}
-                for record in batch:
-                    offsets[(record.topic, record.partition)] = record.offset + 1
-                consumer.commit(
-                    offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
-                )
+                _commit(consumer, batch)
             if time.monotonic() >= next_tick:
                 await tick(clock.now(time.time()))
                 next_tick = time.monotonic() + settings.timer_interval_s
+        await pending  # its records were not processed: the next owner consumes them again
     except KafkaException as exc:
         raise BrokerUnavailable(f"consumer failed: {exc}") from exc
     finally:
         consumer.close()
+
+
+def _commit(consumer: Consumer, batch: list[SourceRecord]) -> None:
+    """Commit the batch's offsets. A partition revoked meanwhile cannot be committed: its new owner
+    consumes those records again, which processing makes harmless (watermarks, compare-and-set)."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in batch:
+        offsets[(record.topic, record.partition)] = record.offset + 1
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+        )
+    except KafkaException as exc:
+        logger.warning("offset commit failed (%s); the records will be consumed again", exc)
 
 
 def _record(message: Any) -> SourceRecord:

@@ -166,7 +166,8 @@ def apply_account(
     model = compiled.model
     assert model.accounts is not None
     now = max([account.clock, firmographics_at or 0.0, *(s.last_at for s in snapshots)])
-    before = view_account(compiled, account, now)
+    # Only an account that qualified before needs the pre-update view (for re-arming).
+    before = view_account(compiled, account, now) if account.qualified_count else None
     if (
         firmographics is not None
         and firmographics_at is not None
@@ -187,7 +188,7 @@ def apply_account(
     account.clock = now
     after = view_account(compiled, account, now)
     rearm = after.rule.rearm
-    if account.qualified_count and (
+    if before is not None and (
         not before.qualifies
         or not after.qualifies
         or min(before.engagement, after.engagement) < rearm.engagement_below
