@@ -304,9 +304,11 @@ class ContactStage:
         entries = dict(stored.outbox)
         if outcome.write is not None:
             entries.update(outcome.write.new_outbox)
+        fresh = {f"a:{domain}|{s.contact_id}": s for domain, s in outcome.snapshots + outcome.removed}
         for entry, value in entries.items():
             if entry.startswith("a:"):
-                snapshot = MemberSnapshot.from_dict(orjson.loads(value))
+                # Snapshots written just now are at hand; only older pending ones need decoding.
+                snapshot = fresh.get(entry) or MemberSnapshot.from_dict(orjson.loads(value))
                 result.snapshots.append((key, entry, value, snapshot))
             else:
                 result.entries.append((key, entry, value))
