@@ -176,6 +176,28 @@ def naive_baseline(
     return done / (time.perf_counter() - (started or time.perf_counter()))
 
 
+def plot_latency(curve: list[tuple[float, dict[str, float]]], path: Path) -> None:
+    """Latency percentiles against offered load, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(7, 4))
+    loads = [rate for rate, _ in curve]
+    for name in ("p50_ms", "p95_ms", "p99_ms"):
+        axes.plot(loads, [m[name] for _, m in curve], marker="o", label=name.replace("_ms", ""))
+    axes.set_xlabel("offered load (events/s)")
+    axes.set_ylabel("produce -> handoff latency (ms)")
+    axes.set_title("leadstream worker (confluent engine): latency against load")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -209,21 +231,24 @@ def main(argv: list[str] | None = None) -> int:
             results[f"worker_{engine}_{workers}_events_per_s"] = run["events_per_s"]
             if workers == 1 and engine == "confluent":
                 results["redis_bytes_per_profile"] = run["redis_bytes"] / contacts
-    for share in (0.5, 0.8):
+    curve = []
+    for share in (0.25, 0.5, 0.8):
         settings = fresh_settings(args.partitions, "confluent")
         ensure_topics(settings)
         rate = share * results["worker_confluent_1_events_per_s"]
         log(f"latency: confluent worker at {share:.0%} of its sustained maximum ({rate:,.0f} events/s)")
-        proc = WorkerProcess(settings, OUT / "out" / f"{settings.consumer_group}-latency.log").start(
-            timeout_s=120
-        )
+        log_path = OUT / "out" / f"{settings.consumer_group}-latency.log"
+        proc = WorkerProcess(settings, log_path).start(timeout_s=120)
         try:
             measured = measure(settings, to_records(events, settings.topics), rate, 4 * args.seconds)
         finally:
             proc.stop()
-        for name, value in measured.items():
-            if name.endswith("_ms"):
-                results[f"latency_{int(share * 100)}pct_{name}"] = value
+        curve.append((rate, measured))
+        if share in (0.5, 0.8):
+            for name, value in measured.items():
+                if name.endswith("_ms"):
+                    results[f"latency_{int(share * 100)}pct_{name}"] = value
+    plot_latency(curve, args.out / "latency.png")
 
     settings = fresh_settings(args.partitions)
     ensure_topics(settings)

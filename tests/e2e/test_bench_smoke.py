@@ -37,3 +37,4 @@ def test_bench_runs_end_to_end(kafka_bootstrap, redis_url, tmp_path):
     ):
         assert results[name] > 0, name
     assert "| measure | value |" in out.stdout
+    assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
