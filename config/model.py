@@ -25,6 +25,15 @@ MATCHABLE = {
 }
 
 
+def valid_regex(value: str) -> str:
+    """``value`` if it compiles as a regular expression; a clear error otherwise."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return value
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -163,11 +172,7 @@ class SeniorityPattern(_Frozen):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
+        return valid_regex(value)
 
 
 class Rearm(_Frozen):
@@ -225,12 +230,7 @@ class RoleRule(_Frozen):
     @field_validator("title")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
+        return None if value is None else valid_regex(value)
 
 
 class Segment(_Frozen):
