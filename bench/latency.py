@@ -1,8 +1,10 @@
-"""Latency from an event's produce time to its handoff's arrival at a consumer, under load.
+"""Latency from an event's produce time to its arrival downstream, under load.
 
 Background load: generated journeys produced at a fixed rate. Probes: buyer journeys whose last
-event (a demo request) qualifies the contact; the latency is the time from producing that event to
-receiving the handoff it triggered (matched by ``triggering_event_id``).
+event (a demo request) qualifies the contact; for the worker the latency is the time from
+producing that event to receiving the handoff it triggered (matched by ``triggering_event_id``).
+For the raw passthrough (the ceiling) it is the time until the same event, forwarded unchanged,
+arrives on the passthrough's output topic (matched by ``event_id``).
 """
 
 from __future__ import annotations
@@ -61,11 +63,17 @@ def _probe(n: int, now: datetime) -> list[dict[str, Any]]:
 
 
 def measure(
-    settings: Settings, background: list[tuple[str, bytes, bytes]], rate: float, seconds: float
+    settings: Settings,
+    background: list[tuple[str, bytes, bytes]],
+    rate: float,
+    seconds: float,
+    watch: str | None = None,
 ) -> dict[str, float]:
-    """Offer ``rate`` events/s for ``seconds`` with a probe every ~0.2 s; return percentiles in ms."""
+    """Offer ``rate`` events/s for ``seconds`` with a probe every ~0.2 s; return percentiles in ms.
+
+    ``watch``: the topic where probes arrive (default: the handoff topic)."""
     producer = make_producer(settings, **{"linger.ms": 1})
-    tail = TopicTail(settings, settings.topics.handoffs)
+    tail = TopicTail(settings, watch or settings.topics.handoffs)
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
     stop = threading.Event()
@@ -73,8 +81,9 @@ def measure(
     def listen() -> None:
         while not stop.is_set():
             for message in tail.poll(time.monotonic() + 0.2):
-                handoff = json.loads(message.value() or b"{}")
-                arrived.setdefault(handoff.get("triggering_event_id", ""), time.perf_counter())
+                received = json.loads(message.value() or b"{}")
+                probe = received.get("triggering_event_id") or received.get("event_id", "")
+                arrived.setdefault(probe, time.perf_counter())
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()

@@ -1,17 +1,24 @@
 """leadstream benchmarks, side by side with the raw ceilings measured in the same run.
 
-    .venv/bin/python -m bench.run                      # defaults finish in a few minutes
-    .venv/bin/python -m bench.run --contacts 50000     # more data
+    .venv/bin/python -m bench.run                    # 1M events, 1M contacts in memory: ~12 min
+    .venv/bin/python -m bench.run --events 100000 --memory-contacts 100000 --window 20   # quick look
 
-Prints one table and writes bench/results.json and bench/results.md. Ratios, not absolute
-figures, are what to compare between runs: these machines are shared and noisy.
+One generated data set (>= 1M events, >= 100k contacts by default) is produced to Kafka once;
+each measurement reads it with a consumer group of its own. Throughput figures are sustained
+rates over ``--window`` seconds on that backlog (after a warm-up), so the bench fits in 15
+minutes on a 2-core machine. Prints one table and writes bench/results.json, bench/results.md
+and bench/latency.png. Ratios, not absolute figures, are what to compare between runs: these
+machines are shared and noisy.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import math
+import subprocess
 import sys
 import time
 import uuid
@@ -19,31 +26,41 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
 from bench.latency import measure
+from bench.memory import measure_memory
+from bench.passthrough import PassthroughProcess, passthrough
 from config.loader import load_model
 from config.settings import Settings, Topics
+from streams.bootstrap import build_embedded
 from streams.generator import JourneyGenerator, default_start, record_key, to_records
 from streams.kafka_io import consumer_lag, make_producer, produce_all
 from streams.records import SourceRecord
-from streams.replay import replay_records
 from streams.state.keys import contact_key
-from streams.state.redis_store import COMMIT_FUNCTION, function_library
+from streams.state.port import RecordWrite
+from streams.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
 from streams.topics import ensure_topics, kafka_client_config
 from streams.worker_process import WorkerProcess
 
 OUT = Path(__file__).resolve().parent
+EVENTS_PER_CONTACT = 6.2  # what the generator produces on average
+INPUT_TOPICS = ("page_views", "forms", "trials", "webinars", "identify", "accounts", "feedback")
 
 
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def fresh_settings(partitions: int, engine: str = "faust") -> Settings:
+def fresh_settings(partitions: int, engine: str = "faust", inputs: Topics | None = None) -> Settings:
+    """Settings of one measurement: its own group, Redis prefix and output topics; the input
+    topics are ``inputs``' (the shared data set) when given, else its own."""
     run = uuid.uuid4().hex[:8]
+    topics = {name: f"bench{run}.{name}" for name in Topics.model_fields}
+    if inputs is not None:
+        topics.update({name: getattr(inputs, name) for name in INPUT_TOPICS})
     return Settings(
-        topics=Topics(**{name: f"bench{run}.{name}" for name in Topics.model_fields}),
+        topics=Topics(**topics),
         topic_partitions=partitions,
         consumer_group=f"bench{run}",
         redis_key_prefix=f"bench{run}",
@@ -52,34 +69,18 @@ def fresh_settings(partitions: int, engine: str = "faust") -> Settings:
     )
 
 
-def kafka_passthrough(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> float:
-    """Raw consume -> produce in one Python process, no decoding: events/s."""
-    source, sink = settings.topics.page_views, settings.topics.dead_letters
-    produce_all(make_producer(settings), [(source, k, v) for _, k, v in records])
-    consumer = Consumer(
-        {
-            **kafka_client_config(settings),
-            "group.id": f"{settings.consumer_group}-raw",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+def kafka_passthrough(settings: Settings, total: int, seconds: float) -> tuple[float, int]:
+    """Raw consume -> produce of the data set in one Python process, no decoding: events/s."""
+    done, elapsed = passthrough(
+        settings,
+        settings.topics.inputs(),
+        settings.topics.dead_letters,
+        f"{settings.consumer_group}-raw",
+        limit=total,
+        seconds=seconds,
+        progress=lambda n: log(f"  passthrough: {n:,} records"),
     )
-    producer = Producer({**kafka_client_config(settings), "linger.ms": 5})
-    consumer.subscribe([source])
-    done, started = 0, None
-    while done < len(records):
-        batch = consumer.consume(1000, timeout=1.0)
-        if batch and started is None:
-            started = time.perf_counter()
-        for message in batch:
-            if message.error() is None:
-                producer.produce(sink, message.value(), message.key())
-                done += 1
-        producer.poll(0)
-    producer.flush(30)
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    consumer.close()
-    return done / elapsed
+    return done / elapsed, done
 
 
 def redis_ceiling(settings: Settings, seconds: float = 5.0, depth: int = 500) -> float:
@@ -93,7 +94,8 @@ def redis_ceiling(settings: Settings, seconds: float = 5.0, depth: int = 500) ->
         pipe = client.pipeline(transaction=False)
         for i in range(depth):
             key = contact_key(settings.redis_key_prefix, f"ceiling-{(calls + i) % 20_000}")
-            pipe.fcall(COMMIT_FUNCTION, 1, key, str(versions.get(key, 0)), "1", blob, "", "600")
+            write = RecordWrite(key, versions.get(key, 0), blob)
+            pipe.fcall(COMMIT_FUNCTION, 1, key, *commit_args(write, "600"))
         for (_ok, version), i in zip(pipe.execute(), range(depth), strict=True):
             key = contact_key(settings.redis_key_prefix, f"ceiling-{(calls + i) % 20_000}")
             versions[key] = int(version)
@@ -101,42 +103,94 @@ def redis_ceiling(settings: Settings, seconds: float = 5.0, depth: int = 500) ->
     return calls / (time.perf_counter() - started)
 
 
-def embedded(settings: Settings, events: list[dict[str, Any]]) -> float:
-    """Decode + score + in-memory state (`leadstream replay`'s engine): events/s."""
-    records = [SourceRecord("file", 0, i, json.dumps(e).encode()) for i, e in enumerate(events)]
-    accounts = [r for r, e in zip(records, events, strict=True) if e["type"] == "account"]
-    others = [r for r, e in zip(records, events, strict=True) if e["type"] != "account"]
-    fixed = [SourceRecord(settings.topics.accounts, 0, r.offset, r.value) for r in accounts] + others
+def embedded(settings: Settings, events: list[dict[str, Any]], seconds: float) -> tuple[float, int]:
+    """Decode + score + in-memory state (the replay engine), for ``seconds``: events/s."""
+    pipeline, _sink, _store = build_embedded(settings, load_model())
+    records = (
+        SourceRecord(
+            settings.topics.accounts if e["type"] == "account" else "file", 0, i, json.dumps(e).encode()
+        )
+        for i, e in enumerate(events)
+    )
+
+    async def run() -> tuple[int, float]:
+        done, busy = 0, 0.0
+        while busy < seconds:
+            batch = list(itertools.islice(records, 1000))
+            if not batch:
+                break
+            started = time.perf_counter()
+            await pipeline.process(batch)
+            busy += time.perf_counter() - started
+            done += len(batch)
+        return done, busy
+
+    done, busy = asyncio.run(run())
+    return done / busy, done
+
+
+def replay_cli(events: list[dict[str, Any]], count: int) -> tuple[float, int]:
+    """``leadstream replay --quiet FILE`` on the first ``count`` events, start-up included: events/s."""
+    path = OUT / "out" / "replay.jsonl"
+    with path.open("w") as handle:
+        for event in events[:count]:
+            handle.write(json.dumps(event, separators=(",", ":")) + "\n")
     started = time.perf_counter()
-    asyncio.run(replay_records(iter(fixed), settings, load_model()))
-    return len(fixed) / (time.perf_counter() - started)
+    subprocess.run(
+        [sys.executable, "-m", "streams.cli", "replay", "--quiet", str(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    elapsed = time.perf_counter() - started
+    path.unlink()
+    return min(count, len(events)) / elapsed, min(count, len(events))
 
 
-def worker_run(settings: Settings, records: list[tuple[str, bytes, bytes]], workers: int) -> dict[str, float]:
-    produce_all(make_producer(settings), records)
-    client = redis.Redis.from_url(settings.redis_url)
-    memory_before = client.info("memory")["used_memory"]
+def _rss_kib(pid: int) -> tuple[int, int]:
+    """(resident now, peak resident) of a process, in KiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def worker_run(settings: Settings, workers: int, seconds: float) -> dict[str, float]:
+    """Start ``workers`` processes on the shared backlog; after a warm-up, count what the group
+    commits in ``seconds``: sustained events/s. Should the backlog run dry first, the window ends
+    there (and the figure says so: ``dry``)."""
     procs = [
         WorkerProcess(settings, OUT / "out" / f"{settings.consumer_group}-{n}.log") for n in range(workers)
     ]
     for proc in procs:
         proc.start(timeout_s=120)
-    started = time.perf_counter()
+    inputs = settings.topics.inputs()
     try:
-        while (lag := consumer_lag(settings, settings.topics.inputs())) > 0:
-            log(f"  {workers} worker(s): lag {lag}")
-            time.sleep(1.0)
+        time.sleep(min(5.0, seconds / 4))  # warm-up: connections, first fetches, first batches
+        lag_before, started = consumer_lag(settings, inputs), time.perf_counter()
+        lag, reported = lag_before, started
+        while (elapsed := time.perf_counter() - started) < seconds and lag > 0:
+            time.sleep(min(2.0, seconds - elapsed))
+            lag = consumer_lag(settings, inputs)
+            if time.perf_counter() - reported >= 10:
+                reported = time.perf_counter()
+                log(f"  {workers} worker(s): {lag_before - lag:,} events in {reported - started:.0f} s")
         elapsed = time.perf_counter() - started
+        rss = [_rss_kib(p.process.pid) for p in procs if p.process is not None]
     finally:
         for proc in procs:
             proc.stop()
-    memory_after = client.info("memory")["used_memory"]
-    return {"events_per_s": len(records) / elapsed, "redis_bytes": memory_after - memory_before}
+    if lag == 0:
+        log(f"  the backlog ran dry after {elapsed:.0f} s: use more --events for a sustained figure")
+    return {
+        "events_per_s": (lag_before - lag) / elapsed,
+        "events": lag_before - lag,
+        "dry": float(lag == 0),
+        "rss_mib": max(r[0] for r in rss) / 1024,
+        "peak_rss_mib": max(r[1] for r in rss) / 1024,
+    }
 
 
-def naive_baseline(
-    settings: Settings, records: list[tuple[str, bytes, bytes]], seconds: float = 20.0
-) -> float:
+def naive_baseline(settings: Settings, seconds: float) -> float:
     """As a user might write it: a consumer loop, one Redis round trip per event, no batching."""
     from pydantic import TypeAdapter
 
@@ -144,7 +198,6 @@ def naive_baseline(
     from streams.scoring import ContactState, score
     from streams.state.port import decode_state, encode_state
 
-    produce_all(make_producer(settings), records)
     model = load_model()
     adapter: TypeAdapter[Any] = TypeAdapter(Event)
     client = redis.Redis.from_url(settings.redis_url)
@@ -166,7 +219,7 @@ def naive_baseline(
             event = adapter.validate_json(message.value())
         except Exception:
             continue
-        key = f"naive:{event.contact_id or event.anonymous_id}"
+        key = f"{settings.redis_key_prefix}:naive:{event.contact_id or event.anonymous_id}"
         raw = client.get(key)  # one round trip to read...
         state = decode_state(raw) if raw else ContactState(key)
         state = score(state, event, model, max(state.clock, event.occurred_at.timestamp())).state
@@ -176,7 +229,7 @@ def naive_baseline(
     return done / (time.perf_counter() - (started or time.perf_counter()))
 
 
-def plot_latency(curve: list[tuple[float, dict[str, float]]], path: Path) -> None:
+def plot_latency(curve: list[tuple[float, dict[str, float]]], path: Path, engine: str) -> None:
     """Latency percentiles against offered load, as a PNG."""
     import matplotlib
 
@@ -190,7 +243,7 @@ def plot_latency(curve: list[tuple[float, dict[str, float]]], path: Path) -> Non
         axes.plot(loads, [m[name] for _, m in curve], marker="o", label=name.replace("_ms", ""))
     axes.set_xlabel("offered load (events/s)")
     axes.set_ylabel("produce -> handoff latency (ms)")
-    axes.set_title("leadstream worker (confluent engine): latency against load")
+    axes.set_title(f"leadstream worker ({engine} engine): latency against load")
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -202,43 +255,75 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--contacts", type=int, default=8000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="size of the generated data set")
+    parser.add_argument("--contacts", type=int, default=None, help="default: enough for --events, >= 100k")
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of the timed ceilings/baseline")
-    parser.add_argument("--out", type=Path, default=OUT, help="where results.json and results.md go")
+    parser.add_argument(
+        "--window", type=float, default=45.0, help="seconds each throughput figure is measured"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="duration of the Redis ceiling; latency x4"
+    )
+    parser.add_argument("--engines", default="faust,confluent", help="worker engines to measure")
+    parser.add_argument("--memory-contacts", type=int, default=1_000_000)
+    parser.add_argument(
+        "--memory-db", type=int, default=15, help="an empty Redis database for the memory run"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=OUT, help="where results.json, results.md and latency.png go"
+    )
     args = parser.parse_args(argv)
+    engines = [e for e in args.engines.split(",") if e]
     (OUT / "out").mkdir(exist_ok=True)
-    events = JourneyGenerator(5, args.contacts, start=default_start()).events()
-    contacts = len({record_key(e) for e in events if e["type"] != "account"})
-    log(f"{len(events)} events, {contacts} profiles, {args.partitions} partitions")
-    results: dict[str, Any] = {"events": len(events), "profiles": contacts, "partitions": args.partitions}
+    began = time.perf_counter()
 
-    settings = fresh_settings(args.partitions)
-    ensure_topics(settings)
-    records = to_records(events, settings.topics)
+    contacts = args.contacts or max(100_000, math.ceil(args.events / EVENTS_PER_CONTACT))
+    log(f"generating journeys for {contacts:,} contacts")
+    events = JourneyGenerator(5, contacts, start=default_start()).events()
+    profiles = len({record_key(e) for e in events if e["type"] != "account"})
+    log(f"{len(events):,} events, {profiles:,} profiles, {args.partitions} partitions")
+    results: dict[str, Any] = {"events": len(events), "profiles": profiles, "partitions": args.partitions}
+
+    data = fresh_settings(args.partitions)
+    ensure_topics(data)
+    log("producing the data set to Kafka once; every measurement reads it with its own group")
+    produce_all(
+        make_producer(data),
+        to_records(events, data.topics),
+        progress=lambda n: log(f"  produced {n:,}") if n % 200_000 == 0 else None,
+    )
+
     log("ceiling: raw Kafka passthrough")
-    results["kafka_passthrough_events_per_s"] = kafka_passthrough(settings, records)
+    rate, done = kafka_passthrough(data, len(events), args.window)
+    results.update(kafka_passthrough_events_per_s=rate, kafka_passthrough_events=done)
     log("ceiling: Redis commit function, pipelined")
-    results["redis_commit_calls_per_s"] = redis_ceiling(settings, args.seconds)
-    log("ceiling: decode + score in memory (replay engine)")
-    results["embedded_events_per_s"] = embedded(settings, events)
-    for engine in ("faust", "confluent"):
+    results["redis_commit_calls_per_s"] = redis_ceiling(data, args.seconds)
+    log("ceiling: decode + score in memory (the replay engine)")
+    rate, done = embedded(data, events, min(args.window, 30.0))
+    results.update(embedded_events_per_s=rate, embedded_events=done, embedded_us_per_event=1e6 / rate)
+    log("replay: leadstream replay --quiet FILE")
+    rate, done = replay_cli(events, min(len(events), 100_000))
+    results.update(replay_events_per_s=rate, replay_events=done)
+
+    for engine in engines:
         for workers in (1, 2):
-            settings = fresh_settings(args.partitions, engine)
+            settings = fresh_settings(args.partitions, engine, inputs=data.topics)
             ensure_topics(settings)
-            log(f"worker: {engine}, {workers} process(es)")
-            run = worker_run(settings, to_records(events, settings.topics), workers)
+            log(f"worker: {engine}, {workers} process(es), {args.window:.0f} s on the backlog")
+            run = worker_run(settings, workers, args.window)
             results[f"worker_{engine}_{workers}_events_per_s"] = run["events_per_s"]
-            if workers == 1 and engine == "confluent":
-                results["redis_bytes_per_profile"] = run["redis_bytes"] / contacts
+            results[f"worker_{engine}_{workers}_events"] = run["events"]
+            results[f"worker_{engine}_{workers}_rss_mib"] = run["rss_mib"]
+
+    main_engine = "confluent" if "confluent" in engines else engines[0]
+    sustained = results[f"worker_{main_engine}_1_events_per_s"]
     curve = []
     for share in (0.25, 0.5, 0.8):
-        settings = fresh_settings(args.partitions, "confluent")
+        settings = fresh_settings(args.partitions, main_engine)
         ensure_topics(settings)
-        rate = share * results["worker_confluent_1_events_per_s"]
-        log(f"latency: confluent worker at {share:.0%} of its sustained maximum ({rate:,.0f} events/s)")
-        log_path = OUT / "out" / f"{settings.consumer_group}-latency.log"
-        proc = WorkerProcess(settings, log_path).start(timeout_s=120)
+        rate = share * sustained
+        log(f"latency: {main_engine} worker at {share:.0%} of its sustained maximum ({rate:,.0f} events/s)")
+        proc = WorkerProcess(settings, OUT / "out" / f"{settings.consumer_group}-latency.log").start(120)
         try:
             measured = measure(settings, to_records(events, settings.topics), rate, 4 * args.seconds)
         finally:
@@ -248,36 +333,74 @@ def main(argv: list[str] | None = None) -> int:
             for name, value in measured.items():
                 if name.endswith("_ms"):
                     results[f"latency_{int(share * 100)}pct_{name}"] = value
-    plot_latency(curve, args.out / "latency.png")
+            settings = fresh_settings(args.partitions)
+            ensure_topics(settings)
+            log(f"latency: raw passthrough at the same load ({rate:,.0f} events/s)")
+            sink = settings.topics.dead_letters
+            with PassthroughProcess(
+                settings, settings.topics.inputs(), sink, f"{settings.consumer_group}-raw"
+            ):
+                raw = measure(
+                    settings, to_records(events, settings.topics), rate, 4 * args.seconds, watch=sink
+                )
+            for name, value in raw.items():
+                if name.endswith("_ms"):
+                    results[f"passthrough_latency_{int(share * 100)}pct_{name}"] = value
+    plot_latency(curve, args.out / "latency.png", main_engine)
 
-    settings = fresh_settings(args.partitions)
-    ensure_topics(settings)
     log("baseline: naive loop, one Redis round trip per event")
     results["naive_events_per_s"] = naive_baseline(
-        settings, to_records(events, settings.topics), 4 * args.seconds
+        fresh_settings(args.partitions, inputs=data.topics), args.window / 2
     )
 
-    ceiling = min(results["kafka_passthrough_events_per_s"], results["redis_commit_calls_per_s"])
-    results["ratios"] = {}
-    for engine in ("faust", "confluent"):
-        one = results[f"worker_{engine}_1_events_per_s"]
-        results["ratios"].update(
-            {
-                f"{engine} worker / min(kafka, redis) ceiling (target >= 0.5)": one / ceiling,
-                f"{engine} worker / embedded engine": one / results["embedded_events_per_s"],
-                f"{engine} 2 workers / 1 (target >= 1.6)": results[f"worker_{engine}_2_events_per_s"] / one,
-                f"{engine} worker / naive baseline (target >= 5)": one / results["naive_events_per_s"],
-            }
-        )
-    rows = [(k, f"{v:,.0f}") for k, v in results.items() if isinstance(v, float)]
-    rows += [(k, f"{v:.2f}") for k, v in results["ratios"].items()]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    markdown = "| measure | value |\n|---|---|\n" + table + "\n"
+    if args.memory_contacts:
+        log(f"memory: {args.memory_contacts:,} contacts in Redis database {args.memory_db}")
+        results.update(measure_memory(data, args.memory_contacts, args.memory_db, log=log))
+
+    results["ratios"] = ratios(results, engines)
+    results["seconds"] = time.perf_counter() - began
+    markdown = table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown)
     print(markdown)
+    log(f"done in {results['seconds'] / 60:.1f} min; wrote {args.out / 'results.json'}")
     return 0
+
+
+def ratios(results: dict[str, Any], engines: list[str]) -> dict[str, float]:
+    ceiling = min(results["kafka_passthrough_events_per_s"], results["redis_commit_calls_per_s"])
+    out = {}
+    for engine in engines:
+        one = results[f"worker_{engine}_1_events_per_s"]
+        out.update(
+            {
+                f"{engine} worker / min(kafka, redis) ceiling (target >= 0.5)": one / ceiling,
+                f"{engine} worker / embedded engine (decode + score alone)": one
+                / results["embedded_events_per_s"],
+                f"{engine} 2 workers / 1 (target >= 1.6)": results[f"worker_{engine}_2_events_per_s"] / one,
+                f"{engine} worker / naive baseline (target >= 5)": one / results["naive_events_per_s"],
+                f"{engine} worker / 15k events/s target": one / 15_000,
+            }
+        )
+    if "latency_50pct_p99_ms" in results and "passthrough_latency_50pct_p99_ms" in results:
+        out["p99 at 50% load minus passthrough p99, ms (target <= 50)"] = (
+            results["latency_50pct_p99_ms"] - results["passthrough_latency_50pct_p99_ms"]
+        )
+    if "redis_bytes_per_contact" in results:
+        out["redis bytes per contact / 160 target"] = results["redis_bytes_per_contact"] / 160
+    out["replay / 100k events/s target"] = results["replay_events_per_s"] / 100_000
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [
+        (k, f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}")
+        for k, v in results.items()
+        if isinstance(v, (int, float))
+    ]
+    rows += [(k, f"{v:.2f}") for k, v in results["ratios"].items()]
+    return "| measure | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     # Contacts with no event for this long are dropped from Redis by TTL.
     state_ttl_days: int = Field(default=400, ge=1)
+    # Decoded contact and account states a worker keeps between batches (each checked against
+    # the stored version and bytes before use); 0 turns the cache off. ~5 KB of memory each.
+    state_cache_entries: int = Field(default=50_000, ge=0)
     # How often the worker looks for due timers (SLA breaches, decayed MQLs).
     timer_interval_s: float = Field(default=0.25, gt=0, le=60)
 

@@ -10,7 +10,7 @@ and the records are consumed again, so the account catches up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,16 @@ from streams.errors import StateUnavailable
 from streams.scoring.accounts import apply_account
 from streams.scoring.signals import CompiledModel
 from streams.scoring.state import AccountState, MemberSnapshot
+from streams.state.decoded_cache import DecodedCache
 from streams.state.keys import account_key
-from streams.state.port import RecordWrite, StateStore, StoredRecord, decode_account, encode_state
+from streams.state.port import (
+    RecordWrite,
+    StateStore,
+    StoredRecord,
+    decode_account,
+    encode_state,
+    member_parts,
+)
 
 MAX_ATTEMPTS = 8
 
@@ -34,8 +42,11 @@ class AccountResult:
 
 
 class AccountStage:
-    def __init__(self, store: StateStore, compiled: CompiledModel, prefix: str) -> None:
+    def __init__(
+        self, store: StateStore, compiled: CompiledModel, prefix: str, cache_size: int = 50_000
+    ) -> None:
         self._store = store
+        self._decoded: DecodedCache[AccountState] = DecodedCache(cache_size)
         self._compiled = compiled
         self._prefix = prefix
 
@@ -59,29 +70,44 @@ class AccountStage:
             missing = [k for k in keys if k not in cached]
             cached.update(await self._store.load(missing))
             records = {d: cached.pop(k) for d, k in zip(remaining, keys, strict=True)}
-            writes, decided = [], {}
+            writes, decided, accounts = [], {}, {}
             for domain, stored in records.items():
-                account = decode_account(stored.value) if stored.value else AccountState(domain)
+                key = account_key(self._prefix, domain)
+                account = (
+                    self._decoded.take(key, stored.version, stored.value, _decoder(stored.parts))
+                    if stored.value
+                    else AccountState(domain)
+                )
+                accounts[domain] = account
+                held = dict(account.members)
                 values, at = firmographics.get(domain, (None, None))
                 decision = apply_account(self._compiled, account, by_domain.get(domain, []), values, at)
+                # Only members added, replaced or dropped are written (one hash field each).
+                changed = [c for c, m in account.members.items() if held.get(c) is not m]
+                parts = member_parts(account, changed + [c for c in held if c not in account.members])
                 entries = {}
                 if decision.handoff is not None:
                     entries[f"h:{decision.handoff['handoff_id']}"] = orjson.dumps(decision.handoff)
                     decided[domain] = decision.handoff
                 value = encode_state(account)
-                if value == stored.value and not entries:
+                if value == stored.value and not entries and not parts:
+                    self._decoded.put(key, stored.version, value, account)
                     continue  # e.g. the same firmographics consumed again: nothing to write
-                writes.append(RecordWrite(account_key(self._prefix, domain), stored.version, value, entries))
+                writes.append(RecordWrite(key, stored.version, value, entries, parts=parts))
             conflicts = await self._store.commit(writes)
             result.conflicts += len(conflicts)
             new_outbox = {w.key: w.new_outbox for w in writes}
+            written = {w.key: w.value for w in writes}
             for domain, stored in records.items():
                 key = account_key(self._prefix, domain)
                 if key in conflicts:
                     continue
-                for entry, value in {**stored.outbox, **new_outbox.get(key, {})}.items():
+                committed = written.get(key)
+                if committed is not None:  # keep it decoded for the account's next batch
+                    self._decoded.put(key, stored.version + 1, committed, accounts[domain])
+                for entry, payload in {**stored.outbox, **new_outbox.get(key, {})}.items():
                     if entry.startswith("h:"):
-                        result.handoffs.append((key, entry, value))
+                        result.handoffs.append((key, entry, payload))
                 if domain in decided:
                     result.new_handoffs.append(decided[domain])
             remaining = [d for d in records if account_key(self._prefix, d) in conflicts]
@@ -89,3 +115,7 @@ class AccountStage:
             f"{len(remaining)} accounts kept changing under this worker ({MAX_ATTEMPTS} attempts); "
             "check that Redis is healthy and the workers are not overloaded"
         )
+
+
+def _decoder(parts: dict[str, bytes]) -> Callable[[bytes], AccountState]:
+    return lambda value: decode_account(value, parts)

@@ -18,6 +18,7 @@ from streams.retry import RetryingProcessor
 from streams.scoring import compile_model
 from streams.sinks import FaustProducerSink, MemorySink
 from streams.state import MemoryStateStore, RedisStateStore
+from streams.state.packing import use_hiredis_packing
 from streams.timers import TimerService
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ DAY_S = 86_400
 def redis_client(settings: Settings) -> Any:
     """An asyncio Redis client; it connects on first use."""
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    return aioredis.from_url(settings.redis_url, password=password, decode_responses=False)
+    client = aioredis.from_url(settings.redis_url, password=password, decode_responses=False)
+    return use_hiredis_packing(client)
 
 
 def redis_store(settings: Settings) -> RedisStateStore:
@@ -43,7 +45,14 @@ def build_worker(settings: Settings) -> faust.App:
     model = scoring_model(settings)
     app = make_app(settings)
     store, sink = redis_store(settings), FaustProducerSink(app)
-    pipeline = ScoringPipeline(store, sink, model, settings.topics, settings.redis_key_prefix)
+    pipeline = ScoringPipeline(
+        store,
+        sink,
+        model,
+        settings.topics,
+        settings.redis_key_prefix,
+        cache_size=settings.state_cache_entries,
+    )
     attach_batch_agent(app, settings, RetryingProcessor(pipeline))
     timers = TimerService(
         store, store, sink, compile_model(model), settings.topics, settings.redis_key_prefix
@@ -73,7 +82,14 @@ def build_confluent_worker(settings: Settings) -> Any:
         }
     )
     sink = ConfluentSink(producer)
-    pipeline = ScoringPipeline(store, sink, model, settings.topics, settings.redis_key_prefix)
+    pipeline = ScoringPipeline(
+        store,
+        sink,
+        model,
+        settings.topics,
+        settings.redis_key_prefix,
+        cache_size=settings.state_cache_entries,
+    )
     timers = TimerService(
         store, store, sink, compile_model(model), settings.topics, settings.redis_key_prefix
     )
@@ -98,4 +114,15 @@ def build_embedded(
 ) -> tuple[ScoringPipeline, MemorySink, MemoryStateStore]:
     """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``)."""
     store, sink = MemoryStateStore(), MemorySink()
-    return ScoringPipeline(store, sink, model, settings.topics, settings.redis_key_prefix), sink, store
+    return (
+        ScoringPipeline(
+            store,
+            sink,
+            model,
+            settings.topics,
+            settings.redis_key_prefix,
+            cache_size=settings.state_cache_entries,
+        ),
+        sink,
+        store,
+    )

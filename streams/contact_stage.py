@@ -25,6 +25,7 @@ from streams.scoring.accounts import account_of, member_snapshot
 from streams.scoring.merge import merge_contacts
 from streams.scoring.signals import CompiledModel
 from streams.scoring.state import MemberSnapshot
+from streams.state.decoded_cache import DecodedCache
 from streams.state.keys import account_key, contact_key
 from streams.state.port import (
     RecordWrite,
@@ -68,8 +69,11 @@ class ContactResult:
 
 
 class ContactStage:
-    def __init__(self, store: StateStore, compiled: CompiledModel, prefix: str) -> None:
+    def __init__(
+        self, store: StateStore, compiled: CompiledModel, prefix: str, cache_size: int = 50_000
+    ) -> None:
         self._store = store
+        self._decoded: DecodedCache[ContactState] = DecodedCache(cache_size)
         self._compiled = compiled
         self._prefix = prefix
         self._accounts_enabled = compiled.model.accounts is not None
@@ -102,7 +106,7 @@ class ContactStage:
         records = await self._store.load(list({self._key(e.profile) for e in events}))
         routes = await self._resolve(records, {e.profile for e in events})
         by_contact = _group(events, routes)
-        states = {c: _state(records[self._key(c)], c) for c in by_contact}
+        states = {c: self._state(records[self._key(c)], c) for c in by_contact}
         links = await self._link(by_contact, states, records, result)
         if links is None:
             return events  # a profile changed while being linked: start over
@@ -112,7 +116,7 @@ class ContactStage:
                 for profile, _source in merged:
                     routes.update({p: contact for p, target in routes.items() if target == profile})
             by_contact = _group(events, routes)
-            states = {c: states.get(c) or _state(records[self._key(c)], c) for c in by_contact}
+            states = {c: states.get(c) or self._state(records[self._key(c)], c) for c in by_contact}
         firmographics = await self._firmographics(by_contact, states, result)
 
         writes, outcomes = [], {}
@@ -133,7 +137,20 @@ class ContactStage:
                 retry.extend(by_contact[contact])
                 continue
             self._collect(key, records[key], outcome, result)
+            self._keep(key, records[key], outcome.write, states[contact])
         return retry
+
+    def _state(self, stored: StoredRecord, contact: str) -> ContactState:
+        if not stored.value:
+            return ContactState(contact)
+        return self._decoded.take(self._key(contact), stored.version, stored.value, decode_state)
+
+    def _keep(self, key: str, stored: StoredRecord, write: RecordWrite | None, state: ContactState) -> None:
+        """Keep the committed state decoded for the contact's next batch."""
+        if write is not None and write.value is not None:
+            self._decoded.put(key, stored.version + 1, write.value, state)
+        elif write is None and stored.value:
+            self._decoded.put(key, stored.version, stored.value, state)
 
     async def _resolve(self, records: dict[str, StoredRecord], profiles: set[str]) -> dict[str, str]:
         """Follow aliases (a merged profile points at the contact it became)."""
@@ -336,7 +353,3 @@ def _group(events: Sequence[PendingEvent], routes: dict[str, str]) -> dict[str, 
         # Event-time order within the batch: crossings are evaluated in the order things happened.
         items.sort(key=lambda p: (p.event.occurred_at, p.event.event_id))
     return by_contact
-
-
-def _state(stored: StoredRecord, contact: str) -> ContactState:
-    return decode_state(stored.value) if stored.value else ContactState(contact)

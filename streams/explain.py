@@ -57,7 +57,7 @@ def explain_account(
             f"no state for account {domain!r} (unknown, expired, or accounts are off in the model)", file=out
         )
         return 1
-    account = decode_account(stored.value)
+    account = decode_account(stored.value, stored.parts)
     now = (at or datetime.now(UTC)).timestamp()
     view = view_account(compile_model(model), account, now)
     rule = view.rule

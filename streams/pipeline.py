@@ -63,6 +63,7 @@ class ScoringPipeline:
         topics: Topics,
         key_prefix: str = "ls",
         timers: TimerIndex | None = None,
+        cache_size: int = 50_000,
     ) -> None:
         timers = timers if timers is not None else cast(TimerIndex, store)
         self.clock = StreamClock()
@@ -72,8 +73,10 @@ class ScoringPipeline:
         self._sink = sink
         self._model = model
         compiled = compile_model(model)
-        self._contacts = ContactStage(store, compiled, key_prefix)
-        self._accounts = AccountStage(store, compiled, key_prefix) if model.accounts is not None else None
+        self._contacts = ContactStage(store, compiled, key_prefix, cache_size)
+        self._accounts = (
+            AccountStage(store, compiled, key_prefix, cache_size) if model.accounts is not None else None
+        )
         self._topics = topics
         self.counters = Counters()
         self.handoff_observers: list[Callable[[dict[str, Any]], None]] = []

@@ -12,7 +12,7 @@ from schemas.handoff import BuyingGroupHandoff
 from streams.scoring.engagement import rules_engagement
 from streams.scoring.fit import email_domain, rule_matches, seniority
 from streams.scoring.signals import DAY_S, CompiledModel, to_datetime
-from streams.scoring.state import AccountState, ContactState, MemberSnapshot
+from streams.scoring.state import AccountState, ContactState, MemberSnapshot, RuleState
 
 HANDOFF_NAMESPACE = uuid.UUID("2a9e8c41-7d3b-4f6a-b1c5-93e0d4a8f7b2")
 TOP_PER_MEMBER = 3
@@ -62,7 +62,11 @@ def member_snapshot(
         role=role_of(compiled, state.traits),
         title=title if isinstance(title, str) else None,
         email=state.email,
-        rules=state.rules,
+        # A copy: the contact's state lives on (decoded-state cache) and keeps changing.
+        rules={
+            n: RuleState(r.landmark, r.scaled, r.count, r.last_at, list(r.times))
+            for n, r in state.rules.items()
+        },
         last_at=state.clock,
         top=counted[:TOP_PER_MEMBER],
         removed=disqualified,

@@ -34,6 +34,7 @@ from streams.scoring.state import (
     TOP_PAGES,
     ContactState,
     RuleState,
+    event_fingerprint,
 )
 
 HANDOFF_NAMESPACE = uuid.UUID("6f1c3a52-3f0e-4b8e-9a57-5c1d2f6e7a10")
@@ -89,7 +90,8 @@ def apply(
     ``firmographics`` maps account domains to what the accounts topic said about them.
     """
     compiled = model if isinstance(model, CompiledModel) else compile_model(model)
-    if event.event_id in state.seen_ids:
+    fingerprint = event_fingerprint(event.event_id)
+    if fingerprint in state.seen_ids or event.event_id in state.seen_ids:
         return Decision(state, duplicate=True)
     thresholds = compiled.model.thresholds
     at = epoch(event.occurred_at)
@@ -98,7 +100,7 @@ def apply(
     lifecycle = fire_due(compiled, state, now)
     if event.type == "sales_outcome":
         lifecycle += sales_outcome(compiled, state, event, at)
-        state.seen_ids.append(event.event_id)
+        state.seen_ids.append(fingerprint)
         del state.seen_ids[:-RECENT_EVENT_IDS]
         state.clock = max(state.clock, at)
         return Decision(state, lifecycle=tuple(lifecycle))
@@ -114,7 +116,7 @@ def apply(
     for name in nurtured:
         state.nurture[name] = state.nurture.get(name, 0) + 1
     _record_context(state, event, at, [r.rule.name for r in rules], nurtured)
-    state.seen_ids.append(event.event_id)
+    state.seen_ids.append(fingerprint)
     del state.seen_ids[:-RECENT_EVENT_IDS]
     state.clock = max(state.clock, at)
 

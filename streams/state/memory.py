@@ -18,7 +18,7 @@ class MemoryStateStore:
         for key in keys:
             held = self._records.get(key)
             out[key] = (
-                StoredRecord(held.value, held.version, dict(held.outbox), held.alias)
+                StoredRecord(held.value, held.version, dict(held.outbox), held.alias, dict(held.parts))
                 if held
                 else StoredRecord()
             )
@@ -31,11 +31,15 @@ class MemoryStateStore:
             if held.version != write.expected_version:
                 conflicts.add(write.key)
                 continue
+            parts = {**held.parts, **{k: v for k, v in write.parts.items() if v is not None}}
+            for name in [k for k, v in write.parts.items() if v is None]:
+                parts.pop(name, None)
             self._records[write.key] = StoredRecord(
                 write.value if write.value is not None else held.value,
                 held.version + 1,
                 {**held.outbox, **write.new_outbox},
                 write.alias if write.alias is not None else held.alias,
+                parts,
             )
         return conflicts
 

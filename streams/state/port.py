@@ -1,7 +1,8 @@
 """The state port: versioned records with an outbox, committed by compare-and-set.
 
 A record is one Redis hash: a version, a value (an encoded contact or account state), an optional
-alias (this profile was merged into another) and outbox entries: effects decided together with
+alias (this profile was merged into another), parts (pieces of the value stored and rewritten
+one by one: an account's member snapshots) and outbox entries: effects decided together with
 the value but delivered elsewhere afterwards (a handoff to Kafka, a member snapshot to an
 account). A commit writes the value, the alias and new outbox entries in one atomic step, only if
 the version is still the one that was loaded; otherwise the key is reported as conflicted and the
@@ -11,13 +12,13 @@ still holds what was delivered.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
 
-from streams.scoring.state import AccountState, ContactState
+from streams.scoring.state import AccountState, ContactState, MemberSnapshot
 
 
 @dataclass(slots=True)
@@ -26,6 +27,7 @@ class StoredRecord:
     version: int = 0
     outbox: dict[str, bytes] = field(default_factory=dict)
     alias: str | None = None
+    parts: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class RecordWrite:
     value: bytes | None  # None keeps the stored value (e.g. only setting an alias)
     new_outbox: dict[str, bytes] = field(default_factory=dict)
     alias: str | None = None
+    parts: dict[str, bytes | None] = field(default_factory=dict)  # None removes the part
 
 
 class StateStore(Protocol):
@@ -65,7 +68,11 @@ class TimerIndex(Protocol):
         ...
 
 
+MEMBER_PART = "m:"
+
+
 def encode_state(state: ContactState | AccountState) -> bytes:
+    """A contact's state, or an account without its members (see :func:`member_parts`)."""
     return orjson.dumps(state.to_dict())
 
 
@@ -73,5 +80,19 @@ def decode_state(raw: bytes) -> ContactState:
     return ContactState.from_dict(orjson.loads(raw))
 
 
-def decode_account(raw: bytes) -> AccountState:
-    return AccountState.from_dict(orjson.loads(raw))
+def member_parts(account: AccountState, contact_ids: Iterable[str]) -> dict[str, bytes | None]:
+    """The stored parts of the given members: their snapshot, or None for one no longer held."""
+    members = account.members
+    return {
+        MEMBER_PART + c: orjson.dumps(members[c].to_dict()) if c in members else None for c in contact_ids
+    }
+
+
+def decode_account(raw: bytes, parts: dict[str, bytes] | None = None) -> AccountState:
+    """An account from its value and its member parts (without parts: firmographics only)."""
+    members = {
+        name[len(MEMBER_PART) :]: MemberSnapshot.from_dict(orjson.loads(value))
+        for name, value in (parts or {}).items()
+        if name.startswith(MEMBER_PART)
+    }
+    return AccountState.from_dict(orjson.loads(raw), members)

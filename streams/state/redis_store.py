@@ -14,7 +14,7 @@ from streams.errors import StateUnavailable
 from streams.state.port import RecordWrite, StoredRecord
 
 logger = logging.getLogger(__name__)
-COMMIT_FUNCTION = "ls_commit_record_v2"
+COMMIT_FUNCTION = "ls_commit_record_v3"
 ACK_FUNCTION = "ls_ack_entry_v2"
 UNSCHEDULE_FUNCTION = "ls_unschedule_timer_v2"
 
@@ -60,15 +60,18 @@ class RedisStateStore:
         if not writes:
             return set()
         results = await self._call_functions(
-            [(COMMIT_FUNCTION, w.key, _commit_args(w, self._ttl)) for w in writes],
+            [(COMMIT_FUNCTION, w.key, commit_args(w, self._ttl)) for w in writes],
             f"committing {len(writes)} records",
         )
         return {w.key for w, (ok, _) in zip(writes, results, strict=True) if not ok}
 
     async def ack(self, delivered: Sequence[tuple[str, str, bytes]]) -> None:
         if delivered:
+            by_key: dict[str, list[Any]] = {}
+            for key, entry, value in delivered:
+                by_key.setdefault(key, []).extend((entry, value))
             await self._call_functions(
-                [(ACK_FUNCTION, key, [entry, value]) for key, entry, value in delivered],
+                [(ACK_FUNCTION, key, pairs) for key, pairs in by_key.items()],
                 "acknowledging delivered outbox entries",
             )
 
@@ -132,22 +135,32 @@ class RedisStateStore:
         return int(result) if result is not None else None
 
 
-def _commit_args(write: RecordWrite, ttl: str) -> list[Any]:
+def commit_args(write: RecordWrite, ttl: str) -> list[Any]:
     args: list[Any] = [
         str(write.expected_version),
         "1" if write.value is not None else "0",
         write.value if write.value is not None else b"",
         write.alias or "",
         ttl,
+        len(write.new_outbox),
     ]
     for entry, value in write.new_outbox.items():
         args.extend((entry, value))
+    for name, part in write.parts.items():
+        args.extend((name, b"" if part is None else part))
     return args
 
 
 def _record(row: dict[bytes, bytes]) -> StoredRecord:
     if not row:
         return StoredRecord()
-    outbox = {k[2:].decode(): v for k, v in row.items() if k.startswith(b"o:")}
+    outbox, parts = {}, {}
+    for name, value in row.items():
+        if name.startswith(b"o:"):
+            outbox[name[2:].decode()] = value
+        elif name.startswith(b"p:"):
+            parts[name[2:].decode()] = value
     alias = row.get(b"a")
-    return StoredRecord(row.get(b"s"), int(row.get(b"v", b"0")), outbox, alias.decode() if alias else None)
+    return StoredRecord(
+        row.get(b"s"), int(row.get(b"v", b"0")), outbox, alias.decode() if alias else None, parts
+    )

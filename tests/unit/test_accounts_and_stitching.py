@@ -56,7 +56,7 @@ class Harness:
     def account(self, domain):
         key = account_key("ls", domain)
         stored = asyncio.run(self.store.load([key]))[key]
-        return decode_account(stored.value) if stored.value else None
+        return decode_account(stored.value, stored.parts) if stored.value else None
 
 
 def test_roles_and_accounts_from_traits():

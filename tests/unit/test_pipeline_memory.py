@@ -11,6 +11,7 @@ from config.loader import load_model
 from config.settings import Topics
 from streams.pipeline import ScoringPipeline
 from streams.records import SourceRecord
+from streams.scoring.state import event_fingerprint
 from streams.sinks import MemorySink
 from streams.state import MemoryStateStore
 from streams.state.keys import contact_key
@@ -112,7 +113,7 @@ def test_commit_conflicts_are_reloaded_and_reapplied():
     asyncio.run(scoring.process(records(journey[3:], start=2)))
     assert scoring.counters.conflicts == 1
     state = decode_state(load(store, "c6").value)
-    assert set(state.seen_ids) == {e["event_id"] for e in journey}
+    assert set(state.seen_ids) == {event_fingerprint(e["event_id"]) for e in journey}
 
 
 def test_a_later_record_with_an_earlier_event_time_is_not_lost():

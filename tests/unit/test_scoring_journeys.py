@@ -109,3 +109,13 @@ def test_state_round_trips_through_json():
 
     state, _ = run(buyer_journey("c13"))
     assert decode_state(encode_state(state)) == state
+
+
+def test_state_written_with_plain_event_ids_still_catches_duplicates():
+    # States stored before fingerprints hold the event ids themselves.
+    journey = buyer_journey("c1")
+    first = parse(journey[0])
+    legacy = ContactState("c1", seen_ids=[first.event_id])
+    assert score(legacy, first, MODEL, first.occurred_at.timestamp()).duplicate
+    fresh = score(ContactState("c1"), first, MODEL, first.occurred_at.timestamp())
+    assert not fresh.duplicate and fresh.state.seen_ids != [first.event_id]

@@ -35,15 +35,53 @@ local function commit_record(keys, args)
   return {1, version}
 end
 
--- Remove a delivered outbox entry, but only if it still holds what was delivered (a newer
--- entry written since must stay).
---   KEYS[1] the record's hash; ARGV[1] entry name; ARGV[2] the delivered value
-local function ack_entry(keys, args)
-  local field = 'o:' .. args[1]
-  if redis.call('HGET', keys[1], field) == args[2] then
-    return redis.call('HDEL', keys[1], field)
+-- Version 3: as version 2, plus parts (hash fields p:<name>, an account's members) written or
+-- removed one by one, so an update sends only what changed.
+--   ARGV[1..5] as in version 2
+--   ARGV[6]   the number of outbox pairs that follow
+--   ARGV[7..] pairs of outbox entry name, value; then pairs of part name, value ("" removes it)
+local function commit_record_v3(keys, args)
+  local key = keys[1]
+  local current = redis.call('HGET', key, 'v') or '0'
+  if current ~= args[1] then
+    return {0, tonumber(current)}
   end
-  return 0
+  local version = tonumber(current) + 1
+  redis.call('HSET', key, 'v', version)
+  if args[2] == '1' then
+    redis.call('HSET', key, 's', args[3])
+  end
+  if args[4] ~= '' then
+    redis.call('HSET', key, 'a', args[4])
+  end
+  local parts_from = 7 + 2 * tonumber(args[6])
+  for i = 7, parts_from - 1, 2 do
+    redis.call('HSET', key, 'o:' .. args[i], args[i + 1])
+  end
+  for i = parts_from, #args, 2 do
+    if args[i + 1] == '' then
+      redis.call('HDEL', key, 'p:' .. args[i])
+    else
+      redis.call('HSET', key, 'p:' .. args[i], args[i + 1])
+    end
+  end
+  redis.call('EXPIRE', key, tonumber(args[5]))
+  return {1, version}
+end
+
+-- Remove delivered outbox entries, each only if it still holds what was delivered (a newer
+-- entry written since must stay).
+--   KEYS[1] the record's hash; ARGV pairs of entry name, delivered value
+-- Returns how many entries were removed.
+local function ack_entry(keys, args)
+  local removed = 0
+  for i = 1, #args, 2 do
+    local field = 'o:' .. args[i]
+    if redis.call('HGET', keys[1], field) == args[i + 1] then
+      removed = removed + redis.call('HDEL', keys[1], field)
+    end
+  end
+  return removed
 end
 
 -- Remove a fired timer, but only if it was not moved to another time since it was read.
@@ -57,6 +95,7 @@ local function unschedule_timer(keys, args)
 end
 
 redis.register_function('ls_commit_record_v2', commit_record)
+redis.register_function('ls_commit_record_v3', commit_record_v3)
 redis.register_function('ls_unschedule_timer_v2', unschedule_timer)
 redis.register_function('ls_ack_entry_v2', ack_entry)
 

@@ -1,0 +1,121 @@
+"""Redis memory per contact and per account at a million contacts.
+
+Replaying a million contacts' journeys through the worker would take longer than the whole
+bench may, so the states are real but reused: a few thousand generated journeys are scored to
+their end by the embedded engine, and their final contact and account records are written again
+and again under new keys through the production commit function, until there are ``contacts``
+of them (and accounts in the generated proportion). ``used_memory`` before and after, divided by
+the count, is what each costs: key, hash, state, TTL and all.
+
+It runs in a Redis database of its own (default 15), which must be empty, and is flushed after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import redis
+
+from config.loader import load_model
+from config.settings import Settings
+from streams.bootstrap import build_embedded
+from streams.generator import JourneyGenerator, default_start
+from streams.records import SourceRecord
+from streams.state.keys import account_key, contact_key
+from streams.state.port import RecordWrite, StoredRecord
+from streams.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
+
+PIPELINE_DEPTH = 1000
+
+
+def final_records(
+    settings: Settings, contacts: int, seed: int = 11
+) -> tuple[list[StoredRecord], list[StoredRecord]]:
+    """(contact records, account records) after every generated event was scored."""
+    events = JourneyGenerator(seed, contacts, start=default_start()).events()
+    pipeline, _sink, store = build_embedded(settings, load_model(settings.model_path))
+    records = [
+        SourceRecord(
+            settings.topics.accounts if e["type"] == "account" else "file", 0, i, json.dumps(e).encode()
+        )
+        for i, e in enumerate(events)
+    ]
+
+    async def run() -> tuple[list[StoredRecord], list[StoredRecord]]:
+        for start in range(0, len(records), 1000):
+            await pipeline.process(records[start : start + 1000])
+        prefix = settings.redis_key_prefix
+        people = await store.load(store.keys(f"{prefix}:{{c:"))
+        accounts = await store.load(store.keys(f"{prefix}:{{a:"))
+        return (
+            [r for r in people.values() if r.value is not None and r.alias is None],
+            [r for r in accounts.values() if r.value is not None],
+        )
+
+    return asyncio.run(run())
+
+
+def measure_memory(
+    settings: Settings,
+    contacts: int,
+    db: int = 15,
+    templates: int = 3000,
+    log: Callable[[str], None] = print,
+) -> dict[str, float]:
+    base = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis(
+        connection_pool=redis.ConnectionPool(**{**base.connection_pool.connection_kwargs, "db": db})
+    )
+    if client.dbsize():
+        raise RuntimeError(
+            f"Redis database {db} is not empty; the memory bench writes {contacts:,} records there and "
+            "flushes it after. Point it at an empty database with --memory-db N."
+        )
+    client.function_load(function_library(), replace=True)
+    people, accounts = final_records(settings, templates)
+    n_accounts = max(1, round(contacts * len(accounts) / max(1, len(people))))
+    log(f"memory: {len(people)} scored contacts and {len(accounts)} accounts as templates")
+    try:
+        before = client.info("memory")["used_memory"]
+        ttl = str(settings.state_ttl_days * 86_400)
+        _write(client, contacts, lambda i: contact_key("mem", f"c{i}"), people, ttl, "contacts", log)
+        middle = client.info("memory")["used_memory"]
+        _write(
+            client, n_accounts, lambda i: account_key("mem", f"acct{i}.com"), accounts, ttl, "accounts", log
+        )
+        after = client.info("memory")["used_memory"]
+    finally:
+        client.flushdb(asynchronous=True)
+    return {
+        "memory_contacts": contacts,
+        "memory_accounts": n_accounts,
+        "redis_bytes_per_contact": (middle - before) / contacts,
+        "redis_bytes_per_account": (after - middle) / n_accounts,
+        "redis_state_bytes_per_contact": sum(len(r.value or b"") for r in people) / len(people),
+    }
+
+
+def _write(
+    client: redis.Redis,
+    count: int,
+    key_of: Callable[[int], str],
+    templates: list[StoredRecord],
+    ttl: str,
+    what: str,
+    log: Callable[[str], None],
+) -> None:
+    started = time.perf_counter()
+    for start in range(0, count, PIPELINE_DEPTH):
+        pipe = client.pipeline(transaction=False)
+        for i in range(start, min(count, start + PIPELINE_DEPTH)):
+            template = templates[i % len(templates)]
+            key = key_of(i)
+            write = RecordWrite(key, 0, template.value, dict(template.outbox), parts=dict(template.parts))
+            pipe.fcall(COMMIT_FUNCTION, 1, key, *commit_args(write, ttl))
+        pipe.execute()
+        if (start // PIPELINE_DEPTH) % 200 == 199:
+            rate = (start + PIPELINE_DEPTH) / (time.perf_counter() - started)
+            log(f"memory: {start + PIPELINE_DEPTH:,} of {count:,} {what} written ({rate:,.0f}/s)")
