@@ -80,7 +80,7 @@ def measure(
 
     def listen() -> None:
         while not stop.is_set():
-            for message in tail.poll(time.monotonic() + 0.2):
+            for message in tail.poll(time.monotonic() + 0.2, wait_s=0.002):
                 received = json.loads(message.value() or b"{}")
                 probe = received.get("triggering_event_id") or received.get("event_id", "")
                 arrived.setdefault(probe, time.perf_counter())

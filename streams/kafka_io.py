@@ -106,10 +106,11 @@ class TopicTail:
                     raise BrokerUnavailable(f"cannot read the end of {tp.topic}: {exc}") from exc
                 time.sleep(0.2)
 
-    def poll(self, until: float) -> Iterator[Message]:
-        """Yield records until the monotonic deadline ``until``."""
+    def poll(self, until: float, wait_s: float = 0.5) -> Iterator[Message]:
+        """Yield records until the monotonic deadline ``until``. A fetch returns once it holds
+        500 records or after ``wait_s``: keep it short where arrival times are measured."""
         while time.monotonic() < until:
-            batch = self._consumer.consume(500, timeout=min(0.5, max(0.0, until - time.monotonic())))
+            batch = self._consumer.consume(500, timeout=min(wait_s, max(0.0, until - time.monotonic())))
             for message in batch:
                 if message.error() is None:
                     yield message
