@@ -48,8 +48,12 @@ EVENTS_PER_CONTACT = 6.2  # what the generator produces on average
 INPUT_TOPICS = ("page_views", "forms", "trials", "webinars", "identify", "accounts", "feedback")
 
 
+STARTED = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    elapsed = time.monotonic() - STARTED
+    print(f"[bench {elapsed // 60:02.0f}:{elapsed % 60:02.0f}] {message}", file=sys.stderr, flush=True)
 
 
 def fresh_settings(partitions: int, engine: str = "faust", inputs: Topics | None = None) -> Settings:

@@ -46,6 +46,7 @@ class PendingEvent:
     record: SourceRecord
     event: Any
     profile: str  # the id the event names: contact id, email:<address> or anon:<id>
+    at: float  # event time, epoch seconds
 
 
 @dataclass(slots=True)
@@ -281,7 +282,7 @@ class ContactStage:
                 continue
             state.applied[source_partition] = max(record.offset, state.applied.get(source_partition, -1))
             changed = True
-            now = max(state.clock, item.event.occurred_at.timestamp())
+            now = max(state.clock, item.at)
             decision = apply(state, item.event, self._compiled, now, firmographics)
             disqualified = decision.disqualified
             outcome.lifecycle.extend(decision.lifecycle)
@@ -351,5 +352,5 @@ def _group(events: Sequence[PendingEvent], routes: dict[str, str]) -> dict[str, 
         by_contact.setdefault(routes[item.profile], []).append(item)
     for items in by_contact.values():
         # Event-time order within the batch: crossings are evaluated in the order things happened.
-        items.sort(key=lambda p: (p.event.occurred_at, p.event.event_id))
+        items.sort(key=lambda p: (p.at, p.event.event_id))
     return by_contact

@@ -12,7 +12,8 @@ from streams.bootstrap import redis_store
 from streams.scoring import ContactState, compile_model
 from streams.scoring.accounts import view_account
 from streams.scoring.engagement import engagement
-from streams.scoring.fit import evaluate_fit, seniority
+from streams.scoring.fit import evaluate_fit
+from streams.scoring.signals import seniority
 from streams.state.keys import account_key, contact_key
 from streams.state.port import StoredRecord, decode_account, decode_state
 

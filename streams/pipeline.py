@@ -93,8 +93,9 @@ class ScoringPipeline:
                     self._take_firmographics(record, firmographics)
                 else:
                     event = decode_event(record, self._model.event_policy)
-                    events.append(PendingEvent(record, event, contact_key_of(event)))
-                    self.clock.observe(event.occurred_at.timestamp())
+                    at = event.occurred_at.timestamp()
+                    events.append(PendingEvent(record, event, contact_key_of(event), at))
+                    self.clock.observe(at)
             except InvalidEvent as exc:
                 outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
                 self.counters.dead_letters += 1

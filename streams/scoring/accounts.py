@@ -10,8 +10,8 @@ from typing import Any
 from config.model import ACCOUNT_ATTRIBUTES, BuyingGroupRule
 from schemas.handoff import BuyingGroupHandoff
 from streams.scoring.engagement import rules_engagement
-from streams.scoring.fit import email_domain, rule_matches, seniority
-from streams.scoring.signals import DAY_S, CompiledModel, to_datetime
+from streams.scoring.fit import email_domain, rule_matches
+from streams.scoring.signals import DAY_S, CompiledModel, domain_lists_of, seniority, to_datetime
 from streams.scoring.state import AccountState, ContactState, MemberSnapshot, RuleState
 
 HANDOFF_NAMESPACE = uuid.UUID("2a9e8c41-7d3b-4f6a-b1c5-93e0d4a8f7b2")
@@ -25,7 +25,7 @@ def buying_group_handoff_id(domain: str, model_version: str, qualification_numbe
 def account_of(compiled: CompiledModel, state: ContactState) -> str | None:
     """The company domain a contact belongs to; personal and student mail never make an account."""
     for domain in (state.company_domain, email_domain(state)):
-        if domain and not any(d.pattern.match(domain) and not d.account for d in compiled.domain_lists):
+        if domain and all(d.account for d in domain_lists_of(compiled, domain)):
             return domain
     return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.scoring.signals import CompiledFitRule, CompiledModel
+from streams.scoring.signals import CompiledFitRule, CompiledModel, domain_lists_of, seniority
 from streams.scoring.state import ContactState
 
 # Form fields and identify traits that feed fit (anything else in a form is ignored).
@@ -27,15 +27,6 @@ class Fit:
     score: float
     breakdown: tuple[tuple[str, float], ...]
     disqualified_by: str | None  # the domain list that disqualifies, if any
-
-
-def seniority(compiled: CompiledModel, job_title: str | None) -> str | None:
-    if not job_title:
-        return None
-    for pattern, level in compiled.seniority:
-        if pattern.search(job_title):
-            return level
-    return None
 
 
 def email_domain(state: ContactState) -> str | None:
@@ -67,12 +58,11 @@ def evaluate_fit(
     disqualified_by = None
     domain = email_domain(state)
     if domain:
-        for domain_list in compiled.domain_lists:
-            if domain_list.pattern.match(domain):
-                if domain_list.points:
-                    breakdown.append((f"domain:{domain_list.name}", domain_list.points))
-                if domain_list.disqualify and disqualified_by is None:
-                    disqualified_by = domain_list.name
+        for domain_list in domain_lists_of(compiled, domain):
+            if domain_list.points:
+                breakdown.append((f"domain:{domain_list.name}", domain_list.points))
+            if domain_list.disqualify and disqualified_by is None:
+                disqualified_by = domain_list.name
     return Fit(sum(points for _, points in breakdown), tuple(breakdown), disqualified_by)
 
 

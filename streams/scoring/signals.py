@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import translate
 
@@ -88,6 +88,39 @@ class CompiledModel:
     fit_rules: tuple[CompiledFitRule, ...]
     domain_lists: tuple[CompiledDomainList, ...]
     role_titles: dict[str, re.Pattern[str]]
+    # Memos of pure lookups that every event repeats (same input, same answer): regexes over a
+    # domain or a job title cost more than the rest of fit together.
+    domain_memo: dict[str, tuple[CompiledDomainList, ...]] = field(default_factory=dict)
+    seniority_memo: dict[str, str | None] = field(default_factory=dict)
+
+
+MEMO_LIMIT = 100_000
+
+
+def domain_lists_of(compiled: CompiledModel, domain: str) -> tuple[CompiledDomainList, ...]:
+    """The domain lists (competitors, personal mail, ...) that ``domain`` is on."""
+    memo = compiled.domain_memo
+    found = memo.get(domain)
+    if found is None:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        found = memo[domain] = tuple(d for d in compiled.domain_lists if d.pattern.match(domain))
+    return found
+
+
+def seniority(compiled: CompiledModel, job_title: str | None) -> str | None:
+    """The seniority level a job title implies (first matching pattern of the model)."""
+    if not job_title:
+        return None
+    memo = compiled.seniority_memo
+    if job_title in memo:
+        return memo[job_title]
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    level = memo[job_title] = next(
+        (lv for pattern, lv in compiled.seniority if pattern.search(job_title)), None
+    )
+    return level
 
 
 def glob_regex(globs: tuple[str, ...] | list[str]) -> re.Pattern[str]:

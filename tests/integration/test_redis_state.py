@@ -15,6 +15,7 @@ from streams.records import SourceRecord
 from streams.sinks import ConfluentSink, MemorySink
 from streams.state import RecordWrite, RedisStateStore
 from streams.state.keys import contact_key
+from streams.state.packing import use_hiredis_packing
 from streams.topics import ensure_topics
 from tests.factories import buyer_journey, encode
 from tests.integration.helpers import handoffs
@@ -64,6 +65,28 @@ def test_compare_and_set_outbox_alias_and_ttl(settings, redis_client):
     run(scenario, settings.redis_url)
     assert 0 < redis_client.ttl(key) <= 3600
     assert key.endswith("{c:c1}")
+
+
+def test_parts_are_written_and_removed_one_by_one_with_hiredis_packing(settings):
+    """An account's members are parts: a commit sends only the ones that changed. The client
+    packs commands with hiredis, as the worker's does."""
+    key = contact_key(settings.redis_key_prefix, "acct")
+
+    async def scenario(client):
+        store = RedisStateStore(use_hiredis_packing(client), ttl_seconds=60)
+        both = {"m:a": b'{"a":1}', "m:b": b"b \r\n binary \x00"}
+        assert await store.commit([RecordWrite(key, 0, b"core", {"h:x": b"1"}, parts=both)]) == set()
+        loaded = (await store.load([key]))[key]
+        assert (loaded.value, loaded.parts, loaded.outbox) == (b"core", both, {"h:x": b"1"})
+        change = {"m:a": None, "m:c": b"c"}  # drop a, add c, leave b alone
+        assert await store.commit([RecordWrite(key, 1, b"core2", parts=change)]) == set()
+        loaded = (await store.load([key]))[key]
+        assert (loaded.version, loaded.value) == (2, b"core2")
+        assert loaded.parts == {"m:b": both["m:b"], "m:c": b"c"}
+        await store.ack([(key, "h:x", b"1")])
+        return (await store.load([key]))[key].outbox
+
+    assert run(scenario, settings.redis_url) == {}
 
 
 def test_functions_are_reloaded_when_redis_lost_them(settings):
