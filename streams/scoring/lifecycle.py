@@ -12,7 +12,7 @@ from typing import Any
 
 from schemas.lifecycle import LifecycleTransition, SlaBreach
 from streams.scoring.accounts import account_of
-from streams.scoring.engagement import engagement
+from streams.scoring.engagement import engagement, engagement_curve
 from streams.scoring.signals import CompiledModel, to_datetime
 from streams.scoring.state import ContactState
 
@@ -107,10 +107,11 @@ def predict_below(compiled: CompiledModel, state: ContactState, now: float, bar:
     first). The bracket doubles from an hour until it holds the crossing, then 32 halvings bring
     it below a millisecond for any crossing within the two-year horizon.
     """
-    if engagement(compiled, state, now)[0] < bar:
+    curve = engagement_curve(compiled, state.rules)
+    if curve(now) < bar:
         return now
     low, step = now, 3600.0
-    while engagement(compiled, state, now + step)[0] >= bar:
+    while curve(now + step) >= bar:
         low = now + step
         step *= 2
         if step > PREDICTION_HORIZON_S:
@@ -118,7 +119,7 @@ def predict_below(compiled: CompiledModel, state: ContactState, now: float, bar:
     high = now + step
     for _ in range(32):
         middle = (low + high) / 2
-        if engagement(compiled, state, middle)[0] < bar:
+        if curve(middle) < bar:
             high = middle
         else:
             low = middle

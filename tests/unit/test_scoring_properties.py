@@ -133,3 +133,20 @@ def test_forward_decay_matches_direct_sum_even_across_rebases(contributions, hal
 def test_half_life_halves():
     lam = rate(14 * DAY)
     assert math.isclose(value(0.0, 30.0, 14 * DAY, lam), 15.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(events(), min_size=1, max_size=12),
+    st.lists(st.floats(min_value=0, max_value=400, allow_nan=False), min_size=1, max_size=5),
+)
+def test_engagement_curve_equals_engagement_bit_for_bit(history, days):
+    """The decay-crossing bisection evaluates a precomputed curve; a timer fired at the predicted
+    time re-checks with engagement(), so the two must agree exactly, not approximately."""
+    from streams.scoring.engagement import engagement_curve
+
+    state = run(history)
+    curve = engagement_curve(COMPILED, state.rules)
+    for day in days:
+        now = T0.timestamp() + day * DAY
+        assert curve(now) == engagement(COMPILED, state, now)[0]
