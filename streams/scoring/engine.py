@@ -171,6 +171,8 @@ def apply(
 def fire_due(compiled: CompiledModel, state: ContactState, now: float) -> list[dict[str, Any]]:
     """Fire, in time order, every timer of ``state`` due at or before ``now``."""
     fired: list[dict[str, Any]] = []
+    if not state.timers:
+        return fired  # most contacts: no MQL open, nothing scheduled
     for _ in range(64):  # an SLA step may schedule the next one, also already due
         due = sorted((when, kind) for kind, when in state.timers.items() if when <= now)
         if not due:

@@ -188,7 +188,10 @@ def _compile(model: ScoringModel) -> CompiledModel:
 
 
 def _matches(patterns: Patterns, props: dict[str, str]) -> bool:
-    return all(regex.match(props.get(name, "")) is not None for name, regex in patterns)
+    for name, regex in patterns:  # a loop, not all(<generator>): this runs for every rule and event
+        if regex.match(props.get(name, "")) is None:
+            return False
+    return True
 
 
 def matching_rules(compiled: CompiledModel, event_type: str, props: dict[str, str]) -> list[CompiledRule]:
