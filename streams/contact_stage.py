@@ -22,6 +22,7 @@ from streams.errors import StateUnavailable
 from streams.records import SourceRecord
 from streams.scoring import ContactState, apply
 from streams.scoring.accounts import account_of, member_snapshot
+from streams.scoring.fit import evaluate_fit
 from streams.scoring.merge import merge_contacts
 from streams.scoring.signals import CompiledModel
 from streams.scoring.state import MemberSnapshot
@@ -49,15 +50,23 @@ class PendingEvent:
     at: float  # event time, epoch seconds
 
 
+@dataclass(frozen=True, slots=True)
+class PendingSnapshot:
+    """A member snapshot for the account stage; ``outbox`` is set when it waits in the contact's
+    outbox, to be acknowledged once the account has it."""
+
+    domain: str
+    snapshot: MemberSnapshot
+    outbox: tuple[str, str, bytes] | None = None
+
+
 @dataclass(slots=True)
 class ContactResult:
     """What the contact stage produced, for the account stage and the emitter."""
 
     # Outbox entries to deliver after the commits: (key, entry, value); see streams/delivery.py.
     entries: list[tuple[str, str, bytes]] = field(default_factory=list)
-    snapshots: list[tuple[str, str, bytes, MemberSnapshot]] = field(
-        default_factory=list
-    )  # (key, entry, value, s)
+    snapshots: list[PendingSnapshot] = field(default_factory=list)
     accounts: dict[str, StoredRecord] = field(default_factory=dict)  # account key -> record, loaded here
     applied: int = 0
     duplicates: int = 0
@@ -294,6 +303,16 @@ class ContactStage:
             if decision.handoff is not None:
                 outcome.handoffs.append(decision.handoff)
         if not changed:
+            if outcome.duplicates and stored.version and self._accounts_enabled:
+                # Every record was consumed before: a restart, a rebalance or a reset. The account
+                # may have missed this contact's last snapshot (a crash between the two commits),
+                # so send the current one again; an account ignores what it already holds.
+                domain = account_of(self._compiled, state)
+                if domain:
+                    gone = evaluate_fit(self._compiled, state).disqualified_by is not None
+                    outcome.snapshots.append(
+                        (domain, member_snapshot(self._compiled, state, stored.version, gone))
+                    )
             return outcome
         entries = {f"h:{h['handoff_id']}": orjson.dumps(h) for h in outcome.handoffs}
         entries.update(lifecycle_entries(outcome.lifecycle))
@@ -307,7 +326,11 @@ class ContactStage:
             for old in accounts_before - {domain, None}:  # the contact moved to another account
                 assert old is not None
                 outcome.removed.append((old, MemberSnapshot(contact, version, removed=True)))
-            for domain_, snapshot in outcome.snapshots + outcome.removed:
+            # The contact's own snapshot goes straight to the account stage: if the batch dies
+            # before the account commit, its records come again and resend it (see above). A
+            # removal (a merged profile, a move to another account) would not be decided again,
+            # so it waits in the outbox until the account has it.
+            for domain_, snapshot in outcome.removed:
                 entries[f"a:{domain_}|{snapshot.contact_id}"] = orjson.dumps(snapshot.to_dict())
         outcome.write = RecordWrite(self._key(contact), stored.version, encode_state(state), entries)
         return outcome
@@ -322,12 +345,15 @@ class ContactStage:
         entries = dict(stored.outbox)
         if outcome.write is not None:
             entries.update(outcome.write.new_outbox)
-        fresh = {f"a:{domain}|{s.contact_id}": s for domain, s in outcome.snapshots + outcome.removed}
+        for domain, snapshot in outcome.snapshots:
+            result.snapshots.append(PendingSnapshot(domain, snapshot))
+        fresh = {f"a:{domain}|{s.contact_id}": s for domain, s in outcome.removed}
         for entry, value in entries.items():
             if entry.startswith("a:"):
                 # Snapshots written just now are at hand; only older pending ones need decoding.
                 snapshot = fresh.get(entry) or MemberSnapshot.from_dict(orjson.loads(value))
-                result.snapshots.append((key, entry, value, snapshot))
+                domain = entry[2:].split("|", 1)[0]
+                result.snapshots.append(PendingSnapshot(domain, snapshot, (key, entry, value)))
             else:
                 result.entries.append((key, entry, value))
 

@@ -104,9 +104,7 @@ class ScoringPipeline:
         await self._contacts.run(events, contacts, firmographics)
         accounts = AccountResult()
         if self._accounts is not None:
-            snapshots = [
-                (entry.split(":", 1)[1].split("|", 1)[0], s) for _k, entry, _v, s in contacts.snapshots
-            ]
+            snapshots = [(p.domain, p.snapshot) for p in contacts.snapshots]
             await self._accounts.run(snapshots, firmographics, contacts.accounts, accounts)
 
         deliveries = plan(contacts.entries + accounts.handoffs, self._topics, self._prefix)
@@ -114,7 +112,7 @@ class ScoringPipeline:
         await self._sink.send_all(outputs)
         await self._timers.schedule(deliveries.timers)
         await self._store.ack(
-            deliveries.acks + [(key, entry, value) for key, entry, value, _s in contacts.snapshots]
+            deliveries.acks + [p.outbox for p in contacts.snapshots if p.outbox is not None]
         )
         self._count(contacts, accounts)
 

@@ -188,7 +188,8 @@ def _compile(model: ScoringModel) -> CompiledModel:
 
 
 def _matches(patterns: Patterns, props: dict[str, str]) -> bool:
-    for name, regex in patterns:  # a loop, not all(<generator>): this runs for every rule and event
+    # A loop, not all(<generator>): this runs for every rule and every event.
+    for name, regex in patterns:  # noqa: SIM110
         if regex.match(props.get(name, "")) is None:
             return False
     return True

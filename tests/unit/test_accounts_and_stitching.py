@@ -90,6 +90,52 @@ def test_three_engaged_contacts_covering_roles_qualify_the_account_once():
     assert len(h.handoffs("buying_group")) == 1
 
 
+class AccountCommitDies(MemoryStateStore):
+    """Once armed, dies at the next account commit: after the contacts' commit, before the account's."""
+
+    armed = False
+
+    async def commit(self, writes):
+        if self.armed and any(":{a:" in w.key for w in writes):
+            self.armed = False
+            raise SystemExit("killed between the contact and the account commit")
+        return await super().commit(writes)
+
+
+def test_a_crash_between_contact_and_account_commits_loses_no_member():
+    """Contacts' snapshots reach their account outside the outbox; when the batch dies after the
+    contact commit, its records come again and the snapshots are sent again."""
+    h = Harness()
+    h.store = AccountCommitDies()
+    h.pipeline = ScoringPipeline(h.store, h.sink, MODEL, TOPICS)
+    h.send([account("acme.io", at(0))], TOPICS.accounts)
+    h.store.armed = True
+    journeys = (
+        engaged_member("ceo", "acme.io", "CEO", 1)
+        + engaged_member("dir", "acme.io", "Director of Ops", 2)
+        + engaged_member("eng", "acme.io", "Software Engineer", 3)
+    )
+    records = [SourceRecord(TOPICS.page_views, 0, i, encode(e)) for i, e in enumerate(journeys)]
+    try:
+        asyncio.run(h.pipeline.process(records))
+    except SystemExit:
+        pass
+    else:
+        raise AssertionError("the account commit should have died")
+    assert h.account("acme.io").members == {}  # the contacts were committed, the account was not
+    assert h.contact("ceo").value is not None
+    asyncio.run(h.pipeline.process(records))  # consumed again: every record is a duplicate now
+    assert set(h.account("acme.io").members) == {"ceo", "dir", "eng"}
+    assert len(h.handoffs("buying_group")) == 1
+    # And once more (a reset to offset 0): the account holds those snapshots, nothing changes.
+    key = account_key("ls", "acme.io")
+    before = asyncio.run(h.store.load([key]))[key]
+    asyncio.run(h.pipeline.process(records))
+    after = asyncio.run(h.store.load([key]))[key]
+    assert (after.version, after.value, after.parts) == (before.version, before.value, before.parts)
+    assert len(h.handoffs("buying_group")) == 1
+
+
 def test_engaged_contacts_of_different_accounts_qualify_none():
     h = Harness()
     h.send([account("a1.io", at(0)), account("a2.io", at(0))], TOPICS.accounts)
