@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Callable
 
+import orjson
 import redis
 
 from config.loader import load_model
@@ -25,7 +26,7 @@ from streams.bootstrap import build_embedded
 from streams.generator import JourneyGenerator, default_start
 from streams.records import SourceRecord
 from streams.state.keys import account_key, contact_key
-from streams.state.port import RecordWrite, StoredRecord
+from streams.state.port import RecordWrite, StoredRecord, decode_state
 from streams.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
 
 PIPELINE_DEPTH = 1000
@@ -95,6 +96,8 @@ def measure_memory(
         "redis_bytes_per_contact": (middle - before) / contacts,
         "redis_bytes_per_account": (after - middle) / n_accounts,
         "redis_state_bytes_per_contact": sum(len(r.value or b"") for r in people) / len(people),
+        "json_state_bytes_per_contact": sum(len(_json(r.value or b"{}")) for r in people) / len(people),
+        "state_zlib_compressed": float(settings.state_compression == "zlib"),
     }
 
 
@@ -119,3 +122,8 @@ def _write(
         if (start // PIPELINE_DEPTH) % 200 == 199:
             rate = (start + PIPELINE_DEPTH) / (time.perf_counter() - started)
             log(f"memory: {start + PIPELINE_DEPTH:,} of {count:,} {what} written ({rate:,.0f}/s)")
+
+
+def _json(value: bytes) -> bytes:
+    """The state as plain JSON, whichever form it is stored in."""
+    return orjson.dumps(decode_state(value).to_dict())

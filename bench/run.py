@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from bench.latency import measure
 from bench.memory import measure_memory
@@ -45,6 +46,7 @@ from streams.worker_process import WorkerProcess
 
 OUT = Path(__file__).resolve().parent
 EVENTS_PER_CONTACT = 6.2  # what the generator produces on average
+CREATED: list[str] = []  # the run names (topic and key prefixes) this bench created
 INPUT_TOPICS = ("page_views", "forms", "trials", "webinars", "identify", "accounts", "feedback")
 
 
@@ -60,6 +62,7 @@ def fresh_settings(partitions: int, engine: str = "faust", inputs: Topics | None
     """Settings of one measurement: its own group, Redis prefix and output topics; the input
     topics are ``inputs``' (the shared data set) when given, else its own."""
     run = uuid.uuid4().hex[:8]
+    CREATED.append(f"bench{run}")
     topics = {name: f"bench{run}.{name}" for name in Topics.model_fields}
     if inputs is not None:
         topics.update({name: getattr(inputs, name) for name in INPUT_TOPICS})
@@ -283,7 +286,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=OUT, help="where results.json, results.md and latency.png go"
     )
+    parser.add_argument("--keep", action="store_true", help="keep the topics and Redis keys it created")
     args = parser.parse_args(argv)
+    try:
+        return run_bench(args)
+    finally:
+        if CREATED and not args.keep:
+            log("cleaning up the bench's topics and Redis keys")
+            clean_up(Settings())
+
+
+def run_bench(args: argparse.Namespace) -> int:
     engines = [e for e in args.engines.split(",") if e]
     (OUT / "out").mkdir(exist_ok=True)
     began = time.perf_counter()
@@ -383,6 +396,31 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     log(f"done in {results['seconds'] / 60:.1f} min; wrote {args.out / 'results.json'}")
     return 0
+
+
+def clean_up(settings: Settings) -> None:
+    """Delete the topics and Redis keys this run created: a bench must not leave a million
+    records behind on the stack it measured (or slow down what runs on it next)."""
+    admin = AdminClient(kafka_client_config(settings))
+    topics = [t for t in admin.list_topics(timeout=30).topics if t.split(".", 1)[0] in CREATED]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=60).values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                log(f"could not delete a bench topic: {exc}")
+    client = redis.Redis.from_url(settings.redis_url)
+    deleted = 0
+    for prefix in CREATED:
+        keys: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=10_000):
+            keys.append(key)
+            if len(keys) >= 10_000:
+                deleted += client.unlink(*keys)
+                keys = []
+        if keys:
+            deleted += client.unlink(*keys)
+    log(f"cleaned up: {len(topics)} topics and {deleted:,} Redis keys deleted (--keep to keep them)")
 
 
 def ratios(results: dict[str, Any], engines: list[str]) -> dict[str, float]:

@@ -52,10 +52,17 @@ def build_worker(settings: Settings) -> faust.App:
         settings.topics,
         settings.redis_key_prefix,
         cache_size=settings.state_cache_entries,
+        compress_state=settings.state_compression == "zlib",
     )
     attach_batch_agent(app, settings, RetryingProcessor(pipeline))
     timers = TimerService(
-        store, store, sink, compile_model(model), settings.topics, settings.redis_key_prefix
+        store,
+        store,
+        sink,
+        compile_model(model),
+        settings.topics,
+        settings.redis_key_prefix,
+        compress=settings.state_compression == "zlib",
     )
     clock = pipeline.clock
     attach_timer(app, settings.timer_interval_s, _logged(lambda wall: timers.tick(clock.now(wall))))
@@ -89,9 +96,16 @@ def build_confluent_worker(settings: Settings) -> Any:
         settings.topics,
         settings.redis_key_prefix,
         cache_size=settings.state_cache_entries,
+        compress_state=settings.state_compression == "zlib",
     )
     timers = TimerService(
-        store, store, sink, compile_model(model), settings.topics, settings.redis_key_prefix
+        store,
+        store,
+        sink,
+        compile_model(model),
+        settings.topics,
+        settings.redis_key_prefix,
+        compress=settings.state_compression == "zlib",
     )
     logger.info("scoring model %s loaded", model.version)
     return run_loop(settings, RetryingProcessor(pipeline), _logged(timers.tick), pipeline.clock)
@@ -122,6 +136,7 @@ def build_embedded(
             settings.topics,
             settings.redis_key_prefix,
             cache_size=settings.state_cache_entries,
+            compress_state=settings.state_compression == "zlib",
         ),
         sink,
         store,

@@ -34,7 +34,7 @@ from streams.state.port import (
     StoredRecord,
     decode_account,
     decode_state,
-    encode_state,
+    encode_contact,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,9 +80,15 @@ class ContactResult:
 
 class ContactStage:
     def __init__(
-        self, store: StateStore, compiled: CompiledModel, prefix: str, cache_size: int = 50_000
+        self,
+        store: StateStore,
+        compiled: CompiledModel,
+        prefix: str,
+        cache_size: int = 50_000,
+        compress: bool = False,
     ) -> None:
         self._store = store
+        self._compress = compress
         self._decoded: DecodedCache[ContactState] = DecodedCache(cache_size)
         self._compiled = compiled
         self._prefix = prefix
@@ -332,7 +338,8 @@ class ContactStage:
             # so it waits in the outbox until the account has it.
             for domain_, snapshot in outcome.removed:
                 entries[f"a:{domain_}|{snapshot.contact_id}"] = orjson.dumps(snapshot.to_dict())
-        outcome.write = RecordWrite(self._key(contact), stored.version, encode_state(state), entries)
+        value = encode_contact(state, self._compress)
+        outcome.write = RecordWrite(self._key(contact), stored.version, value, entries)
         return outcome
 
     def _collect(self, key: str, stored: StoredRecord, outcome: _Outcome, result: ContactResult) -> None:

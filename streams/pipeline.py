@@ -64,6 +64,7 @@ class ScoringPipeline:
         key_prefix: str = "ls",
         timers: TimerIndex | None = None,
         cache_size: int = 50_000,
+        compress_state: bool = False,
     ) -> None:
         timers = timers if timers is not None else cast(TimerIndex, store)
         self.clock = StreamClock()
@@ -73,7 +74,7 @@ class ScoringPipeline:
         self._sink = sink
         self._model = model
         compiled = compile_model(model)
-        self._contacts = ContactStage(store, compiled, key_prefix, cache_size)
+        self._contacts = ContactStage(store, compiled, key_prefix, cache_size, compress_state)
         self._accounts = (
             AccountStage(store, compiled, key_prefix, cache_size) if model.accounts is not None else None
         )

@@ -19,7 +19,7 @@ from streams.scoring.engine import fire_due
 from streams.scoring.signals import CompiledModel
 from streams.sinks import Sink
 from streams.state.keys import TIMER_SHARDS, contact_key, timer_key
-from streams.state.port import RecordWrite, StateStore, TimerIndex, decode_state, encode_state
+from streams.state.port import RecordWrite, StateStore, TimerIndex, decode_state, encode_contact
 
 logger = logging.getLogger(__name__)
 BATCH = 500
@@ -34,8 +34,10 @@ class TimerService:
         compiled: CompiledModel,
         topics: Topics,
         prefix: str,
+        compress: bool = False,
     ) -> None:
         self._store = store
+        self._compress = compress
         self._timers = timers
         self._sink = sink
         self._compiled = compiled
@@ -70,7 +72,8 @@ class TimerService:
             fired = fire_due(self._compiled, state, until)
             entries = {**lifecycle_entries(fired), **timer_entries(before, state.timers)}
             if fired or state.timers != before:
-                writes.append(RecordWrite(keys[contact], stored.version, encode_state(state), entries))
+                value = encode_contact(state, self._compress)
+                writes.append(RecordWrite(keys[contact], stored.version, value, entries))
                 events[keys[contact]] = fired
         conflicts = await self._store.commit(writes)
         delivered = [

@@ -12,6 +12,7 @@ still holds what was delivered.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -76,7 +77,17 @@ def encode_state(state: ContactState | AccountState) -> bytes:
     return orjson.dumps(state.to_dict())
 
 
+def encode_contact(state: ContactState, compress: bool) -> bytes:
+    """A contact's stored value: JSON, or zlib-compressed JSON (about half the bytes, for
+    ~20 microseconds per write; the decoded-state cache saves most of the reads)."""
+    raw = orjson.dumps(state.to_dict())
+    return zlib.compress(raw, 1) if compress else raw
+
+
 def decode_state(raw: bytes) -> ContactState:
+    """Either form: JSON starts with ``{``, a zlib stream never does."""
+    if raw[:1] != b"{":
+        raw = zlib.decompress(raw)
     return ContactState.from_dict(orjson.loads(raw))
 
 

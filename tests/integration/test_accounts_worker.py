@@ -39,7 +39,7 @@ def test_buying_groups_stitching_and_replay(settings, redis_client, start_worker
     # No wall-clock timers during this test: it compares Redis before and after a replay.
     settings = settings.model_copy(update={"timer_interval_s": 60})
     ensure_topics(settings)
-    start_worker(settings)
+    first = start_worker(settings)
     model_version = "default-2026.11"
     firmographics = [account("bg.io", at(0)), account("one.io", at(0)), account("two.io", at(0))]
     committee = (
@@ -91,6 +91,8 @@ def test_buying_groups_stitching_and_replay(settings, redis_client, start_worker
             )
         return out
 
+    # The first worker stops first: its wall-clock timer tick must not land between the two looks.
+    first.stop()
     snapshot = everything()
     again = settings.model_copy(update={"consumer_group": settings.consumer_group + "-again"})
     start_worker(again)

@@ -55,3 +55,16 @@ def test_hiredis_packing_sends_the_same_bytes_as_redis_py(command, args):
     assert b"".join(fast.pack_command(command, *args)) == b"".join(python.pack_command(command, *args))
     commands = [(command, *args), ("PING",)]
     assert b"".join(fast.pack_commands(commands)) == b"".join(python.pack_commands(commands))
+
+
+def test_contact_state_reads_back_from_either_stored_form():
+    from streams.scoring.state import ContactState, RuleState
+    from streams.state.port import decode_state, encode_contact
+
+    state = ContactState(
+        "c1", email="a@acme.io", traits={"job_title": "CEO"}, rules={"demo": RuleState(1.0, 30.0, 1, 1.0)}
+    )
+    plain, packed = encode_contact(state, compress=False), encode_contact(state, compress=True)
+    assert plain.startswith(b"{") and not packed.startswith(b"{")
+    assert len(packed) < len(plain)
+    assert decode_state(plain) == decode_state(packed) == state
