@@ -40,12 +40,9 @@ def scoring_model(settings: Settings) -> ScoringModel:
     return load_model(settings.model_path)
 
 
-def build_worker(settings: Settings) -> faust.App:
-    """Wire the scoring worker: faust app, Redis store, Kafka sink, scoring pipeline."""
-    model = scoring_model(settings)
-    app = make_app(settings)
-    store, sink = redis_store(settings), FaustProducerSink(app)
-    pipeline = ScoringPipeline(
+def pipeline_of(settings: Settings, store: Any, sink: Any, model: ScoringModel) -> ScoringPipeline:
+    """The scoring pipeline over ``store`` and ``sink``, as the settings configure it."""
+    return ScoringPipeline(
         store,
         sink,
         model,
@@ -54,8 +51,11 @@ def build_worker(settings: Settings) -> faust.App:
         cache_size=settings.state_cache_entries,
         compress_state=settings.state_compression == "zlib",
     )
-    attach_batch_agent(app, settings, RetryingProcessor(pipeline))
-    timers = TimerService(
+
+
+def timers_of(settings: Settings, store: Any, sink: Any, model: ScoringModel) -> TimerService:
+    """The timer service (SLA breaches, decayed MQLs) over the same store and sink."""
+    return TimerService(
         store,
         store,
         sink,
@@ -64,6 +64,16 @@ def build_worker(settings: Settings) -> faust.App:
         settings.redis_key_prefix,
         compress=settings.state_compression == "zlib",
     )
+
+
+def build_worker(settings: Settings) -> faust.App:
+    """Wire the scoring worker: faust app, Redis store, Kafka sink, scoring pipeline."""
+    model = scoring_model(settings)
+    app = make_app(settings)
+    store, sink = redis_store(settings), FaustProducerSink(app)
+    pipeline = pipeline_of(settings, store, sink, model)
+    attach_batch_agent(app, settings, RetryingProcessor(pipeline))
+    timers = timers_of(settings, store, sink, model)
     clock = pipeline.clock
     attach_timer(app, settings.timer_interval_s, _logged(lambda wall: timers.tick(clock.now(wall))))
     logger.info("scoring model %s loaded", model.version)
@@ -89,24 +99,8 @@ def build_confluent_worker(settings: Settings) -> Any:
         }
     )
     sink = ConfluentSink(producer)
-    pipeline = ScoringPipeline(
-        store,
-        sink,
-        model,
-        settings.topics,
-        settings.redis_key_prefix,
-        cache_size=settings.state_cache_entries,
-        compress_state=settings.state_compression == "zlib",
-    )
-    timers = TimerService(
-        store,
-        store,
-        sink,
-        compile_model(model),
-        settings.topics,
-        settings.redis_key_prefix,
-        compress=settings.state_compression == "zlib",
-    )
+    pipeline = pipeline_of(settings, store, sink, model)
+    timers = timers_of(settings, store, sink, model)
     logger.info("scoring model %s loaded", model.version)
     return run_loop(settings, RetryingProcessor(pipeline), _logged(timers.tick), pipeline.clock)
 
@@ -129,15 +123,7 @@ def build_embedded(
     """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``)."""
     store, sink = MemoryStateStore(), MemorySink()
     return (
-        ScoringPipeline(
-            store,
-            sink,
-            model,
-            settings.topics,
-            settings.redis_key_prefix,
-            cache_size=settings.state_cache_entries,
-            compress_state=settings.state_compression == "zlib",
-        ),
+        pipeline_of(settings, store, sink, model),
         sink,
         store,
     )

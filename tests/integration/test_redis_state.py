@@ -16,6 +16,7 @@ from streams.sinks import ConfluentSink, MemorySink
 from streams.state import RecordWrite, RedisStateStore
 from streams.state.keys import contact_key
 from streams.state.packing import use_hiredis_packing
+from streams.state.redis_store import function_library
 from streams.topics import ensure_topics
 from tests.factories import buyer_journey, encode
 from tests.integration.helpers import handoffs
@@ -87,6 +88,15 @@ def test_parts_are_written_and_removed_one_by_one_with_hiredis_packing(settings)
         return (await store.load([key]))[key].outbox
 
     assert run(scenario, settings.redis_url) == {}
+
+
+def test_previous_commit_function_still_commits_during_a_rolling_upgrade(settings, redis_client):
+    """Workers of the previous release call ls_commit_record_v2 (no parts) until replaced."""
+    key = contact_key(settings.redis_key_prefix, "v2")
+    redis_client.function_load(function_library(), replace=True)
+    assert redis_client.fcall("ls_commit_record_v2", 1, key, "0", "1", b"s1", "", "60", "h:1", b"x") == [1, 1]
+    assert redis_client.fcall("ls_commit_record_v2", 1, key, "0", "1", b"s2", "", "60") == [0, 1]
+    assert redis_client.hgetall(key) == {b"v": b"1", b"s": b"s1", b"o:h:1": b"x"}
 
 
 def test_functions_are_reloaded_when_redis_lost_them(settings):

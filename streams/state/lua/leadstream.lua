@@ -14,26 +14,6 @@
 --   ARGV[5]  TTL in seconds (inactive records expire)
 --   ARGV[6..] pairs of outbox entry name, value
 -- Returns {1, new version} on success, {0, current version} on conflict.
-local function commit_record(keys, args)
-  local key = keys[1]
-  local current = redis.call('HGET', key, 'v') or '0'
-  if current ~= args[1] then
-    return {0, tonumber(current)}
-  end
-  local version = tonumber(current) + 1
-  redis.call('HSET', key, 'v', version)
-  if args[2] == '1' then
-    redis.call('HSET', key, 's', args[3])
-  end
-  if args[4] ~= '' then
-    redis.call('HSET', key, 'a', args[4])
-  end
-  for i = 6, #args, 2 do
-    redis.call('HSET', key, 'o:' .. args[i], args[i + 1])
-  end
-  redis.call('EXPIRE', key, tonumber(args[5]))
-  return {1, version}
-end
 
 -- Version 3: as version 2, plus parts (hash fields p:<name>, an account's members) written or
 -- removed one by one, so an update sends only what changed.
@@ -67,6 +47,16 @@ local function commit_record_v3(keys, args)
   end
   redis.call('EXPIRE', key, tonumber(args[5]))
   return {1, version}
+end
+
+local function commit_record(keys, args)
+  -- Version 2 (no parts): the same as version 3 with every extra pair an outbox entry. Kept so
+  -- workers of the previous release keep committing during a rolling upgrade.
+  local v3 = {args[1], args[2], args[3], args[4], args[5], tostring((#args - 5) / 2)}
+  for i = 6, #args do
+    v3[#v3 + 1] = args[i]
+  end
+  return commit_record_v3(keys, v3)
 end
 
 -- Remove delivered outbox entries, each only if it still holds what was delivered (a newer
