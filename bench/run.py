@@ -54,8 +54,8 @@ STARTED = time.monotonic()
 
 
 def log(message: str) -> None:
-    elapsed = time.monotonic() - STARTED
-    print(f"[bench {elapsed // 60:02.0f}:{elapsed % 60:02.0f}] {message}", file=sys.stderr, flush=True)
+    minutes, seconds = divmod(int(time.monotonic() - STARTED), 60)
+    print(f"[bench {minutes:02d}:{seconds:02d}] {message}", file=sys.stderr, flush=True)
 
 
 def fresh_settings(partitions: int, engine: str = "faust", inputs: Topics | None = None) -> Settings:
