@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # Decoded contact and account states a worker keeps between batches (each checked against
     # the stored version and bytes before use); 0 turns the cache off. ~5 KB of memory each.
     state_cache_entries: int = Field(default=50_000, ge=0)
-    # Contact states stored zlib-compressed (about 40% less Redis memory per contact, ~3% of a
+    # Contact states stored zlib-compressed (about 40% less Redis memory per contact, ~6% of a
     # worker's CPU) or as plain JSON. Either form is read, so it can be switched at any time.
     state_compression: Literal["zlib", "none"] = "zlib"
     # How often the worker looks for due timers (SLA breaches, decayed MQLs).
