@@ -69,12 +69,7 @@ class ContactState:
             "e": self.email,
             "d": self.company_domain,
             "t": self.traits,
-            "r": {
-                name: [r.landmark, r.scaled, r.count, r.last_at, r.times]
-                if r.times
-                else [r.landmark, r.scaled, r.count, r.last_at]
-                for name, r in self.rules.items()
-            },
+            "r": {name: rule_to_list(r) for name, r in self.rules.items()},
             "n": self.nurture,
             "rs": [list(s) for s in self.recent],
             "p": self.pages,
