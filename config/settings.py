@@ -92,8 +92,30 @@ class Settings(BaseSettings):
     # Contact states stored zlib-compressed (about 40% less Redis memory per contact, ~6% of a
     # worker's CPU) or as plain JSON. Either form is read, so it can be switched at any time.
     state_compression: Literal["zlib", "none"] = "zlib"
-    # How often the worker looks for due timers (SLA breaches, decayed MQLs).
+    # How often the worker looks for due timers (SLA breaches, decayed MQLs) and for accounts the
+    # stream has reached.
     timer_interval_s: float = Field(default=0.25, gt=0, le=60)
+
+    # Late data (see the README, "Arrival order"). A contact keeps its points since its last
+    # published decision open to late inputs: those within this many days of its latest event...
+    late_data_horizon_days: float = Field(default=7.0, ge=0)
+    # ...and at most this many of them.
+    late_data_max_events: int = Field(default=32, ge=0, le=1000)
+    # Accounts apply members' points in event-time order: a point waits until every input
+    # partition is past it by this much (the disorder tolerated within a partition)...
+    watermark_lateness_s: float = Field(default=300.0, ge=0)
+    # ...or was caught up at a fetch this long after the point's record reached Kafka (records
+    # still in flight, producer clock skew).
+    watermark_grace_s: float = Field(default=1.0, ge=0)
+    # An account without firmographics holds at most this many points for them (then applies
+    # the oldest without).
+    account_max_waiting_points: int = Field(default=256, ge=1)
+
+    # Consumer group membership. A stable id per worker process (e.g. its host name) makes it a
+    # static member: restarted within the session timeout, it gets its partitions back without
+    # a rebalance of the others.
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
+    session_timeout_s: float = Field(default=10.0, ge=6, le=300)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # faust: the faust agent (stream.take_events); confluent: a plain confluent-kafka loop, with

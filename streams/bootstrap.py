@@ -11,18 +11,26 @@ import redis.asyncio as aioredis
 from config.loader import load_model
 from config.model import ScoringModel
 from config.settings import Settings
+from streams.account_stage import Limits
 from streams.errors import InfrastructureError
 from streams.pipeline import ScoringPipeline
-from streams.processors.faust_app import attach_batch_agent, attach_timer, make_app
+from streams.processors.faust_app import attach_batch_agent, attach_timer, faust_feed, make_app
 from streams.retry import RetryingProcessor
 from streams.scoring import compile_model
+from streams.scoring.timeline import Bounds
 from streams.sinks import FaustProducerSink, MemorySink
 from streams.state import MemoryStateStore, RedisStateStore
+from streams.state.keys import watermark_key
 from streams.state.packing import use_hiredis_packing
+from streams.state.redis_watermarks import RedisWatermarks
 from streams.timers import TimerService
+from streams.watermarks import Watermarks
 
 logger = logging.getLogger(__name__)
 DAY_S = 86_400
+# How often a worker publishes its progress and applies the accounts the stream has reached,
+# between batches (an idle worker must not hold the others' accounts back).
+STREAM_TICK_S = 0.2
 
 
 def redis_client(settings: Settings) -> Any:
@@ -40,8 +48,11 @@ def scoring_model(settings: Settings) -> ScoringModel:
     return load_model(settings.model_path)
 
 
-def pipeline_of(settings: Settings, store: Any, sink: Any, model: ScoringModel) -> ScoringPipeline:
+def pipeline_of(
+    settings: Settings, store: Any, sink: Any, model: ScoringModel, watermarks: Watermarks | None = None
+) -> ScoringPipeline:
     """The scoring pipeline over ``store`` and ``sink``, as the settings configure it."""
+    horizon_s = settings.late_data_horizon_days * DAY_S
     return ScoringPipeline(
         store,
         sink,
@@ -50,6 +61,20 @@ def pipeline_of(settings: Settings, store: Any, sink: Any, model: ScoringModel) 
         settings.redis_key_prefix,
         cache_size=settings.state_cache_entries,
         compress_state=settings.state_compression == "zlib",
+        watermarks=watermarks,
+        bounds=Bounds(horizon_s, settings.late_data_max_events),
+        limits=Limits(horizon_s, settings.account_max_waiting_points),
+    )
+
+
+def redis_watermarks(settings: Settings) -> RedisWatermarks:
+    """Watermarks shared by the workers through Redis; the engine attaches its partitions."""
+    return RedisWatermarks(
+        redis_client(settings),
+        watermark_key(settings.redis_key_prefix, settings.consumer_group),
+        settings.watermark_lateness_s,
+        settings.watermark_grace_s,
+        settings.topics.page_views,
     )
 
 
@@ -71,13 +96,37 @@ def build_worker(settings: Settings) -> faust.App:
     model = scoring_model(settings)
     app = make_app(settings)
     store, sink = redis_store(settings), FaustProducerSink(app)
-    pipeline = pipeline_of(settings, store, sink, model)
-    attach_batch_agent(app, settings, RetryingProcessor(pipeline))
+    watermarks = redis_watermarks(settings)
+    pipeline = pipeline_of(settings, store, sink, model, watermarks)
+    feed = faust_feed(app, settings)
+    watermarks.attach(feed)
+    attach_batch_agent(app, settings, RetryingProcessor(pipeline), feed)
     timers = timers_of(settings, store, sink, model)
-    clock = pipeline.clock
-    attach_timer(app, settings.timer_interval_s, _logged(lambda wall: timers.tick(clock.now(wall))))
+    attach_timer(app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers)), "fire_timers")
+    attach_timer(app, STREAM_TICK_S, _logged(stream_tick(pipeline, feed)), "release_accounts")
     logger.info("scoring model %s loaded", model.version)
     return app
+
+
+def timer_tick(pipeline: ScoringPipeline, timers: TimerService) -> Any:
+    """Fire due timers (SLA breaches, decayed MQLs), in stream time."""
+    clock = pipeline.clock
+
+    async def tick(wall: float) -> None:
+        await timers.tick(clock.now(wall))
+
+    return tick
+
+
+def stream_tick(pipeline: ScoringPipeline, feed: Any = None) -> Any:
+    """Publish this worker's progress and apply the accounts the stream has reached."""
+
+    async def tick(_wall: float) -> None:
+        if feed is not None:
+            await feed.refresh()
+        await pipeline.tick()
+
+    return tick
 
 
 def build_confluent_worker(settings: Settings) -> Any:
@@ -99,10 +148,15 @@ def build_confluent_worker(settings: Settings) -> Any:
         }
     )
     sink = ConfluentSink(producer)
-    pipeline = pipeline_of(settings, store, sink, model)
+    watermarks = redis_watermarks(settings)
+    pipeline = pipeline_of(settings, store, sink, model, watermarks)
     timers = timers_of(settings, store, sink, model)
     logger.info("scoring model %s loaded", model.version)
-    return run_loop(settings, RetryingProcessor(pipeline), _logged(timers.tick), pipeline.clock)
+    ticks = [
+        (settings.timer_interval_s, _logged(timer_tick(pipeline, timers))),
+        (STREAM_TICK_S, _logged(stream_tick(pipeline))),
+    ]
+    return run_loop(settings, RetryingProcessor(pipeline), ticks, watermarks, sink)
 
 
 def _logged(tick: Any) -> Any:
@@ -118,12 +172,9 @@ def _logged(tick: Any) -> Any:
 
 
 def build_embedded(
-    settings: Settings, model: ScoringModel
+    settings: Settings, model: ScoringModel, watermarks: Watermarks | None = None
 ) -> tuple[ScoringPipeline, MemorySink, MemoryStateStore]:
-    """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``)."""
+    """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``).
+    Without ``watermarks`` every batch counts as the whole stream so far."""
     store, sink = MemoryStateStore(), MemorySink()
-    return (
-        pipeline_of(settings, store, sink, model),
-        sink,
-        store,
-    )
+    return pipeline_of(settings, store, sink, model, watermarks), sink, store

@@ -22,6 +22,11 @@ class StreamClock:
         if self._stream_time is None or event_time > self._stream_time:
             self._stream_time = event_time
 
+    @property
+    def stream_time(self) -> float:
+        """The latest event time seen (-inf before any)."""
+        return self._stream_time if self._stream_time is not None else float("-inf")
+
     def now(self, wall: float) -> float:
         if self._stream_time is None or time.monotonic() - self._last_seen > self._idle_s:
             return wall

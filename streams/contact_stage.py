@@ -1,31 +1,49 @@
-"""The contact stage of a batch: route events to contacts, stitch profiles, score, commit.
+"""The contact stage of a batch: route events to contacts, stitch profiles, apply each contact's
+timeline, commit.
 
 Routing: an event belongs to its contact id, else ``email:<address>``, else ``anon:<id>``; a
 profile merged into another carries an alias, which is followed. Stitching: an identify or form
 event that names a contact and an anonymous id / email / previous contact ids links those
 profiles to the contact: each linked profile first gets an alias (so its later events go to the
-contact), then its contributions are merged into the contact once, with their original times.
+contact), then its contributions are merged into the contact, just before the linking event.
+
+Timeline (scoring/timeline.py, journal.py): per contact, this batch's events (records consumed
+before are skipped, by offset watermark or event id), the merges they cause, and the moments its
+account's firmographics change (versions stored, plus this batch's). When every new input falls
+after the contact's last applied point, the inputs are applied to the stored state; otherwise the
+contact's journal is applied again from its base, with the new inputs in their place.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from streams.decode import identity_links
-from streams.delivery import lifecycle_entries, timer_entries
+from streams.decode import identity_links, parse_event
+from streams.delivery import lifecycle_entries, snapshot_entry, timer_entries
 from streams.errors import StateUnavailable
+from streams.journal import Journal, journal_writes
 from streams.records import SourceRecord
-from streams.scoring import ContactState, apply
-from streams.scoring.accounts import account_of, member_snapshot
-from streams.scoring.fit import evaluate_fit
-from streams.scoring.merge import merge_contacts
+from streams.scoring import ContactState
+from streams.scoring.accounts import account_of
+from streams.scoring.firmographics import Version, add_version, valid_from_times
 from streams.scoring.signals import CompiledModel
-from streams.scoring.state import MemberSnapshot
+from streams.scoring.state import MemberSnapshot, PointKey, event_fingerprint
+from streams.scoring.timeline import (
+    Bounds,
+    Entry,
+    PointOutcome,
+    event_key,
+    fold,
+    late,
+    merge_key,
+    recheck_key,
+    run,
+)
 from streams.state.decoded_cache import DecodedCache
 from streams.state.keys import account_key, contact_key
 from streams.state.port import (
@@ -35,11 +53,17 @@ from streams.state.port import (
     decode_account,
     decode_state,
     encode_contact,
+    encode_journal,
+    encode_state,
 )
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 MAX_ALIAS_HOPS = 4
+# A merged profile's removal from its account outranks every snapshot that profile ever sent.
+REMOVAL_VERSION = 1 << 62
+DAY_S = 86_400.0
+Incoming = dict[str, list[Version]]  # account domain -> firmographics versions of this batch
 
 
 @dataclass(slots=True)
@@ -49,15 +73,20 @@ class PendingEvent:
     profile: str  # the id the event names: contact id, email:<address> or anon:<id>
     at: float  # event time, epoch seconds
 
+    @property
+    def record_time(self) -> float | None:
+        stamp = self.record.timestamp_ms
+        return stamp / 1000.0 if stamp is not None else None
+
 
 @dataclass(frozen=True, slots=True)
-class PendingSnapshot:
-    """A member snapshot for the account stage; ``outbox`` is set when it waits in the contact's
-    outbox, to be acknowledged once the account has it."""
+class PendingSnapshots:
+    """Member snapshots for the account stage, waiting in the contact's outbox: acknowledged
+    (``outbox``: contact key, entry, value) once the account has applied or queued them."""
 
     domain: str
-    snapshot: MemberSnapshot
-    outbox: tuple[str, str, bytes] | None = None
+    snapshots: list[MemberSnapshot]
+    outbox: tuple[str, str, bytes]
 
 
 @dataclass(slots=True)
@@ -66,16 +95,50 @@ class ContactResult:
 
     # Outbox entries to deliver after the commits: (key, entry, value); see streams/delivery.py.
     entries: list[tuple[str, str, bytes]] = field(default_factory=list)
-    snapshots: list[PendingSnapshot] = field(default_factory=list)
+    snapshots: list[PendingSnapshots] = field(default_factory=list)
     accounts: dict[str, StoredRecord] = field(default_factory=dict)  # account key -> record, loaded here
     applied: int = 0
     duplicates: int = 0
     links: int = 0
     identity_conflicts: int = 0
     conflicts: int = 0
+    replays: int = 0  # contacts whose journal was applied again (an input arrived late)
     rules: list[str] = field(default_factory=list)
     new_handoffs: list[dict[str, Any]] = field(default_factory=list)
     lifecycle: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One contact in one attempt: what is new, and whether its journal is applied again."""
+
+    contact: str
+    stored: StoredRecord
+    state: ContactState  # as stored (applied to in place unless replaying)
+    journal: Journal
+    new: list[Entry]
+    payloads: dict[PointKey, bytes]  # journal parts of the new entries
+    offsets: dict[str, int]  # source partition -> highest new offset
+    duplicates: int
+    timers_before: dict[str, float]
+    fit_seen_before: list[float]
+    replay: bool = False
+    replayed: list[Entry] = field(default_factory=list)  # the journal's entries, when replaying
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """One contact's result in one attempt; counted only once its commit succeeded."""
+
+    plan: _Plan
+    state: ContactState
+    write: RecordWrite | None = None
+    handoffs: list[dict[str, Any]] = field(default_factory=list)
+    lifecycle: list[dict[str, Any]] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+    rules: list[str] = field(default_factory=list)
+    snapshots: dict[str, list[MemberSnapshot]] = field(default_factory=dict)
 
 
 class ContactStage:
@@ -86,75 +149,86 @@ class ContactStage:
         prefix: str,
         cache_size: int = 50_000,
         compress: bool = False,
+        bounds: Bounds | None = None,
     ) -> None:
         self._store = store
         self._compress = compress
         self._decoded: DecodedCache[ContactState] = DecodedCache(cache_size)
         self._compiled = compiled
         self._prefix = prefix
+        self._bounds = bounds or Bounds(7 * DAY_S, 32)
         self._accounts_enabled = compiled.model.accounts is not None
-        self._incoming: dict[str, tuple[dict[str, Any], float]] = {}
-        self._firmographics_cache: dict[str, tuple[int, str, dict[str, Any], float]] = {}
+        self._incoming: Incoming = {}
+        self._versions_cache: dict[str, tuple[int, list[Version]]] = {}
 
     def _key(self, profile: str) -> str:
         return contact_key(self._prefix, profile)
+
+    def _encode(self, state: ContactState) -> bytes:
+        return encode_contact(state, self._compress)
 
     async def run(
         self,
         events: Sequence[PendingEvent],
         result: ContactResult,
-        incoming_firmographics: dict[str, tuple[dict[str, Any], float]] | None = None,
+        incoming: Incoming | None = None,
+        reevaluate: Iterable[str] = (),
     ) -> None:
-        """``incoming_firmographics``: this batch's accounts-topic updates, domain -> (values, time);
-        they count for the batch's contacts already, as if applied first."""
-        self._incoming = incoming_firmographics or {}
-        remaining = list(events)
+        """Apply ``events``; ``incoming``: this batch's firmographics versions, which count for its
+        contacts already; ``reevaluate``: contacts to decide again without events (their account
+        holds a firmographics version they have not taken into account)."""
+        self._incoming = incoming or {}
+        remaining, again = list(events), set(reevaluate)
         for _attempt in range(MAX_ATTEMPTS):
-            if not remaining:
+            if not remaining and not again:
                 return
-            remaining = await self._attempt(remaining, result)
+            remaining, again = await self._attempt(remaining, again, result)
         raise StateUnavailable(
-            f"{len(remaining)} events' contacts kept changing under this worker ({MAX_ATTEMPTS} attempts): "
-            "another worker is writing the same contacts; check that all workers share one consumer group"
+            f"{len(remaining) + len(again)} contacts kept changing under this worker ({MAX_ATTEMPTS} "
+            "attempts): another worker is writing the same contacts; check that all workers share one "
+            "consumer group"
         )
 
-    async def _attempt(self, events: list[PendingEvent], result: ContactResult) -> list[PendingEvent]:
-        records = await self._store.load(list({self._key(e.profile) for e in events}))
-        routes = await self._resolve(records, {e.profile for e in events})
-        by_contact = _group(events, routes)
+    async def _attempt(
+        self, events: list[PendingEvent], again: set[str], result: ContactResult
+    ) -> tuple[list[PendingEvent], set[str]]:
+        profiles = {e.profile for e in events} | again
+        records = await self._store.load([self._key(p) for p in profiles])
+        routes = await self._resolve(records, profiles)
+        by_contact = _group(events, routes, (routes[c] for c in again))
         states = {c: self._state(records[self._key(c)], c) for c in by_contact}
         links = await self._link(by_contact, states, records, result)
         if links is None:
-            return events  # a profile changed while being linked: start over
+            return events, again  # a profile changed while being linked: start over
         if links:
             # Profiles linked just now: their events in this batch go to their contact too.
             for contact, merged in links.items():
-                for profile, _source in merged:
+                for profile, _source, _item in merged:
                     routes.update({p: contact for p, target in routes.items() if target == profile})
-            by_contact = _group(events, routes)
+            by_contact = _group(events, routes, (routes[c] for c in again))
             states = {c: states.get(c) or self._state(records[self._key(c)], c) for c in by_contact}
-        firmographics = await self._firmographics(by_contact, states, result)
-
-        writes, outcomes = [], {}
-        for contact, items in by_contact.items():
-            stored = records[self._key(contact)]
-            outcome = self._apply(
-                contact, states[contact], stored, items, links.get(contact, []), firmographics
-            )
-            outcomes[contact] = outcome
-            if outcome.write is not None:
-                writes.append(outcome.write)
-        conflicts = await self._store.commit(writes)
+        history = await self._history(by_contact, states, links, result)
+        plans = [
+            self._prepare(c, records[self._key(c)], states[c], items, links.get(c, []), history)
+            for c, items in by_contact.items()
+        ]
+        await self._history_of_replays([p for p in plans if p.replay], history, result)
+        outcomes = [self._apply(plan, history) for plan in plans]
+        conflicts = await self._store.commit([o.write for o in outcomes if o.write is not None])
         result.conflicts += len(conflicts)
         retry: list[PendingEvent] = []
-        for contact, outcome in outcomes.items():
-            key = self._key(contact)
+        retry_again: set[str] = set()
+        for outcome in outcomes:
+            plan = outcome.plan
+            key = self._key(plan.contact)
             if key in conflicts:
-                retry.extend(by_contact[contact])
+                retry.extend(by_contact[plan.contact])
+                if not by_contact[plan.contact]:
+                    retry_again.add(plan.contact)
                 continue
-            self._collect(key, records[key], outcome, result)
-            self._keep(key, records[key], outcome.write, states[contact])
-        return retry
+            self._collect(key, outcome, result)
+            self._keep(key, plan.stored, outcome.write, outcome.state)
+        return retry, retry_again
 
     def _state(self, stored: StoredRecord, contact: str) -> ContactState:
         if not stored.value:
@@ -167,6 +241,237 @@ class ContactStage:
             self._decoded.put(key, stored.version + 1, write.value, state)
         elif write is None and stored.value:
             self._decoded.put(key, stored.version, stored.value, state)
+
+    def _prepare(
+        self,
+        contact: str,
+        stored: StoredRecord,
+        state: ContactState,
+        items: list[PendingEvent],
+        merges: list[tuple[str, ContactState | None, PendingEvent]],
+        history: dict[str, list[Version]],
+    ) -> _Plan:
+        journal = Journal.of(stored)
+        plan = _Plan(contact, stored, state, journal, [], {}, {}, 0, dict(state.timers), list(state.fit_seen))
+        seen = state.applied
+        for item in items:
+            record = item.record
+            source_partition = f"{record.topic}:{record.partition}"
+            if record.offset <= seen.get(source_partition, -1):
+                plan.duplicates += 1  # consumed again after a restart, a rebalance or a reset
+                continue
+            plan.offsets[source_partition] = max(record.offset, plan.offsets.get(source_partition, -1))
+            event_id = item.event.event_id
+            if event_fingerprint(event_id) in state.seen_ids or event_id in state.seen_ids:
+                plan.duplicates += 1  # the producer sent the same event twice
+                continue
+            entry = Entry(
+                event_key(item.at, event_id), event=item.event, record_time=item.record_time, new=True
+            )
+            plan.new.append(entry)
+            plan.payloads[entry.key] = encode_journal(entry.record_time, record.value or b"")
+        for profile, source, item in merges:
+            entry = Entry(
+                merge_key(item.at, item.event.event_id, profile),
+                merged=(profile, source),
+                record_time=item.record_time,
+                new=True,
+            )
+            plan.new.append(entry)
+            plan.payloads[entry.key] = encode_journal(
+                entry.record_time, encode_state(source) if source is not None else b""
+            )
+        domain = account_of(self._compiled, state)
+        replay, unseen = late(state, [e.key for e in plan.new], history.get(domain) if domain else None)
+        if replay and journal.base is not None:
+            plan.replay = True
+            plan.replayed = journal.entries(parse_event)
+        elif domain and state.last_key is not None and any(u <= state.last_key[0] for u in unseen):
+            # A version for points no journal holds any more: it applies from the last one.
+            plan.new.append(Entry(recheck_key(state.last_key[0], domain), recheck=True))
+        return plan
+
+    def _apply(self, plan: _Plan, history: dict[str, list[Version]]) -> _Outcome:
+        contact, stored, journal = plan.contact, plan.stored, plan.journal
+        if plan.replay:
+            state = journal.base_state(contact)
+            entries = plan.replayed + plan.new
+        else:
+            state, entries = plan.state, plan.new
+        outcome = _Outcome(plan, state)
+        applied = dict(plan.state.applied)
+        for source_partition, offset in plan.offsets.items():
+            applied[source_partition] = max(offset, applied.get(source_partition, -1))
+        points = run(state, entries, self._compiled, history, self._encode)
+        state.applied = applied
+        domain = account_of(self._compiled, state)
+        state.fit_seen = valid_from_times(history.get(domain, [])) if domain else []
+        outcome.duplicates = plan.duplicates
+        first_new = min((e.key for e in plan.new), default=None)
+        version = stored.version + 1
+        for point in points:
+            self._count(point, outcome)
+            # Member snapshots depend on events and merges only: a replay caused by a late
+            # firmographics version leaves those before the first new input as they were sent.
+            if plan.replay and (first_new is None or point.key < first_new):
+                continue
+            for account, snapshot in point.snapshots:
+                snapshot.version = REMOVAL_VERSION if snapshot.contact_id != contact else version
+                snapshot.fit_seen = state.fit_seen
+                outcome.snapshots.setdefault(account, []).append(snapshot)
+        if plan.replay:
+            logger.debug("contact %s: journal applied again for late inputs", contact)
+        changed = bool(entries) or bool(points) or state.fit_seen != plan.fit_seen_before
+        if not changed:
+            return outcome
+        parts = self._journal_parts(plan, points, state, history)
+        entries_out = {f"h:{h['handoff_id']}": orjson.dumps(h) for h in outcome.handoffs}
+        entries_out.update(lifecycle_entries(outcome.lifecycle))
+        entries_out.update(timer_entries(plan.timers_before, state.timers))
+        for account, snapshots in outcome.snapshots.items():
+            entries_out.update(snapshot_entry(account, contact, version, snapshots))
+        outcome.write = RecordWrite(
+            self._key(contact), stored.version, self._encode(state), entries_out, parts=parts
+        )
+        return outcome
+
+    def _count(self, point: PointOutcome, outcome: _Outcome) -> None:
+        decision = point.decision
+        if decision is not None:
+            outcome.lifecycle.extend(decision.lifecycle)
+            if decision.handoff is not None:
+                outcome.handoffs.append(decision.handoff)
+        if point.entry is None or not point.entry.new or decision is None:
+            return
+        if decision.duplicate:
+            outcome.duplicates += 1
+        else:
+            outcome.applied += 1
+            outcome.rules.extend(decision.counted)
+
+    def _journal_parts(
+        self, plan: _Plan, points: list[PointOutcome], state: ContactState, history: dict[str, list[Version]]
+    ) -> dict[str, bytes | None]:
+        """Where the journal goes: the new entries join it; a published decision, or the bounds,
+        fold it (see scoring/timeline.py)."""
+        journal = plan.journal
+        keys = [*journal.parts, *plan.payloads]
+        where = fold(keys, points, state.clock, self._bounds)
+        new_base = where.state_after
+        if where.through is not None and where.through != where.published:
+            new_base = self._fold_base(plan, where.published, where.state_after, where.through, history)
+        return journal_writes(journal, plan.payloads, where.through, new_base, plan.stored.value)
+
+    def _fold_base(
+        self,
+        plan: _Plan,
+        published: PointKey | None,
+        state_after: bytes | None,
+        through: PointKey,
+        history: dict[str, list[Version]],
+    ) -> bytes:
+        """The state right after ``through``, from the last known base: the bounds cut the journal
+        between published decisions."""
+        contact, journal = plan.contact, plan.journal
+        if published is not None and state_after is not None:
+            base = decode_state(state_after)
+        elif journal.base is not None:
+            base = journal.base_state(contact)
+        else:  # the journal starts in this batch: its base is the contact as stored before it
+            base = decode_state(plan.stored.value) if plan.stored.value else ContactState(contact)
+        stored_entries = plan.replayed if plan.replay else journal.entries(parse_event, through)
+        entries = [
+            e
+            for e in [*stored_entries, *plan.new]
+            if (published is None or e.key > published) and e.key <= through
+        ]
+        run(base, entries, self._compiled, history, self._encode, until=through)
+        return self._encode(base)
+
+    def _collect(self, key: str, outcome: _Outcome, result: ContactResult) -> None:
+        """After a successful commit: count, and queue every outbox entry for delivery."""
+        result.applied += outcome.applied
+        result.duplicates += outcome.duplicates
+        result.rules.extend(outcome.rules)
+        result.new_handoffs.extend(outcome.handoffs)
+        result.lifecycle.extend(outcome.lifecycle)
+        result.replays += outcome.plan.replay
+        write = outcome.write
+        entries = {**outcome.plan.stored.outbox, **(write.new_outbox if write is not None else {})}
+        fresh = {
+            f"a:{account}|{outcome.plan.contact}|{outcome.plan.stored.version + 1}": snapshots
+            for account, snapshots in outcome.snapshots.items()
+        }
+        for entry, value in entries.items():
+            if entry.startswith("a:"):
+                # Snapshots taken just now are at hand; only older pending ones need decoding.
+                snapshots = fresh.get(entry) or _snapshots(value)
+                domain = entry[2:].split("|", 1)[0]
+                result.snapshots.append(PendingSnapshots(domain, snapshots, (key, entry, value)))
+            else:
+                result.entries.append((key, entry, value))
+
+    async def _history(
+        self,
+        by_contact: dict[str, list[PendingEvent]],
+        states: dict[str, ContactState],
+        links: dict[str, list[tuple[str, ContactState | None, PendingEvent]]],
+        result: ContactResult,
+    ) -> dict[str, list[Version]]:
+        """Firmographics versions of every account the batch's contacts may belong to."""
+        if not self._accounts_enabled:
+            return {}
+        domains: set[str | None] = set()
+        for contact, items in by_contact.items():
+            domains.add(account_of(self._compiled, states[contact]))
+            for item in items:
+                domains.add(item.event.company_domain)
+                domains.add(item.event.email_domain)
+            for _profile, source, _item in links.get(contact, []):
+                if source is not None:
+                    domains.add(account_of(self._compiled, source))
+        history: dict[str, list[Version]] = {}
+        await self._load_versions({d for d in domains if d}, history, result)
+        return history
+
+    async def _history_of_replays(
+        self, plans: list[_Plan], history: dict[str, list[Version]], result: ContactResult
+    ) -> None:
+        """A replayed journal may name accounts this batch's events do not."""
+        if not self._accounts_enabled:
+            return
+        domains: set[str] = set()
+        for plan in plans:
+            for entry in plan.replayed:
+                if entry.event is not None:
+                    domains.update(d for d in (entry.event.company_domain, entry.event.email_domain) if d)
+                elif entry.merged is not None and entry.merged[1] is not None:
+                    domains.update(d for d in [account_of(self._compiled, entry.merged[1])] if d)
+            base = plan.journal.base_state(plan.contact)
+            domains.update(d for d in [account_of(self._compiled, base)] if d)
+        await self._load_versions(domains - set(history), history, result)
+
+    async def _load_versions(
+        self, domains: set[str], history: dict[str, list[Version]], result: ContactResult
+    ) -> None:
+        keys = {d: account_key(self._prefix, d) for d in domains}
+        result.accounts.update(await self._store.load([k for k in keys.values() if k not in result.accounts]))
+        for domain, key in keys.items():
+            stored = result.accounts[key]
+            versions: list[Version] = []
+            if stored.value:
+                cached = self._versions_cache.get(key)
+                if cached is None or cached[0] != stored.version:
+                    # decode once per stored version: members are not needed here
+                    cached = (stored.version, decode_account(stored.value).versions)
+                    if len(self._versions_cache) > 100_000:
+                        self._versions_cache.clear()
+                    self._versions_cache[key] = cached
+                versions = list(cached[1])
+            for valid_from, values, record_time in self._incoming.get(domain, []):
+                add_version(versions, valid_from, values, record_time)
+            if versions:
+                history[domain] = versions
 
     async def _resolve(self, records: dict[str, StoredRecord], profiles: set[str]) -> dict[str, str]:
         """Follow aliases (a merged profile points at the contact it became)."""
@@ -188,21 +493,22 @@ class ContactStage:
         states: dict[str, ContactState],
         records: dict[str, StoredRecord],
         result: ContactResult,
-    ) -> dict[str, list[tuple[str, ContactState | None]]] | None:
-        """Alias every profile the batch links to a contact; return the profiles to merge."""
-        wanted: dict[str, str] = {}  # linked profile -> contact
+    ) -> dict[str, list[tuple[str, ContactState | None, PendingEvent]]] | None:
+        """Alias every profile the batch links to a contact; return the profiles to merge, each
+        with the event that linked it."""
+        wanted: dict[str, tuple[str, PendingEvent]] = {}  # linked profile -> contact, linking event
         for contact, items in by_contact.items():
             for item in items:
                 for profile in identity_links(item.event):
                     if profile != contact and profile not in states[contact].linked:
-                        wanted.setdefault(profile, contact)
+                        wanted.setdefault(profile, (contact, item))
         if not wanted:
             return {}
         missing = [self._key(p) for p in wanted if self._key(p) not in records]
         records.update(await self._store.load(missing))
         alias_writes: list[RecordWrite] = []
-        merges: dict[str, list[tuple[str, ContactState | None]]] = {}
-        for profile, contact in wanted.items():
+        merges: dict[str, list[tuple[str, ContactState | None, PendingEvent]]] = {}
+        for profile, (contact, item) in wanted.items():
             stored = records[self._key(profile)]
             if stored.alias not in (None, contact):
                 result.identity_conflicts += 1  # already someone else's: first link wins
@@ -217,170 +523,22 @@ class ContactStage:
             if stored.alias is None:
                 alias_writes.append(RecordWrite(self._key(profile), stored.version, None, alias=contact))
             source = decode_state(stored.value) if stored.value else None
-            merges.setdefault(contact, []).append((profile, source))
+            merges.setdefault(contact, []).append((profile, source, item))
         if await self._store.commit(alias_writes):
             return None
         result.links += len(alias_writes)
         return merges
 
-    async def _firmographics(
-        self,
-        by_contact: dict[str, list[PendingEvent]],
-        states: dict[str, ContactState],
-        result: ContactResult,
-    ) -> dict[str, dict[str, Any]]:
-        """Firmographics of every account the batch's contacts may belong to (for fit)."""
-        if not self._accounts_enabled:
-            return {}
-        domains = set()
-        for contact, items in by_contact.items():
-            domains.add(account_of(self._compiled, states[contact]))
-            for item in items:
-                domains.add(item.event.company_domain)
-                domains.add(item.event.email_domain)
-        keys = [account_key(self._prefix, d) for d in domains if d]
-        loaded = await self._store.load([k for k in keys if k not in result.accounts])
-        result.accounts.update(loaded)
-        out, known_at = {}, {}
-        for key in keys:
-            stored = result.accounts[key]
-            if not stored.value:
-                continue
-            cached = self._firmographics_cache.get(key)
-            if cached is None or cached[0] != stored.version:
-                account = decode_account(stored.value)  # members and all: decode once per version
-                cached = (stored.version, account.domain, account.firmographics, account.firmographics_at)
-                if len(self._firmographics_cache) > 100_000:
-                    self._firmographics_cache.clear()
-                self._firmographics_cache[key] = cached
-            _version, domain, values, at = cached
-            if values:
-                out[domain] = values
-                known_at[domain] = at
-        for domain, (values, at) in self._incoming.items():
-            if at >= known_at.get(domain, float("-inf")):
-                out[domain] = values
-        return out
 
-    def _apply(
-        self,
-        contact: str,
-        state: ContactState,
-        stored: StoredRecord,
-        items: list[PendingEvent],
-        merges: list[tuple[str, ContactState | None]],
-        firmographics: dict[str, dict[str, Any]],
-    ) -> _Outcome:
-        outcome = _Outcome()
-        changed = False
-        accounts_before = {account_of(self._compiled, state)}
-        for profile, source in merges:
-            if source is not None:
-                merge_contacts(state, source, profile, self._compiled)
-                if self._accounts_enabled:
-                    domain = account_of(self._compiled, source)
-                    if domain:
-                        outcome.removed.append((domain, MemberSnapshot(profile, 1 << 62, removed=True)))
-            elif profile not in state.linked:
-                state.linked.append(profile)
-            changed = True
-        disqualified = False
-        timers_before = dict(state.timers)
-        # Watermarks as they were before this batch: the batch is applied in event-time order, so
-        # a later record may be applied before an earlier one and must not hide it.
-        watermarks = dict(state.applied)
-        for item in items:
-            record = item.record
-            source_partition = f"{record.topic}:{record.partition}"
-            if record.offset <= watermarks.get(source_partition, -1):
-                outcome.duplicates += 1  # consumed again after a restart, a rebalance or a reset
-                continue
-            state.applied[source_partition] = max(record.offset, state.applied.get(source_partition, -1))
-            changed = True
-            now = max(state.clock, item.at)
-            decision = apply(state, item.event, self._compiled, now, firmographics)
-            disqualified = decision.disqualified
-            outcome.lifecycle.extend(decision.lifecycle)
-            if decision.duplicate:
-                outcome.duplicates += 1  # the producer sent the same event twice
-                continue
-            outcome.applied += 1
-            outcome.rules.extend(decision.counted)
-            if decision.handoff is not None:
-                outcome.handoffs.append(decision.handoff)
-        if not changed:
-            if outcome.duplicates and stored.version and self._accounts_enabled:
-                # Every record was consumed before: a restart, a rebalance or a reset. The account
-                # may have missed this contact's last snapshot (a crash between the two commits),
-                # so send the current one again; an account ignores what it already holds.
-                domain = account_of(self._compiled, state)
-                if domain:
-                    gone = evaluate_fit(self._compiled, state).disqualified_by is not None
-                    outcome.snapshots.append(
-                        (domain, member_snapshot(self._compiled, state, stored.version, gone))
-                    )
-            return outcome
-        entries = {f"h:{h['handoff_id']}": orjson.dumps(h) for h in outcome.handoffs}
-        entries.update(lifecycle_entries(outcome.lifecycle))
-        entries.update(timer_entries(timers_before, state.timers))
-        if self._accounts_enabled:
-            version = stored.version + 1
-            domain = account_of(self._compiled, state)
-            if domain:
-                snapshot = member_snapshot(self._compiled, state, version, disqualified)
-                outcome.snapshots.append((domain, snapshot))
-            for old in accounts_before - {domain, None}:  # the contact moved to another account
-                assert old is not None
-                outcome.removed.append((old, MemberSnapshot(contact, version, removed=True)))
-            # The contact's own snapshot goes straight to the account stage: if the batch dies
-            # before the account commit, its records come again and resend it (see above). A
-            # removal (a merged profile, a move to another account) would not be decided again,
-            # so it waits in the outbox until the account has it.
-            for domain_, snapshot in outcome.removed:
-                entries[f"a:{domain_}|{snapshot.contact_id}"] = orjson.dumps(snapshot.to_dict())
-        value = encode_contact(state, self._compress)
-        outcome.write = RecordWrite(self._key(contact), stored.version, value, entries)
-        return outcome
-
-    def _collect(self, key: str, stored: StoredRecord, outcome: _Outcome, result: ContactResult) -> None:
-        """After a successful commit: count, and queue every outbox entry for delivery."""
-        result.applied += outcome.applied
-        result.duplicates += outcome.duplicates
-        result.rules.extend(outcome.rules)
-        result.new_handoffs.extend(outcome.handoffs)
-        result.lifecycle.extend(outcome.lifecycle)
-        entries = dict(stored.outbox)
-        if outcome.write is not None:
-            entries.update(outcome.write.new_outbox)
-        for domain, snapshot in outcome.snapshots:
-            result.snapshots.append(PendingSnapshot(domain, snapshot))
-        fresh = {f"a:{domain}|{s.contact_id}": s for domain, s in outcome.removed}
-        for entry, value in entries.items():
-            if entry.startswith("a:"):
-                # Snapshots written just now are at hand; only older pending ones need decoding.
-                snapshot = fresh.get(entry) or MemberSnapshot.from_dict(orjson.loads(value))
-                domain = entry[2:].split("|", 1)[0]
-                result.snapshots.append(PendingSnapshot(domain, snapshot, (key, entry, value)))
-            else:
-                result.entries.append((key, entry, value))
+def _snapshots(value: bytes) -> list[MemberSnapshot]:
+    raw = orjson.loads(value)
+    return [MemberSnapshot.from_dict(s) for s in (raw if isinstance(raw, list) else [raw])]
 
 
-@dataclass(slots=True)
-class _Outcome:
-    """One contact's result in one attempt; counted only once its commit succeeded."""
-
-    write: RecordWrite | None = None
-    handoffs: list[dict[str, Any]] = field(default_factory=list)
-    snapshots: list[tuple[str, MemberSnapshot]] = field(default_factory=list)
-    removed: list[tuple[str, MemberSnapshot]] = field(default_factory=list)
-    applied: int = 0
-    duplicates: int = 0
-    rules: list[str] = field(default_factory=list)
-    lifecycle: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _group(events: Sequence[PendingEvent], routes: dict[str, str]) -> dict[str, list[PendingEvent]]:
-    by_contact: dict[str, list[PendingEvent]] = {}
+def _group(
+    events: Sequence[PendingEvent], routes: dict[str, str], also: Iterable[str] = ()
+) -> dict[str, list[PendingEvent]]:
+    by_contact: dict[str, list[PendingEvent]] = {c: [] for c in also}
     for item in events:
         by_contact.setdefault(routes[item.profile], []).append(item)
     for items in by_contact.values():

@@ -3,7 +3,7 @@
     h:<handoff id>     a handoff            -> the handoff topic
     e:<event id>       a lifecycle event    -> the lifecycle topic
     t:<timer kind>     a timer's due time   -> the timer index (a sorted set)
-    a:<domain>|<id>    a member snapshot    -> the account (see account_stage.py)
+    a:<domain>|<id>|<version>   the member snapshots of one commit -> the account (account_stage.py)
 
 An entry is acknowledged (removed) only after it was delivered, and only if unchanged since.
 """
@@ -18,6 +18,7 @@ import orjson
 
 from config.settings import Topics
 from streams.records import OutputRecord
+from streams.scoring.state import MemberSnapshot
 from streams.state.keys import timer_key, timer_shard
 
 
@@ -30,6 +31,14 @@ class Deliveries:
 
 def lifecycle_entries(events: Sequence[dict[str, Any]]) -> dict[str, bytes]:
     return {f"e:{e.get('transition_id') or e['breach_id']}": orjson.dumps(e) for e in events}
+
+
+def snapshot_entry(
+    domain: str, contact: str, version: int, snapshots: Sequence[MemberSnapshot]
+) -> dict[str, bytes]:
+    """The snapshots one contact commit took for one account, in the contact's outbox until the
+    account has them (a crash in between loses nothing: the next load delivers them again)."""
+    return {f"a:{domain}|{contact}|{version}": orjson.dumps([s.to_dict() for s in snapshots])}
 
 
 def timer_entries(before: dict[str, float], after: dict[str, float]) -> dict[str, bytes]:

@@ -1,20 +1,24 @@
-"""The batch engine: decode -> score -> store -> emit, for one batch of records.
+"""The batch engine: decode -> contacts -> accounts -> emit, for one batch of records.
 
 Used by the Kafka worker and by ``leadstream replay`` alike, so both decide identically.
-Per batch: the contact stage (one pipelined load, pure scoring, one pipelined compare-and-set
-commit), then the account stage (the same for accounts), then every handoff and dead letter is
-produced and awaited, then the delivered outbox entries are acknowledged.
+Per batch: the contact stage (one pipelined load, each contact's timeline applied, one pipelined
+compare-and-set commit), then the account stage (member snapshots queued and applied in event-time
+order as far as the watermarks allow), contacts that must decide again with firmographics the
+batch brought, then every handoff and dead letter is produced and awaited, then the delivered
+outbox entries are acknowledged.
 
 Idempotent under replay: each contact stores the last applied offset per source partition
 (records at or below it are skipped) and its recent event ids (a producer's duplicates are
-skipped); accounts hold a version per member. Nothing decided is lost: handoffs and account
-updates wait in the outbox of the record that decided them until delivered. After a crash the
-unacknowledged records are consumed again, which loads exactly the records whose outbox may
-still hold something, and delivers it again (handoff ids are deterministic).
+skipped); an account keeps one snapshot per member point, replaced only by a newer one. Nothing
+decided is lost: handoffs, lifecycle events and member snapshots wait in the outbox of the record
+that decided them until delivered. After a crash the unacknowledged records are consumed again,
+which loads exactly the records whose outbox may still hold something, and delivers it again
+(handoff ids are deterministic).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,19 +26,23 @@ from typing import Any, cast
 
 from config.model import ScoringModel
 from config.settings import Topics
-from streams.account_stage import AccountResult, AccountStage
+from streams.account_stage import AccountResult, AccountStage, Limits
 from streams.clock import StreamClock
-from streams.contact_stage import ContactResult, ContactStage, PendingEvent
+from streams.contact_stage import ContactResult, ContactStage, Incoming, PendingEvent
 from streams.dead_letters import dead_letter
 from streams.decode import contact_key_of, decode_event, decode_firmographics
 from streams.delivery import plan
 from streams.errors import InvalidEvent
 from streams.records import OutputRecord, SourceRecord
 from streams.scoring import compile_model
+from streams.scoring.timeline import Bounds
 from streams.sinks import Sink
+from streams.state.keys import ACCOUNT_SHARDS, account_queue_key
 from streams.state.port import StateStore, TimerIndex
+from streams.watermarks import BatchIsEverything, Watermarks
 
 logger = logging.getLogger(__name__)
+ROUNDS = 3  # contact stage, accounts, contacts that a new firmographics version concerns, accounts
 
 
 @dataclass(slots=True)
@@ -51,6 +59,8 @@ class Counters:
     links: int = 0
     identity_conflicts: int = 0
     conflicts: int = 0
+    replays: int = 0
+    late_snapshots: int = 0
     rules: dict[str, int] = field(default_factory=dict)
 
 
@@ -65,6 +75,9 @@ class ScoringPipeline:
         timers: TimerIndex | None = None,
         cache_size: int = 50_000,
         compress_state: bool = False,
+        watermarks: Watermarks | None = None,
+        bounds: Bounds | None = None,
+        limits: Limits | None = None,
     ) -> None:
         timers = timers if timers is not None else cast(TimerIndex, store)
         self.clock = StreamClock()
@@ -73,25 +86,46 @@ class ScoringPipeline:
         self._prefix = key_prefix
         self._sink = sink
         self._model = model
+        self.watermarks: Watermarks = watermarks or BatchIsEverything()
         compiled = compile_model(model)
-        self._contacts = ContactStage(store, compiled, key_prefix, cache_size, compress_state)
+        self._contacts = ContactStage(store, compiled, key_prefix, cache_size, compress_state, bounds)
         self._accounts = (
-            AccountStage(store, compiled, key_prefix, cache_size) if model.accounts is not None else None
+            AccountStage(store, timers, compiled, key_prefix, cache_size, limits)
+            if model.accounts is not None
+            else None
         )
         self._topics = topics
         self.counters = Counters()
+        # A batch and a tick never interleave: progress is published only for records whose
+        # account snapshots are committed.
+        self._busy = asyncio.Lock()
         self.handoff_observers: list[Callable[[dict[str, Any]], None]] = []
 
     async def process(self, batch: Sequence[SourceRecord]) -> None:
         """Process one batch completely: state committed and outputs acknowledged."""
+        async with self._busy:
+            await self._process(batch)
+
+    async def tick(self) -> int:
+        """Between batches: publish this process's progress (an idle partition must not hold the
+        other workers' accounts back) and apply the accounts the stream has reached."""
+        async with self._busy:
+            await self.watermarks.publish()
+            return await self.release_accounts()
+
+    async def _process(self, batch: Sequence[SourceRecord]) -> None:
         self.counters.records += len(batch)
         outputs: list[OutputRecord] = []
         events: list[PendingEvent] = []
-        firmographics: dict[str, tuple[dict[str, Any], float]] = {}
+        incoming: Incoming = {}
+        event_times: dict[str, float] = {}
+        offsets: dict[str, int] = {}
         for record in batch:
+            partition = f"{record.topic}:{record.partition}"
+            offsets[partition] = max(record.offset + 1, offsets.get(partition, 0))
             try:
                 if record.topic == self._topics.accounts:
-                    self._take_firmographics(record, firmographics)
+                    at = self._take_firmographics(record, incoming)
                 else:
                     event = decode_event(record, self._model.event_policy)
                     at = event.occurred_at.timestamp()
@@ -100,49 +134,103 @@ class ScoringPipeline:
             except InvalidEvent as exc:
                 outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
                 self.counters.dead_letters += 1
+                continue
+            if at is not None:
+                event_times[partition] = max(at, event_times.get(partition, at))
 
         contacts = ContactResult()
-        await self._contacts.run(events, contacts, firmographics)
-        accounts = AccountResult()
+        await self._contacts.run(events, contacts, incoming)
+        self.watermarks.observe(event_times, offsets)
+        results, accounts = [contacts], AccountResult()
         if self._accounts is not None:
-            snapshots = [(p.domain, p.snapshot) for p in contacts.snapshots]
-            await self._accounts.run(snapshots, firmographics, contacts.accounts, accounts)
+            bound = await self.watermarks.bound()
+            stream_time = self.clock.stream_time
+            await self._accounts.run(
+                contacts.snapshots, incoming, contacts.accounts, bound, stream_time, accounts
+            )
+            requests = accounts.requests
+            for _round in range(ROUNDS - 1):
+                if not requests:
+                    break
+                # Members of accounts that got a firmographics version decide again with it.
+                again, more = ContactResult(), AccountResult()
+                await self._contacts.run([], again, incoming, requests)
+                await self._accounts.run(again.snapshots, {}, again.accounts, bound, stream_time, more)
+                results.append(again)
+                _merge(accounts, more)
+                requests = more.requests - requests
+        await self.watermarks.publish()
+        await self._deliver(results, accounts, outputs)
 
-        deliveries = plan(contacts.entries + accounts.handoffs, self._topics, self._prefix)
+    async def release_accounts(self) -> int:
+        """Apply the waiting points of accounts the stream has now reached (this process's shards
+        of the waiting index); return the buying-group handoffs that decided."""
+        if self._accounts is None:
+            return 0
+        bound = await self.watermarks.bound()
+        stream_time = self.clock.stream_time
+        limit = min(bound.upper, stream_time)
+        swept: dict[str, float] = {}
+        for shard in range(ACCOUNT_SHARDS):
+            if self.watermarks.owns_shard(shard, ACCOUNT_SHARDS):
+                key = account_queue_key(self._prefix, shard)
+                swept.update(await self._timers.due(key, limit, 500))
+        if not swept:
+            return 0
+        accounts = AccountResult()
+        await self._accounts.run([], {}, {}, bound, stream_time, accounts, swept)
+        await self._deliver([], accounts, [])
+        return len(accounts.new_handoffs)
+
+    async def _deliver(
+        self, contacts: list[ContactResult], accounts: AccountResult, outputs: list[OutputRecord]
+    ) -> None:
+        entries = [entry for result in contacts for entry in result.entries]
+        deliveries = plan(entries + accounts.handoffs, self._topics, self._prefix)
         outputs.extend(deliveries.records)
         await self._sink.send_all(outputs)
         await self._timers.schedule(deliveries.timers)
-        await self._store.ack(
-            deliveries.acks + [p.outbox for p in contacts.snapshots if p.outbox is not None]
-        )
-        self._count(contacts, accounts)
+        await self._store.ack(deliveries.acks + accounts.acks)
+        for result in contacts:
+            self._count(result)
+        self.counters.account_handoffs += len(accounts.new_handoffs)
+        self.counters.late_snapshots += accounts.late
+        self.counters.conflicts += accounts.conflicts
+        for handoff in [h for result in contacts for h in result.new_handoffs] + accounts.new_handoffs:
+            for observer in self.handoff_observers:
+                observer(handoff)
 
-    def _take_firmographics(
-        self, record: SourceRecord, into: dict[str, tuple[dict[str, Any], float]]
-    ) -> None:
+    def _take_firmographics(self, record: SourceRecord, into: Incoming) -> float | None:
         account = decode_firmographics(record, self._model.event_policy)
         if account is None:
             self.counters.tombstones += 1  # a deleted account: its state ages out by TTL
-            return
+            return None
         values = account.model_dump(mode="json", exclude_none=True, exclude={"type", "updated_at"})
         at = account.updated_at.timestamp()
-        held = into.get(account.domain)
-        if held is None or at >= held[1]:
-            into[account.domain] = (values, at)
+        record_time = record.timestamp_ms / 1000.0 if record.timestamp_ms is not None else None
+        into.setdefault(account.domain, []).append((at, values, record_time))
         self.counters.firmographics += 1
+        return at
 
-    def _count(self, contacts: ContactResult, accounts: AccountResult) -> None:
+    def _count(self, contacts: ContactResult) -> None:
         counters = self.counters
         counters.applied += contacts.applied
         counters.duplicates += contacts.duplicates
         counters.links += contacts.links
         counters.identity_conflicts += contacts.identity_conflicts
-        counters.conflicts += contacts.conflicts + accounts.conflicts
+        counters.conflicts += contacts.conflicts
+        counters.replays += contacts.replays
         counters.handoffs += len(contacts.new_handoffs)
         counters.lifecycle += len(contacts.lifecycle)
-        counters.account_handoffs += len(accounts.new_handoffs)
         for rule in contacts.rules:
             counters.rules[rule] = counters.rules.get(rule, 0) + 1
-        for handoff in contacts.new_handoffs + accounts.new_handoffs:
-            for observer in self.handoff_observers:
-                observer(handoff)
+
+
+def _merge(into: AccountResult, more: AccountResult) -> None:
+    into.handoffs += more.handoffs
+    into.new_handoffs += more.new_handoffs
+    into.acks += more.acks
+    into.conflicts += more.conflicts
+    into.applied += more.applied
+    into.late += more.late
+    into.requests |= more.requests

@@ -13,6 +13,7 @@ from config.model import ScoringModel
 from config.settings import Settings
 from streams.bootstrap import build_embedded
 from streams.records import SourceRecord
+from streams.watermarks import FileOrder
 
 BATCH = 1000
 
@@ -45,7 +46,10 @@ async def replay_records(
     model: ScoringModel,
     on_handoff: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    pipeline, sink, store = build_embedded(settings, model)
+    # The file is the stream, read in order: accounts decide as the stream passes each point, and
+    # once it ends every point still waiting is applied.
+    order = FileOrder()
+    pipeline, sink, store = build_embedded(settings, model, order)
     if on_handoff is not None:
         pipeline.handoff_observers.append(on_handoff)
     batch: list[SourceRecord] = []
@@ -53,9 +57,12 @@ async def replay_records(
         batch.append(record)
         if len(batch) >= BATCH:
             await pipeline.process(batch)
+            await pipeline.release_accounts()
             batch = []
     if batch:
         await pipeline.process(batch)
+    order.finish()
+    await pipeline.release_accounts()
     counters = pipeline.counters
     stored = await store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))
     contacts = sum(1 for r in stored.values() if r.value is not None and r.alias is None)

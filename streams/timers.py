@@ -73,7 +73,10 @@ class TimerService:
             entries = {**lifecycle_entries(fired), **timer_entries(before, state.timers)}
             if fired or state.timers != before:
                 value = encode_contact(state, self._compress)
-                writes.append(RecordWrite(keys[contact], stored.version, value, entries))
+                # A published lifecycle event is never revisited: the contact's journal (the points
+                # open to late inputs, see scoring/timeline.py) closes here.
+                parts = {name: None for name in stored.parts} if fired else {}
+                writes.append(RecordWrite(keys[contact], stored.version, value, entries, parts=parts))
                 events[keys[contact]] = fired
         conflicts = await self._store.commit(writes)
         delivered = [

@@ -4,6 +4,12 @@ librdkafka fetches and decodes in C threads; the loop hands batches of raw recor
 pipeline the faust agent uses, commits a batch's offsets only after the pipeline returned (state
 committed, outputs acknowledged), and ticks the timer service between batches. Selected with
 ``LEADSTREAM_WORKER_ENGINE=confluent``.
+
+Rebalances are incremental (cooperative-sticky: a worker joining or leaving moves only the
+partitions that change owner, the others keep being consumed) and, with
+``LEADSTREAM_INSTANCE_ID``, membership is static: a worker restarted within the session timeout
+gets its partitions back with no rebalance at all. Every assignment, revocation and stall is
+logged.
 """
 
 from __future__ import annotations
@@ -14,36 +20,71 @@ import signal
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from config.settings import Settings
-from streams.errors import BrokerUnavailable
+from streams.dead_letters import dead_letter
+from streams.errors import BrokerUnavailable, InvalidEvent
 from streams.processors.faust_app import BatchProcessor
+from streams.processors.feed import KafkaFeed
 from streams.records import SourceRecord
+from streams.sinks import Sink
 from streams.topics import kafka_client_config
 
 logger = logging.getLogger(__name__)
+FETCH_WAIT_MS = 100
+STALL_S = 10.0
 
 
-async def run_loop(settings: Settings, processor: BatchProcessor, tick: Any, clock: Any) -> None:
-    consumer = Consumer(
-        {
-            **kafka_client_config(settings),
-            "group.id": settings.consumer_group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
-            "fetch.min.bytes": 1,
-            "queued.max.messages.kbytes": 65536,
-        }
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        **kafka_client_config(settings),
+        "group.id": settings.consumer_group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": int(settings.session_timeout_s * 1000),
+        "heartbeat.interval.ms": max(1000, int(settings.session_timeout_s * 250)),
+        "fetch.min.bytes": 1,
+        "fetch.wait.max.ms": FETCH_WAIT_MS,
+        "queued.max.messages.kbytes": 65536,
+    }
+    if settings.instance_id:
+        config["group.instance.id"] = settings.instance_id
+    return config
+
+
+async def run_loop(
+    settings: Settings,
+    processor: BatchProcessor,
+    ticks: list[tuple[float, Any]],
+    watermarks: Any,
+    errors: Sink,
+) -> None:
+    """Consume until SIGTERM; between batches run each ``(interval_s, tick)`` when it is due."""
+    consumer = Consumer(consumer_config(settings))
+    consumer.subscribe(
+        list(settings.topics.inputs()), on_assign=_on_assign, on_revoke=_on_revoke, on_lost=_on_lost
     )
-    consumer.subscribe(list(settings.topics.inputs()))
+    feed = KafkaFeed(
+        settings,
+        lambda: [(tp.topic, tp.partition) for tp in consumer.assignment()],
+        lambda t, p: consumer.get_watermark_offsets(TopicPartition(t, p), cached=True)[1],
+        fetch_margin_s=FETCH_WAIT_MS / 1000 + 0.25,
+    )
+    watermarks.attach(feed)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    next_tick = 0.0
-    logger.info("confluent worker consuming %s", ", ".join(settings.topics.inputs()))
+    due = [0.0] * len(ticks)
+    stall = StallWatch(feed)
+    logger.info(
+        "confluent worker consuming %s (group %s%s)",
+        ", ".join(settings.topics.inputs()),
+        settings.consumer_group,
+        f", static member {settings.instance_id}" if settings.instance_id else "",
+    )
 
     def fetch() -> Any:
         return loop.run_in_executor(None, consumer.consume, settings.batch_max, settings.batch_within_s)
@@ -54,13 +95,29 @@ async def run_loop(settings: Settings, processor: BatchProcessor, tick: Any, clo
             messages = await pending
             # librdkafka fetches the next batch while this one is scored: the I/O overlaps the CPU.
             pending = fetch()
-            batch = [_record(m) for m in messages if m.error() is None]
+            batch, broken = [], []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    batch.append(_record(message))
+                elif error.fatal():
+                    raise KafkaException(error)
+                elif message.topic() is not None and message.offset() is not None and message.offset() >= 0:
+                    broken.append(message)  # a record the client could not read: dead-letter it
+                else:
+                    logger.warning("consumer: %s", error)
+            await feed.refresh()
+            if broken:
+                await _dead_letter(broken, settings, errors)
             if batch:
                 await processor.process(batch)
-                _commit(consumer, batch)
-            if time.monotonic() >= next_tick:
-                await tick(clock.now(time.time()))
-                next_tick = time.monotonic() + settings.timer_interval_s
+            if batch or broken:
+                _commit(consumer, batch + [_record(m) for m in broken])
+            stall.observe(len(batch) + len(broken))
+            for index, (interval_s, tick) in enumerate(ticks):
+                if time.monotonic() >= due[index]:
+                    await tick(time.time())
+                    due[index] = time.monotonic() + interval_s
         await pending  # its records were not processed: the next owner consumes them again
     except KafkaException as exc:
         raise BrokerUnavailable(f"consumer failed: {exc}") from exc
@@ -68,17 +125,100 @@ async def run_loop(settings: Settings, processor: BatchProcessor, tick: Any, clo
         consumer.close()
 
 
+class StallWatch:
+    """Says when the worker consumes nothing while its partitions hold unread records, and when
+    it moves again (a rebalance waiting for a dead member, an unreachable partition leader)."""
+
+    def __init__(self, feed: KafkaFeed) -> None:
+        self._feed = feed
+        self._last_progress = time.monotonic()
+        self._stalled_since: float | None = None
+
+    def observe(self, records: int) -> None:
+        now = time.monotonic()
+        if records:
+            if self._stalled_since is not None:
+                logger.warning("consuming again after a %.1f s stall", now - self._stalled_since)
+                self._stalled_since = None
+            self._last_progress = now
+            return
+        if self._stalled_since is None and now - self._last_progress > STALL_S and self._waiting():
+            self._stalled_since = self._last_progress
+            logger.warning(
+                "no records for %.0f s while %d assigned partitions hold unread records (assigned: %s); "
+                "a rebalance may be waiting for a member that died (session timeout), or a partition "
+                "leader is unreachable",
+                now - self._last_progress,
+                self._waiting(),
+                ", ".join(f"{t}:{p}" for t, p in self._feed.assigned()) or "none",
+            )
+
+    def _waiting(self) -> int:
+        feed, count = self._feed, 0
+        for topic, partition in feed.assigned():
+            high = feed.high_watermark(topic, partition)
+            start = feed.starting_offset(topic, partition)
+            if high is not None and start is not None and high[0] > start:
+                count += 1
+        return count
+
+
+async def _dead_letter(messages: list[Any], settings: Settings, errors: Sink) -> None:
+    records = [
+        dead_letter(
+            SourceRecord(m.topic(), m.partition(), m.offset(), m.value(), m.key()),
+            InvalidEvent(
+                "unreadable",
+                f"the consumer could not read this record ({m.error()}): check the producer's "
+                "compression codec (gzip, snappy, lz4 and zstd are read) and record format",
+            ),
+            settings.topics.dead_letters,
+            "consume",
+        )
+        for m in messages
+    ]
+    for message in messages:
+        logger.error(
+            "unreadable record at %s:%s@%s (%s): dead-lettered",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.error(),
+        )
+    await errors.send_all(records)
+
+
+def _on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    logger.info("partitions assigned: %s", _names(partitions))
+
+
+def _on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    logger.info("partitions revoked: %s", _names(partitions))
+
+
+def _on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    logger.warning("partitions lost (session expired): %s", _names(partitions))
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}:{tp.partition}" for tp in partitions) or "none"
+
+
 def _commit(consumer: Consumer, batch: list[SourceRecord]) -> None:
     """Commit the batch's offsets. A partition revoked meanwhile cannot be committed: its new owner
     consumes those records again, which processing makes harmless (watermarks, compare-and-set)."""
     offsets: dict[tuple[str, int], int] = {}
     for record in batch:
-        offsets[(record.topic, record.partition)] = record.offset + 1
+        offsets[(record.topic, record.partition)] = max(
+            record.offset + 1, offsets.get((record.topic, record.partition), 0)
+        )
     try:
         consumer.commit(
             offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
         )
     except KafkaException as exc:
+        if exc.args and exc.args[0].code() == KafkaError._NO_OFFSET:
+            return
         logger.warning("offset commit failed (%s); the records will be consumed again", exc)
 
 

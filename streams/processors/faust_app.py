@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import faust
 
 from config.settings import Settings
+from streams.processors.feed import KafkaFeed
 from streams.records import SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -45,11 +46,48 @@ def make_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=max(4096, settings.batch_max * 4),
         # A batch can block on Redis or Kafka while they recover; that is not a hang.
         stream_processing_timeout=600.0,
+        # Static membership: a worker restarted within the session timeout gets its partitions
+        # back without a rebalance (faust's assignor is eager: a rebalance stops every worker).
+        consumer_group_instance_id=settings.instance_id,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 4),
     )
+    _log_rebalances(app)
     return app
 
 
-def attach_batch_agent(app: faust.App, settings: Settings, processor: BatchProcessor) -> Any:
+def _log_rebalances(app: faust.App) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+    async def revoked(app: faust.App, revoked: Any, **_kwargs: Any) -> None:
+        logger.info("partitions revoked: %s", _names(revoked))
+
+    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
+    async def assigned(app: faust.App, assigned: Any, **_kwargs: Any) -> None:
+        logger.info("partitions assigned: %s", _names(assigned))
+
+
+def _names(partitions: Any) -> str:
+    return ", ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)) or "none"
+
+
+def faust_feed(app: faust.App, settings: Settings) -> KafkaFeed:
+    """The faust consumer's partitions for the watermarks (aiokafka fetches in the background
+    and waits up to 500 ms on an idle fetch)."""
+    from faust.types import TP
+
+    def assignment() -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
+
+    def high(topic: str, partition: int) -> int | None:
+        value = app.consumer.highwater(TP(topic, partition))
+        return int(value) if value is not None else None
+
+    return KafkaFeed(settings, assignment, high, fetch_margin_s=0.75)
+
+
+def attach_batch_agent(
+    app: faust.App, settings: Settings, processor: BatchProcessor, feed: KafkaFeed | None = None
+) -> Any:
     """Subscribe ``processor`` to the input topics through ``stream.take_events``.
 
     take_events acks a batch's events only after the loop body returns, so offsets are
@@ -59,19 +97,21 @@ def attach_batch_agent(app: faust.App, settings: Settings, processor: BatchProce
 
     async def score_events(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            if feed is not None:
+                await feed.refresh()
             await processor.process([_source_record(event) for event in events])
 
     return app.agent(topic, name="leadstream.score_events")(score_events)
 
 
-def attach_timer(app: faust.App, interval_s: float, tick: Any) -> Any:
+def attach_timer(app: faust.App, interval_s: float, tick: Any, name: str) -> Any:
     """Run ``tick(now)`` every ``interval_s`` seconds on the worker (wall clock)."""
     import time
 
-    async def fire_timers() -> None:
+    async def run_tick() -> None:
         await tick(time.time())
 
-    return app.timer(interval=interval_s, name="leadstream.fire_timers")(fire_timers)
+    return app.timer(interval=interval_s, name=f"leadstream.{name}")(run_tick)
 
 
 def _source_record(event: Any) -> SourceRecord:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Protocol
 
 from config.model import ACCOUNT_ATTRIBUTES, BuyingGroupRule
 from schemas.handoff import BuyingGroupHandoff
 from streams.scoring.engagement import rules_engagement
+from streams.scoring.firmographics import add_version, version_at
 from streams.scoring.fit import email_domain, rule_matches
 from streams.scoring.signals import DAY_S, CompiledModel, domain_lists_of, seniority, to_datetime
 from streams.scoring.state import AccountState, ContactState, MemberSnapshot, RuleState
@@ -126,10 +127,13 @@ class AccountView:
     fit_breakdown: tuple[tuple[str, float], ...]
     qualifies: bool
     reason: str | None
+    firmographics: dict[str, Any]
 
 
 def view_account(compiled: CompiledModel, account: AccountState, now: float) -> AccountView:
-    rule = group_rule(compiled, account.firmographics)
+    """The buying group at event time ``now``, with the firmographics version valid then."""
+    firmographics = version_at(account.versions, now) or {}
+    rule = group_rule(compiled, firmographics)
     window = rule.within_days * DAY_S
     members = []
     for snapshot in account.members.values():
@@ -144,52 +148,160 @@ def view_account(compiled: CompiledModel, account: AccountState, now: float) -> 
         sorted({m.snapshot.role for m in engaged if m.snapshot.role and m.snapshot.role in rule.roles})
     )
     total = sum(m.engagement for m in members)
-    fit, breakdown = firmographic_fit(compiled, account.firmographics)
+    fit, breakdown = firmographic_fit(compiled, firmographics)
     group = len(engaged) >= rule.min_engaged_contacts and len(roles) >= rule.min_roles
     hot = rule.account_engagement_at_least is not None and total >= rule.account_engagement_at_least
     qualifies = fit >= rule.account_fit_at_least and (group or hot)
     reason = ("buying_group" if group else "account_engagement") if qualifies else None
-    return AccountView(rule, total, tuple(members), roles, fit, tuple(breakdown), qualifies, reason)
+    return AccountView(
+        rule, total, tuple(members), roles, fit, tuple(breakdown), qualifies, reason, firmographics
+    )
+
+
+class Release(Protocol):
+    """Whether the stream has progressed far enough to apply a point of event time ``at`` whose
+    record reached Kafka at ``record_time`` (see streams/watermarks.py)."""
+
+    def allows(self, at: float, record_time: float | None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
-class AccountDecision:
-    state: AccountState
-    view: AccountView
-    handoff: dict[str, Any] | None
+class Waiting:
+    """How an account with unapplied points waits: for the stream (``at``: the watermark must
+    pass it) or, with no firmographics yet, for them (until the stream time ``at``)."""
+
+    at: float
+    for_firmographics: bool
 
 
-def apply_account(
+@dataclass(slots=True)
+class Advance:
+    """What applying an account's points did."""
+
+    handoffs: list[dict[str, Any]] = field(default_factory=list)
+    applied: int = 0
+    late: int = 0  # snapshots that arrived after the account had moved past their point
+    waiting: Waiting | None = None
+
+
+VERSION_POINT = "\x00firmographics"
+RECHECK_POINT = "\x00recheck"  # at an already applied moment: the stream needs to be nowhere further
+
+
+def pending_name(snapshot: MemberSnapshot) -> str:
+    """The part name of a snapshot waiting to be applied: one per contact and point."""
+    _at, _group, point_id, rank, sub = snapshot.point or (0.0, 0, "", 1, "")
+    return f"{snapshot.contact_id}\t{point_id}\t{rank}\t{sub}"
+
+
+def receive(account: AccountState, snapshot: MemberSnapshot) -> bool:
+    """Take a member snapshot in (in place); False when it arrived late (its point is behind the
+    account's): it then replaces the member's snapshot at once if it is newer, without a decision
+    of its own."""
+    order = snapshot.order()
+    if account.point is not None and order <= account.point:
+        held = account.members.get(snapshot.contact_id)
+        if held is None or (held.order(), held.version) < (order, snapshot.version):
+            account.members[snapshot.contact_id] = snapshot
+        return False
+    name = pending_name(snapshot)
+    waiting = account.pending.get(name)
+    if waiting is None or snapshot.version > waiting.version:
+        account.pending[name] = snapshot
+    return True
+
+
+def add_firmographics(
+    account: AccountState, valid_from: float, values: dict[str, Any], record_time: float | None
+) -> bool:
+    """Add a firmographics version. One valid from before the account's last applied point came
+    too late to be applied in its place: the account decides again at that point with it."""
+    if not add_version(account.versions, valid_from, values, record_time):
+        return False
+    account.account_id = account.versions[-1][1].get("account_id") or account.account_id
+    if account.point is not None and valid_from <= account.point[0]:
+        account.recheck = True
+    return True
+
+
+def advance(
     compiled: CompiledModel,
     account: AccountState,
-    snapshots: list[MemberSnapshot],
-    firmographics: dict[str, Any] | None,
-    firmographics_at: float | None,
-) -> AccountDecision:
-    """Apply member snapshots and a firmographics update in place; decide a buying-group handoff."""
+    release: Release,
+    stream_time: float,
+    horizon_s: float,
+    max_pending: int,
+) -> Advance:
+    """Apply the account's points in event-time order while the stream allows, deciding the
+    buying group at each one, exactly as if every member's events had been read in time order.
+
+    While an account has no firmographics at all, its points wait for them (a CRM sync often
+    comes a day late, and an account without firmographics cannot clear its fit bar) until the
+    stream is ``horizon_s`` past them or more than ``max_pending`` points wait.
+    """
     model = compiled.model
     assert model.accounts is not None
-    now = max([account.clock, firmographics_at or 0.0, *(s.last_at for s in snapshots)])
-    # Only an account that qualified before needs the pre-update view (for re-arming).
+    result = Advance()
+    points: list[tuple[tuple[float, int, str, int, str, str], str, MemberSnapshot | None, float | None]] = [
+        (snapshot.order(), name, snapshot, snapshot.record_time) for name, snapshot in account.pending.items()
+    ]
+    for valid_from, _values, record_time in account.versions:
+        order = (valid_from, 1, "", 0, "", "")
+        if account.point is None or order > account.point:
+            points.append((order, VERSION_POINT, None, record_time))
+    if account.recheck and account.point is not None:
+        # A late version: decide again at the last applied point, now that it is known.
+        points.append(((account.point[0], 2, "", 0, "", ""), RECHECK_POINT, None, None))
+    points.sort(key=lambda p: p[0])
+    blind = _blind(compiled)
+    for order, name, snapshot, record_time in points:
+        at = order[0]
+        if name != RECHECK_POINT and not release.allows(at, record_time):
+            result.waiting = Waiting(at, False)
+            break
+        if (
+            blind
+            and not account.versions
+            and stream_time - at < horizon_s
+            and len(account.pending) <= max_pending
+        ):
+            result.waiting = Waiting(at + horizon_s, True)
+            break
+        handoff = _apply_point(compiled, account, snapshot, at)
+        if snapshot is not None:
+            del account.pending[name]
+        elif name == RECHECK_POINT:
+            account.recheck = False
+        account.point, account.clock = order, max(account.clock, at)
+        result.applied += 1
+        if handoff is not None:
+            result.handoffs.append(handoff)
+    return result
+
+
+def _blind(compiled: CompiledModel) -> bool:
+    """Whether an account without firmographics can never qualify (its fit would be 0)."""
+    rule = group_rule(compiled, {})
+    return firmographic_fit(compiled, {})[0] < rule.account_fit_at_least
+
+
+def _apply_point(
+    compiled: CompiledModel, account: AccountState, snapshot: MemberSnapshot | None, now: float
+) -> dict[str, Any] | None:
+    """One point: a member's snapshot (or a firmographics version) takes effect at ``now``."""
+    model = compiled.model
+    assert model.accounts is not None
+    # Only an account that qualified before needs the view before the point (for re-arming).
     before = view_account(compiled, account, now) if account.qualified_count else None
-    if (
-        firmographics is not None
-        and firmographics_at is not None
-        and firmographics_at >= account.firmographics_at
-    ):
-        account.firmographics = firmographics
-        account.firmographics_at = firmographics_at
-        account.account_id = firmographics.get("account_id") or account.account_id
-    for snapshot in snapshots:
+    if snapshot is not None:
         held = account.members.get(snapshot.contact_id)
-        if held is None or snapshot.version > held.version:
+        if held is None or (held.order(), held.version) < (snapshot.order(), snapshot.version):
             account.members[snapshot.contact_id] = snapshot
-    if len(account.members) > model.accounts.max_members:
-        keep = sorted(account.members.values(), key=lambda m: (-m.last_at, m.contact_id))[
-            : model.accounts.max_members
-        ]
-        account.members = {m.contact_id: m for m in keep}
-    account.clock = now
+        if len(account.members) > model.accounts.max_members:
+            keep = sorted(account.members.values(), key=lambda m: (-m.last_at, m.contact_id))[
+                : model.accounts.max_members
+            ]
+            account.members = {m.contact_id: m for m in keep}
     after = view_account(compiled, account, now)
     rearm = after.rule.rearm
     if before is not None and (
@@ -203,13 +315,18 @@ def apply_account(
         and account.last_qualified_at is not None
         and now - account.last_qualified_at >= rearm.cooldown_days * DAY_S
     )
-    handoff = None
-    if armed and after.qualifies:
-        account.qualified_count += 1
-        account.last_qualified_at = now
-        account.dipped_since_qualified = False
-        handoff = _handoff(compiled, account, after, now)
-    return AccountDecision(account, after, handoff)
+    if not (armed and after.qualifies):
+        return None
+    account.qualified_count += 1
+    account.last_qualified_at = now
+    account.dipped_since_qualified = False
+    return _handoff(compiled, account, after, now)
+
+
+def lacks_versions(account: AccountState, snapshot: MemberSnapshot) -> bool:
+    """Whether the contact took this snapshot before a firmographics version the account holds:
+    it should decide again with it (the version may make it qualify, or qualify earlier)."""
+    return not snapshot.removed and any(v[0] not in snapshot.fit_seen for v in account.versions)
 
 
 def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, now: float) -> dict[str, Any]:
@@ -233,14 +350,14 @@ def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, 
     )[:8]
     handoff = BuyingGroupHandoff(
         handoff_id=buying_group_handoff_id(account.domain, model.version, account.qualified_count),
-        account_id=account.account_id or account.domain,
+        account_id=view.firmographics.get("account_id") or account.account_id or account.domain,
         domain=account.domain,
         qualified_at=to_datetime(now),
         qualification_number=account.qualified_count,
         model_version=model.version,
         rule=rule.name,
         reason=view.reason or "buying_group",
-        firmographics=account.firmographics,
+        firmographics=view.firmographics,
         fit={
             "score": view.fit,
             "threshold": rule.account_fit_at_least,

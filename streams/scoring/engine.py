@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from config.model import ScoringModel
 from schemas.events import FormSubmission, Identify, PageView
@@ -67,12 +66,18 @@ def mql_handoff_id(contact_id: str, model_version: str, qualification_number: in
     return str(uuid.uuid5(HANDOFF_NAMESPACE, f"mql|{contact_id}|{model_version}|{qualification_number}"))
 
 
+class FirmographicsLookup(Protocol):
+    """Account domain -> the firmographics in effect (a dict, or the versioned view)."""
+
+    def get(self, domain: str, default: None = None, /) -> dict[str, Any] | None: ...
+
+
 def score(
     state: ContactState,
     event: Any,
     model: ScoringModel | CompiledModel,
     now: float,
-    firmographics: Mapping[str, dict[str, Any]] | None = None,
+    firmographics: FirmographicsLookup | None = None,
 ) -> Decision:
     """Apply ``event`` to a copy of ``state``; the input state is left untouched."""
     return apply(copy.deepcopy(state), event, model, now, firmographics)
@@ -83,7 +88,7 @@ def apply(
     event: Any,
     model: ScoringModel | CompiledModel,
     now: float,
-    firmographics: Mapping[str, dict[str, Any]] | None = None,
+    firmographics: FirmographicsLookup | None = None,
 ) -> Decision:
     """Like :func:`score`, but mutates ``state`` in place (callers that own a fresh copy).
 
@@ -93,7 +98,6 @@ def apply(
     fingerprint = event_fingerprint(event.event_id)
     if fingerprint in state.seen_ids or event.event_id in state.seen_ids:
         return Decision(state, duplicate=True)
-    thresholds = compiled.model.thresholds
     at = epoch(event.occurred_at)
     # Timers that came due before this event fire first, exactly as the timer service would have
     # fired them: the same events give the same lifecycle whether timers ran live or not.
@@ -119,7 +123,42 @@ def apply(
     state.seen_ids.append(fingerprint)
     del state.seen_ids[:-RECENT_EVENT_IDS]
     state.clock = max(state.clock, at)
+    if state.since is None or at < state.since:
+        state.since = at
+    counted = tuple(r.rule.name for r in rules)
+    return _decide(
+        compiled, state, now, before, counted, tuple(nurtured), firmographics, event.event_id, lifecycle
+    )
 
+
+def reevaluate(
+    state: ContactState,
+    model: ScoringModel | CompiledModel,
+    now: float,
+    firmographics: FirmographicsLookup | None,
+    trigger: str,
+) -> Decision:
+    """Decide again at ``now`` without an event: the contact's fit inputs changed (its account's
+    firmographics took a new version at ``now``). Mutates ``state`` like :func:`apply`."""
+    compiled = model if isinstance(model, CompiledModel) else compile_model(model)
+    lifecycle = fire_due(compiled, state, now)
+    before = engagement(compiled, state, now)[0] if state.mql_count else 0.0
+    return _decide(compiled, state, now, before, (), (), firmographics, trigger, lifecycle)
+
+
+def _decide(
+    compiled: CompiledModel,
+    state: ContactState,
+    now: float,
+    before: float,
+    counted: tuple[str, ...],
+    nurtured: tuple[str, ...],
+    firmographics: FirmographicsLookup | None,
+    trigger: str,
+    lifecycle: list[dict[str, Any]],
+) -> Decision:
+    """Both bars, re-arming, the handoff and the lifecycle moves, at ``now``."""
+    thresholds = compiled.model.thresholds
     after, parts = engagement(compiled, state, now)
     account = firmographics.get(account_of(compiled, state) or "") if firmographics else None
     fit = evaluate_fit(compiled, state, account)
@@ -147,19 +186,19 @@ def apply(
             parts,
             now,
             handoff_id=mql_handoff_id(state.contact_id, compiled.model.version, state.mql_count),
-            triggering_event_id=event.event_id,
+            triggering_event_id=trigger,
             firmographics=account,
         )
         lifecycle += on_mql(compiled, state, handoff, now)
     elif fit.disqualified_by is not None and state.stage in REQUALIFYING_STAGES:
         moved = transition(compiled, state, "disqualified", f"domain list {fit.disqualified_by}", now)
         lifecycle += [moved] if moved else []
-    elif rules and state.stage == "mql":
+    elif counted and state.stage == "mql":
         watch_decay(compiled, state, now)  # engagement changed: when does the open MQL fall below?
     return Decision(
         state,
-        counted=tuple(r.rule.name for r in rules),
-        nurtured=tuple(nurtured),
+        counted=counted,
+        nurtured=nurtured,
         engagement=after,
         fit=fit.score,
         handoff=handoff,

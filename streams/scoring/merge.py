@@ -32,6 +32,8 @@ def merge_contacts(
     for source_partition, offset in source.applied.items():
         target.applied[source_partition] = max(offset, target.applied.get(source_partition, -1))
     target.clock = max(target.clock, source.clock)
+    if source.since is not None and (target.since is None or source.since < target.since):
+        target.since = source.since
     for name, value in source.traits.items():
         target.traits.setdefault(name, value)
     target.email = target.email or source.email

@@ -10,6 +10,18 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.scoring.firmographics import Version
+
+# A point on a timeline, ordered as a tuple: (event time, group, id, rank, sub-id). Group 0 holds
+# events and the merges they cause (rank 0 before the event's own rank 1), group 1 the moments a
+# firmographics version starts to hold, after any event at the same time.
+PointKey = tuple[float, int, str, int, str]
+
+
+def point_key(raw: list[Any] | tuple[Any, ...]) -> PointKey:
+    return (float(raw[0]), int(raw[1]), str(raw[2]), int(raw[3]), str(raw[4]))
+
+
 RECENT_EVENT_IDS = 32  # producer-side duplicates are caught within this many recent events
 RECENT_SIGNALS = 8
 TOP_PAGES = 8
@@ -62,6 +74,13 @@ class ContactState:
     # Pending timers by kind ("decay", "sla"): event time when each should fire.
     timers: dict[str, float] = field(default_factory=dict)
     sla_step: int = 0  # the next SLA escalation step for the current MQL
+    # The timeline (see timeline.py): the earliest event time applied, the key of the last point
+    # applied (an input with an earlier key is late), and the valid-from times of the account's
+    # firmographics versions already taken into account.
+    since: float | None = None
+    last_key: PointKey | None = None
+    fit_seen: list[float] = field(default_factory=list)
+    email_display: str | None = None  # the address as the person typed it (``email`` is normalised)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,11 +99,14 @@ class ContactState:
             "m": [self.mql_count, self.last_mql_at, self.dipped_since_mql],
             "l": self.linked,
             "lc": [self.stage, self.transitions, self.timers, self.sla_step],
+            "tl": [self.since, list(self.last_key) if self.last_key else None, self.fit_seen],
+            "ed": self.email_display,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ContactState:
         mql_count, last_mql_at, dipped = raw["m"]
+        since, last_key, fit_seen = raw.get("tl") or (None, None, [])
         return cls(
             contact_id=raw["c"],
             email=raw["e"],
@@ -103,6 +125,10 @@ class ContactState:
             dipped_since_mql=dipped,
             linked=raw.get("l", []),
             **_lifecycle(raw.get("lc")),
+            since=since,
+            last_key=point_key(last_key) if last_key else None,
+            fit_seen=fit_seen,
+            email_display=raw.get("ed"),
         )
 
 
@@ -141,11 +167,20 @@ class MemberSnapshot:
     # (at, rule, where), newest first
     top: list[tuple[float, str, str]] = field(default_factory=list)
     removed: bool = False  # the contact left the account (merged into another, or disqualified)
+    # The point of the contact's timeline this snapshot was taken at, the Kafka time of the record
+    # behind it (seconds; decides when the account may apply it, see watermarks.py), and the
+    # firmographics versions the contact had taken into account.
+    point: PointKey | None = None
+    record_time: float | None = None
+    fit_seen: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "c": self.contact_id,
             "v": self.version,
+            "pk": list(self.point) if self.point else None,
+            "ts": self.record_time,
+            "fs": self.fit_seen,
             "ro": self.role,
             "ti": self.title,
             "e": self.email,
@@ -167,44 +202,80 @@ class MemberSnapshot:
             last_at=raw["k"],
             top=[(t[0], t[1], t[2]) for t in raw["t"]],
             removed=raw["x"],
+            point=point_key(raw["pk"]) if raw.get("pk") else None,
+            record_time=raw.get("ts"),
+            fit_seen=raw.get("fs") or [],
         )
+
+    def order(self) -> tuple[float, int, str, int, str, str]:
+        """Where the snapshot falls among an account's points: event time first, then a fixed
+        tie-break, so every worker and every replay applies an account's points in one order."""
+        at, group, point_id, rank, sub = self.point or (self.last_at, 0, "", 1, "")
+        return (at, group, point_id, rank, self.contact_id, sub)
 
 
 @dataclass(slots=True)
 class AccountState:
+    """An account: its firmographics versions, the member snapshots it has applied and those
+    waiting for the stream to reach their time (``pending``, by part name), and its qualification.
+
+    Points (member snapshots, firmographics versions) are applied in event-time order; ``point``
+    is the order key of the last one applied and ``clock`` its event time.
+    """
+
     domain: str
     account_id: str | None = None
-    firmographics: dict[str, Any] = field(default_factory=dict)
-    firmographics_at: float = 0.0
+    versions: list[Version] = field(default_factory=list)
     members: dict[str, MemberSnapshot] = field(default_factory=dict)
+    pending: dict[str, MemberSnapshot] = field(default_factory=dict)
     clock: float = 0.0
+    point: tuple[float, int, str, int, str, str] | None = None
     qualified_count: int = 0
     last_qualified_at: float | None = None
     dipped_since_qualified: bool = False
+    recheck: bool = False  # a firmographics version came late: decide again at ``point``
+
+    @property
+    def firmographics(self) -> dict[str, Any]:
+        """The latest firmographics version's values ({} when none is known)."""
+        return self.versions[-1][1] if self.versions else {}
 
     def to_dict(self) -> dict[str, Any]:
-        """The account without its members: those are stored one per field (see state/port.py),
-        so an update rewrites only the members that changed."""
+        """The account without its members and pending snapshots: those are stored one per
+        field (see state/port.py), so an update rewrites only what changed."""
         return {
             "d": self.domain,
             "id": self.account_id,
-            "f": self.firmographics,
-            "fa": self.firmographics_at,
+            "vs": [list(v) for v in self.versions],
             "k": self.clock,
+            "pt": list(self.point) if self.point else None,
             "q": [self.qualified_count, self.last_qualified_at, self.dipped_since_qualified],
+            "rc": self.recheck,
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], members: dict[str, MemberSnapshot] | None = None) -> AccountState:
+    def from_dict(
+        cls,
+        raw: dict[str, Any],
+        members: dict[str, MemberSnapshot] | None = None,
+        pending: dict[str, MemberSnapshot] | None = None,
+    ) -> AccountState:
         count, last, dipped = raw["q"]
+        if "vs" in raw:
+            versions: list[Version] = [(v[0], v[1], v[2]) for v in raw["vs"]]
+        else:  # written before versions: one version, from when it was recorded
+            versions = [(raw["fa"], raw["f"], None)] if raw.get("f") else []
+        point = raw.get("pt")
         return cls(
             domain=raw["d"],
             account_id=raw["id"],
-            firmographics=raw["f"],
-            firmographics_at=raw["fa"],
+            versions=versions,
             members=members or {},
+            pending=pending or {},
             clock=raw["k"],
+            point=(point[0], point[1], point[2], point[3], point[4], point[5]) if point else None,
             qualified_count=count,
             last_qualified_at=last,
             dipped_since_qualified=dipped,
+            recheck=raw.get("rc", False),
         )

@@ -38,3 +38,18 @@ def router_key(prefix: str, name: str) -> str:
 def account_key(prefix: str, domain: str) -> str:
     """The hash holding one account: version, firmographics, member snapshots, outbox."""
     return f"{prefix}:{{a:{domain}}}"
+
+
+ACCOUNT_SHARDS = 16
+
+
+def account_queue_key(prefix: str, shard: int) -> str:
+    """A sorted set of accounts (member: domain) with points waiting for the stream to reach
+    them, scored by the event time they wait for; sharded like the timers."""
+    return f"{prefix}:{{accounts:{shard}}}"
+
+
+def watermark_key(prefix: str, group: str) -> str:
+    """A hash of every input partition's progress in one consumer group ("topic:partition" -> see
+    watermarks.py): two groups reading the same topics are two streams."""
+    return f"{prefix}:{{watermarks:{group}}}"

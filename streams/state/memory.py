@@ -62,5 +62,19 @@ class MemoryStateStore:
             if self._timers.get(key, {}).get(member) == due:
                 del self._timers[key][member]
 
+    async def schedule_earliest(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        for key, member, due in entries:
+            held = self._timers.setdefault(key, {}).get(member)
+            if held is None or due < held:
+                self._timers[key][member] = due
+
+    async def reschedule(self, key: str, member: str, seen: float, due: float | None) -> None:
+        index = self._timers.get(key, {})
+        if index.get(member) == seen:
+            if due is None:
+                del index[member]
+            else:
+                index[member] = due
+
     def keys(self, prefix: str = "") -> list[str]:
         return [k for k in self._records if k.startswith(prefix)]

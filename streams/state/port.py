@@ -19,7 +19,7 @@ from typing import Protocol
 
 import orjson
 
-from streams.scoring.state import AccountState, ContactState, MemberSnapshot
+from streams.scoring.state import AccountState, ContactState, MemberSnapshot, PointKey
 
 
 @dataclass(slots=True)
@@ -68,8 +68,20 @@ class TimerIndex(Protocol):
         """Remove entries, each only if still at the given due time (not moved since)."""
         ...
 
+    async def schedule_earliest(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        """Add entries, or move them earlier; never later."""
+        ...
+
+    async def reschedule(self, key: str, member: str, seen: float, due: float | None) -> None:
+        """Move an entry to ``due`` (None: remove it), only if it is still at ``seen``: whoever
+        moved it meanwhile knows better."""
+        ...
+
 
 MEMBER_PART = "m:"
+PENDING_PART = "q:"
+BASE_PART = "b"
+JOURNAL_PART = "j:"
 
 
 def encode_state(state: ContactState | AccountState) -> bytes:
@@ -99,11 +111,40 @@ def member_parts(account: AccountState, contact_ids: Iterable[str]) -> dict[str,
     }
 
 
+def pending_parts(account: AccountState, names: Iterable[str]) -> dict[str, bytes | None]:
+    """The stored parts of snapshots waiting to be applied: written, or None once applied."""
+    pending = account.pending
+    return {PENDING_PART + n: orjson.dumps(pending[n].to_dict()) if n in pending else None for n in names}
+
+
 def decode_account(raw: bytes, parts: dict[str, bytes] | None = None) -> AccountState:
-    """An account from its value and its member parts (without parts: firmographics only)."""
-    members = {
-        name[len(MEMBER_PART) :]: MemberSnapshot.from_dict(orjson.loads(value))
-        for name, value in (parts or {}).items()
-        if name.startswith(MEMBER_PART)
-    }
-    return AccountState.from_dict(orjson.loads(raw), members)
+    """An account from its value and its parts (without parts: firmographics only)."""
+    members, pending = {}, {}
+    for name, value in (parts or {}).items():
+        if name.startswith(MEMBER_PART):
+            members[name[len(MEMBER_PART) :]] = MemberSnapshot.from_dict(orjson.loads(value))
+        elif name.startswith(PENDING_PART):
+            pending[name[len(PENDING_PART) :]] = MemberSnapshot.from_dict(orjson.loads(value))
+    return AccountState.from_dict(orjson.loads(raw), members, pending)
+
+
+def journal_name(key: PointKey) -> str:
+    """The part holding one journal entry of a contact (see scoring/timeline.py)."""
+    at, _group, point_id, rank, sub = key
+    return f"{JOURNAL_PART}{at!r}\t{point_id}\t{rank}\t{sub}"
+
+
+def journal_key(name: str) -> PointKey:
+    at, point_id, rank, sub = name[len(JOURNAL_PART) :].split("\t")
+    return (float(at), 0, point_id, int(rank), sub)
+
+
+def encode_journal(record_time: float | None, payload: bytes) -> bytes:
+    """A journal entry: the Kafka record time, then the event's bytes as consumed (or, for a
+    merge, the merged profile's encoded state; empty for a link without state)."""
+    return f"{record_time!r}\n".encode() + payload
+
+
+def decode_journal(raw: bytes) -> tuple[float | None, bytes]:
+    head, _, payload = raw.partition(b"\n")
+    return (None if head == b"None" else float(head)), payload

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 COMMIT_FUNCTION = "ls_commit_record_v3"
 ACK_FUNCTION = "ls_ack_entry_v2"
 UNSCHEDULE_FUNCTION = "ls_unschedule_timer_v2"
+RESCHEDULE_FUNCTION = "ls_reschedule_v1"
 
 
 def function_library() -> str:
@@ -128,6 +129,23 @@ class RedisStateStore:
                 [(UNSCHEDULE_FUNCTION, key, [member, repr(due)]) for key, member, due in entries],
                 "removing fired timers",
             )
+
+    async def schedule_earliest(self, entries: Sequence[tuple[str, str, float]]) -> None:
+        if not entries:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, member, due in entries:
+                pipe.zadd(key, {member: due}, lt=True)
+            await pipe.execute()
+        except RedisError as exc:
+            raise self._unavailable("indexing waiting accounts", exc) from exc
+
+    async def reschedule(self, key: str, member: str, seen: float, due: float | None) -> None:
+        await self._call_functions(
+            [(RESCHEDULE_FUNCTION, key, [member, repr(seen), "" if due is None else repr(due)])],
+            "re-indexing a waiting account",
+        )
 
     async def memory_usage(self, key: str) -> int | None:
         """Bytes Redis uses for one record (MEMORY USAGE), for reports and benchmarks."""

@@ -84,6 +84,22 @@ local function unschedule_timer(keys, args)
   return 0
 end
 
+-- Move a sorted-set entry to a new score (or remove it), only if it still has the score the
+-- caller read: another worker that moved it meanwhile knows better.
+--   KEYS[1] the sorted set; ARGV[1] member; ARGV[2] the score read; ARGV[3] new score ("": remove)
+local function reschedule(keys, args)
+  local score = redis.call('ZSCORE', keys[1], args[1])
+  if not score or tonumber(score) ~= tonumber(args[2]) then
+    return 0
+  end
+  if args[3] == '' then
+    return redis.call('ZREM', keys[1], args[1])
+  end
+  redis.call('ZADD', keys[1], args[3], args[1])
+  return 1
+end
+
+redis.register_function('ls_reschedule_v1', reschedule)
 redis.register_function('ls_commit_record_v2', commit_record)
 redis.register_function('ls_commit_record_v3', commit_record_v3)
 redis.register_function('ls_unschedule_timer_v2', unschedule_timer)

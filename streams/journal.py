@@ -1,0 +1,102 @@
+"""A contact's journal as stored: the timeline points since its last published decision.
+
+Parts of the contact's hash (see state/port.py): ``b``, the base state (the contact before the
+first journal entry; empty for a contact that had no state then), and one ``j:`` part per entry:
+the event's bytes as consumed, or a merged profile's state. Without a journal the stored value is
+the whole story. scoring/timeline.py says why the journal exists and what folds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.scoring.state import ContactState, PointKey
+from streams.scoring.timeline import Entry
+from streams.state.port import (
+    BASE_PART,
+    JOURNAL_PART,
+    StoredRecord,
+    decode_journal,
+    decode_state,
+    encode_journal,
+    journal_key,
+    journal_name,
+)
+
+logger = logging.getLogger(__name__)
+# The base of a contact that had no state when its journal started (an empty part would read as
+# a removal in the commit function).
+NO_STATE = b"~"
+
+
+@dataclass(slots=True)
+class Journal:
+    base: bytes | None = None  # None: no journal
+    parts: dict[PointKey, bytes] = field(default_factory=dict)  # entry key -> stored part value
+
+    @classmethod
+    def of(cls, stored: StoredRecord) -> Journal:
+        parts = {}
+        for name, value in stored.parts.items():
+            if name.startswith(JOURNAL_PART):
+                parts[journal_key(name)] = value
+        return cls(stored.parts.get(BASE_PART), parts)
+
+    def base_state(self, contact: str) -> ContactState:
+        return decode_state(self.base) if self.base and self.base != NO_STATE else ContactState(contact)
+
+    def entries(self, parse_event: Callable[[bytes], Any], through: PointKey | None = None) -> list[Entry]:
+        """The stored entries (up to ``through``), decoded to be applied again."""
+        out = []
+        for key, raw in sorted(self.parts.items()):
+            if through is not None and key > through:
+                break
+            record_time, payload = decode_journal(raw)
+            try:
+                if key[3] == 0:  # a merge: the profile's state, or nothing for a plain link
+                    source = decode_state(payload) if payload else None
+                    out.append(Entry(key, merged=(key[4], source), record_time=record_time))
+                else:
+                    out.append(Entry(key, event=parse_event(payload), record_time=record_time))
+            except Exception as exc:  # a journal written by another release that no longer parses
+                logger.warning("dropping journal entry %s of a contact: %s", key, exc)
+        return out
+
+
+def entry_part(entry: Entry, payload: bytes) -> tuple[str, bytes]:
+    return journal_name(entry.key), encode_journal(entry.record_time, payload)
+
+
+def journal_writes(
+    journal: Journal,
+    added: dict[PointKey, bytes],
+    through: PointKey | None,
+    new_base: bytes | None,
+    value_before: bytes | None,
+) -> dict[str, bytes | None]:
+    """The part writes that take the stored journal to its next form.
+
+    ``added``: new entries (key -> stored part value); ``through``: entries at or before it leave
+    the journal, and ``new_base`` (the state right after ``through``) becomes the base.
+    ``value_before`` is the contact as stored before this batch: the base of a journal that starts now.
+    """
+    writes: dict[str, bytes | None] = {}
+    kept = {k: v for k, v in {**journal.parts, **added}.items() if through is None or k > through}
+    for key in journal.parts:
+        if key not in kept:
+            writes[journal_name(key)] = None
+    for key, value in added.items():
+        if key in kept:
+            writes[journal_name(key)] = value
+    if not kept:
+        if journal.base is not None:
+            writes[BASE_PART] = None
+    elif through is not None:
+        assert new_base is not None
+        writes[BASE_PART] = new_base
+    elif journal.base is None:
+        writes[BASE_PART] = value_before or NO_STATE
+    return writes
