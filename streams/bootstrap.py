@@ -113,7 +113,8 @@ def timer_tick(pipeline: ScoringPipeline, timers: TimerService) -> Any:
     clock = pipeline.clock
 
     async def tick(wall: float) -> None:
-        await timers.tick(clock.now(wall))
+        async with pipeline.busy:
+            await timers.tick(clock.now(wall))
 
     return tick
 

@@ -37,8 +37,8 @@ from streams.scoring.timeline import (
     Bounds,
     Entry,
     PointOutcome,
+    cut,
     event_key,
-    fold,
     late,
     merge_key,
     recheck_key,
@@ -293,16 +293,18 @@ class ContactStage:
 
     def _apply(self, plan: _Plan, history: dict[str, list[Version]]) -> _Outcome:
         contact, stored, journal = plan.contact, plan.stored, plan.journal
+        checkpoint = None
         if plan.replay:
             state = journal.base_state(contact)
             entries = plan.replayed + plan.new
+            checkpoint = journal.checkpoint_state()
         else:
             state, entries = plan.state, plan.new
         outcome = _Outcome(plan, state)
         applied = dict(plan.state.applied)
         for source_partition, offset in plan.offsets.items():
             applied[source_partition] = max(offset, applied.get(source_partition, -1))
-        points = run(state, entries, self._compiled, history, self._encode)
+        points = run(state, entries, self._compiled, history, self._encode, checkpoint=checkpoint)
         state.applied = applied
         domain = account_of(self._compiled, state)
         state.fit_seen = valid_from_times(history.get(domain, [])) if domain else []
@@ -337,7 +339,7 @@ class ContactStage:
 
     def _count(self, point: PointOutcome, outcome: _Outcome) -> None:
         decision = point.decision
-        if decision is not None:
+        if decision is not None and not point.suppressed:
             outcome.lifecycle.extend(decision.lifecycle)
             if decision.handoff is not None:
                 outcome.handoffs.append(decision.handoff)
@@ -352,40 +354,37 @@ class ContactStage:
     def _journal_parts(
         self, plan: _Plan, points: list[PointOutcome], state: ContactState, history: dict[str, list[Version]]
     ) -> dict[str, bytes | None]:
-        """Where the journal goes: the new entries join it; a published decision, or the bounds,
-        fold it (see scoring/timeline.py)."""
+        """Where the journal goes: the new entries join it, the bounds cut its oldest entries into
+        the base, and the last published decision's state becomes the checkpoint."""
         journal = plan.journal
-        keys = [*journal.parts, *plan.payloads]
-        where = fold(keys, points, state.clock, self._bounds)
-        new_base = where.state_after
-        if where.through is not None and where.through != where.published:
-            new_base = self._fold_base(plan, where.published, where.state_after, where.through, history)
-        return journal_writes(journal, plan.payloads, where.through, new_base, plan.stored.value)
+        published = [p for p in points if p.published]
+        state_after = published[-1].state_after if published else None
+        checkpoint_bytes = state_after or journal.checkpoint
+        through = cut([*journal.parts, *plan.payloads], state.clock, self._bounds)
+        new_base = None
+        if through is not None:
+            checkpoint = decode_state(checkpoint_bytes) if checkpoint_bytes and state.published_key else None
+            new_base = self._fold_base(plan, through, checkpoint, history)
+        return journal_writes(
+            journal, plan.payloads, through, new_base, plan.stored.value, (state.published_key, state_after)
+        )
 
     def _fold_base(
         self,
         plan: _Plan,
-        published: PointKey | None,
-        state_after: bytes | None,
         through: PointKey,
+        checkpoint: ContactState | None,
         history: dict[str, list[Version]],
     ) -> bytes:
-        """The state right after ``through``, from the last known base: the bounds cut the journal
-        between published decisions."""
+        """The state right after ``through``, from the base: the bounds cut the journal there."""
         contact, journal = plan.contact, plan.journal
-        if published is not None and state_after is not None:
-            base = decode_state(state_after)
-        elif journal.base is not None:
+        if journal.base is not None:
             base = journal.base_state(contact)
         else:  # the journal starts in this batch: its base is the contact as stored before it
             base = decode_state(plan.stored.value) if plan.stored.value else ContactState(contact)
         stored_entries = plan.replayed if plan.replay else journal.entries(parse_event, through)
-        entries = [
-            e
-            for e in [*stored_entries, *plan.new]
-            if (published is None or e.key > published) and e.key <= through
-        ]
-        run(base, entries, self._compiled, history, self._encode, until=through)
+        entries = [e for e in [*stored_entries, *plan.new] if e.key <= through]
+        run(base, entries, self._compiled, history, self._encode, until=through, checkpoint=checkpoint)
         return self._encode(base)
 
     def _collect(self, key: str, outcome: _Outcome, result: ContactResult) -> None:

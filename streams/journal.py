@@ -1,9 +1,10 @@
-"""A contact's journal as stored: the timeline points since its last published decision.
+"""A contact's journal as stored: its recent timeline points, open to late inputs.
 
 Parts of the contact's hash (see state/port.py): ``b``, the base state (the contact before the
-first journal entry; empty for a contact that had no state then), and one ``j:`` part per entry:
-the event's bytes as consumed, or a merged profile's state. Without a journal the stored value is
-the whole story. scoring/timeline.py says why the journal exists and what folds it.
+first journal entry; ``~`` for a contact that had no state then); one ``j:`` part per entry: the
+event's bytes as consumed, or a merged profile's state; and ``c``, the decision checkpoint (the
+contact right after its last published decision), while an entry at or before it remains.
+Without a journal the stored value is the whole story. scoring/timeline.py says why.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from streams.scoring.state import ContactState, PointKey
 from streams.scoring.timeline import Entry
 from streams.state.port import (
     BASE_PART,
+    CHECKPOINT_PART,
     JOURNAL_PART,
     StoredRecord,
     decode_journal,
@@ -36,6 +38,7 @@ NO_STATE = b"~"
 class Journal:
     base: bytes | None = None  # None: no journal
     parts: dict[PointKey, bytes] = field(default_factory=dict)  # entry key -> stored part value
+    checkpoint: bytes | None = None
 
     @classmethod
     def of(cls, stored: StoredRecord) -> Journal:
@@ -43,7 +46,12 @@ class Journal:
         for name, value in stored.parts.items():
             if name.startswith(JOURNAL_PART):
                 parts[journal_key(name)] = value
-        return cls(stored.parts.get(BASE_PART), parts)
+        return cls(stored.parts.get(BASE_PART), parts, stored.parts.get(CHECKPOINT_PART))
+
+    def checkpoint_state(self) -> ContactState | None:
+        if not self.checkpoint or self.checkpoint == NO_STATE:
+            return None
+        return decode_state(self.checkpoint)
 
     def base_state(self, contact: str) -> ContactState:
         return decode_state(self.base) if self.base and self.base != NO_STATE else ContactState(contact)
@@ -76,12 +84,15 @@ def journal_writes(
     through: PointKey | None,
     new_base: bytes | None,
     value_before: bytes | None,
+    checkpoint: tuple[PointKey | None, bytes | None],
 ) -> dict[str, bytes | None]:
     """The part writes that take the stored journal to its next form.
 
     ``added``: new entries (key -> stored part value); ``through``: entries at or before it leave
-    the journal, and ``new_base`` (the state right after ``through``) becomes the base.
-    ``value_before`` is the contact as stored before this batch: the base of a journal that starts now.
+    the journal and ``new_base`` (the state right after ``through``) becomes the base.
+    ``value_before`` is the contact as stored before this batch: the base of a journal that starts
+    now. ``checkpoint``: the last published decision's point and the state right after it (None
+    when unchanged); kept while an entry at or before that point remains.
     """
     writes: dict[str, bytes | None] = {}
     kept = {k: v for k, v in {**journal.parts, **added}.items() if through is None or k > through}
@@ -99,4 +110,13 @@ def journal_writes(
         writes[BASE_PART] = new_base
     elif journal.base is None:
         writes[BASE_PART] = value_before or NO_STATE
+    # Kept while there is a journal to apply again: a late input may fall before the decision.
+    published, state_after = checkpoint
+    needed = published is not None and bool(kept)
+    if needed and state_after is not None:
+        writes[CHECKPOINT_PART] = state_after
+    elif needed and journal.checkpoint is None:
+        writes[CHECKPOINT_PART] = value_before or NO_STATE  # decided before this journal began
+    elif not needed and journal.checkpoint is not None:
+        writes[CHECKPOINT_PART] = None
     return writes

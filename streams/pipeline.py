@@ -106,6 +106,12 @@ class ScoringPipeline:
         async with self._busy:
             await self._process(batch)
 
+    @property
+    def busy(self) -> asyncio.Lock:
+        """Held while a batch is processed: other work on the same state (the timer service)
+        takes it too, so an outbox entry is never delivered by two tasks at once."""
+        return self._busy
+
     async def tick(self) -> int:
         """Between batches: publish this process's progress (an idle partition must not hold the
         other workers' accounts back) and apply the accounts the stream has reached."""
@@ -185,8 +191,11 @@ class ScoringPipeline:
     async def _deliver(
         self, contacts: list[ContactResult], accounts: AccountResult, outputs: list[OutputRecord]
     ) -> None:
-        entries = [entry for result in contacts for entry in result.entries]
-        deliveries = plan(entries + accounts.handoffs, self._topics, self._prefix)
+        # A contact or account loaded again in a later round of the batch still holds the entries
+        # an earlier round committed: each is delivered once.
+        entries = {(k, e): v for result in contacts for k, e, v in result.entries}
+        entries.update({(k, e): v for k, e, v in accounts.handoffs})
+        deliveries = plan([(k, e, v) for (k, e), v in entries.items()], self._topics, self._prefix)
         outputs.extend(deliveries.records)
         await self._sink.send_all(outputs)
         await self._timers.schedule(deliveries.timers)

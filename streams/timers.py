@@ -17,9 +17,18 @@ from config.settings import Topics
 from streams.delivery import lifecycle_entries, plan, timer_entries
 from streams.scoring.engine import fire_due
 from streams.scoring.signals import CompiledModel
+from streams.scoring.timeline import fired_key
 from streams.sinks import Sink
 from streams.state.keys import TIMER_SHARDS, contact_key, timer_key
-from streams.state.port import RecordWrite, StateStore, TimerIndex, decode_state, encode_contact
+from streams.state.port import (
+    CHECKPOINT_PART,
+    JOURNAL_PART,
+    RecordWrite,
+    StateStore,
+    TimerIndex,
+    decode_state,
+    encode_contact,
+)
 
 logger = logging.getLogger(__name__)
 BATCH = 500
@@ -72,10 +81,15 @@ class TimerService:
             fired = fire_due(self._compiled, state, until)
             entries = {**lifecycle_entries(fired), **timer_entries(before, state.timers)}
             if fired or state.timers != before:
+                parts: dict[str, bytes | None] = {}
+                if fired:
+                    # Published: a late input applied again later must not decide these anew
+                    # (the decision checkpoint of scoring/timeline.py).
+                    last = state.last_key[0] if state.last_key else until
+                    state.published_key = fired_key(max(until, last))
                 value = encode_contact(state, self._compress)
-                # A published lifecycle event is never revisited: the contact's journal (the points
-                # open to late inputs, see scoring/timeline.py) closes here.
-                parts = {name: None for name in stored.parts} if fired else {}
+                if fired and any(name.startswith(JOURNAL_PART) for name in stored.parts):
+                    parts[CHECKPOINT_PART] = value
                 writes.append(RecordWrite(keys[contact], stored.version, value, entries, parts=parts))
                 events[keys[contact]] = fired
         conflicts = await self._store.commit(writes)

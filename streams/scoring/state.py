@@ -80,6 +80,7 @@ class ContactState:
     since: float | None = None
     last_key: PointKey | None = None
     fit_seen: list[float] = field(default_factory=list)
+    published_key: PointKey | None = None  # the point of the last decision published
     email_display: str | None = None  # the address as the person typed it (``email`` is normalised)
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,14 +100,19 @@ class ContactState:
             "m": [self.mql_count, self.last_mql_at, self.dipped_since_mql],
             "l": self.linked,
             "lc": [self.stage, self.transitions, self.timers, self.sla_step],
-            "tl": [self.since, list(self.last_key) if self.last_key else None, self.fit_seen],
+            "tl": [
+                self.since,
+                list(self.last_key) if self.last_key else None,
+                self.fit_seen,
+                list(self.published_key) if self.published_key else None,
+            ],
             "ed": self.email_display,
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ContactState:
         mql_count, last_mql_at, dipped = raw["m"]
-        since, last_key, fit_seen = raw.get("tl") or (None, None, [])
+        since, last_key, fit_seen, published = _timeline(raw.get("tl") or [])
         return cls(
             contact_id=raw["c"],
             email=raw["e"],
@@ -128,8 +134,16 @@ class ContactState:
             since=since,
             last_key=point_key(last_key) if last_key else None,
             fit_seen=fit_seen,
+            published_key=point_key(published) if published else None,
             email_display=raw.get("ed"),
         )
+
+
+def _timeline(raw: list[Any]) -> tuple[Any, Any, list[float], Any]:
+    """since, last key, firmographics seen, last published key (states written before any of
+    them have fewer)."""
+    padded = [*raw, *[None, None, [], None][len(raw) :]]
+    return padded[0], padded[1], padded[2], padded[3]
 
 
 def _lifecycle(raw: list[Any] | None) -> dict[str, Any]:

@@ -3,11 +3,15 @@ firmographics change, applied in event-time order whatever order they were consu
 
 Inputs reach a worker out of order: one contact's events come over several topics, and
 firmographics arrive before or, often, after the events they concern. A contact therefore keeps
-the points it applied since its last published decision (its journal) and the state before them
-(its base). An input that falls before the last applied point is put in its place, and the points
-after the base are applied again: the outcome is the one the inputs would have given in event-time
-order. Decisions already published are never revisited: a point that publishes something (a
-handoff, a lifecycle event) becomes the new base. See ``plan`` for the bounds.
+its recent points (its journal, bounded in time and count) and the state before them (its base).
+An input that falls before the last applied point is put in its place and the journal is applied
+again from the base: the scores, and the member snapshots its account gets, are those of
+event-time order, and decisions not yet published are those event-time order gives.
+
+A published decision (a handoff, a lifecycle event) is never revisited: the contact keeps the
+state right after its last one (the decision checkpoint), and a replay takes the decision fields
+(stage, qualification count, timers...) from it when it passes that point. Only later points
+decide anew.
 
 Pure: no I/O, no clock. The caller loads, encodes and commits.
 """
@@ -43,6 +47,11 @@ def firmographics_key(valid_from: float, domain: str) -> PointKey:
     return (valid_from, 1, domain, 0, "")
 
 
+def fired_key(at: float) -> PointKey:
+    """Timers fired between events (SLA breaches, decayed MQLs): after every input at that time."""
+    return (at, 3, "timers", 0, "")
+
+
 def recheck_key(at: float, domain: str) -> PointKey:
     """Deciding again at an already applied moment: a firmographics version arrived after the
     contact's journal had closed over the points it concerns, so it applies from here on."""
@@ -67,8 +76,29 @@ class PointOutcome:
     entry: Entry | None  # None: a firmographics version started to hold
     decision: Decision | None  # None for a merge
     snapshots: list[tuple[str, MemberSnapshot]] = field(default_factory=list)  # (account, snapshot)
-    published: bool = False  # a handoff or a lifecycle event: the journal folds up to here
+    published: bool = False  # a handoff or a lifecycle event to publish
+    suppressed: bool = False  # at or before the last published decision: applied, not decided
     state_after: bytes | None = None  # the encoded state right after a publishing point
+
+
+# What a decision changes on a contact; the rest of its state depends on its inputs alone.
+DECISION_FIELDS = (
+    "mql_count",
+    "last_mql_at",
+    "dipped_since_mql",
+    "stage",
+    "transitions",
+    "timers",
+    "sla_step",
+    "published_key",
+)
+
+
+def restore_decisions(state: ContactState, checkpoint: ContactState) -> None:
+    """Take the decision fields of ``checkpoint`` (the state after the last published decision)."""
+    for name in DECISION_FIELDS:
+        value = getattr(checkpoint, name)
+        setattr(state, name, dict(value) if isinstance(value, dict) else value)
 
 
 def run(
@@ -78,19 +108,48 @@ def run(
     history: Mapping[str, list[Version]],
     encode: Callable[[ContactState], bytes],
     until: PointKey = LAST,
+    checkpoint: ContactState | None = None,
 ) -> list[PointOutcome]:
     """Apply ``entries`` to ``state`` in key order, and every firmographics change of the
-    contact's account among them and after them (up to ``until``)."""
+    contact's account among them and after them (up to ``until``).
+
+    ``checkpoint``: when applying again from a base before the last published decision (at
+    ``checkpoint.published_key``), points up to it are applied for their inputs only, and the
+    decision fields are taken from the checkpoint once the run passes it.
+    """
     outcomes: list[PointOutcome] = []
+    decided = checkpoint.published_key if checkpoint is not None else None
+
+    def passing(key: PointKey) -> None:
+        nonlocal decided
+        if decided is not None and checkpoint is not None and key > decided:
+            restore_decisions(state, checkpoint)
+            decided = None
+
     for entry in sorted(entries, key=lambda e: e.key):
-        _firmographics_points(state, entry.key, compiled, history, encode, outcomes)
+        _firmographics_points(state, entry.key, compiled, history, encode, outcomes, passing, decided)
+        passing(entry.key)
         outcome = _apply(state, entry, compiled, history)
         state.last_key = max(state.last_key or entry.key, entry.key)
-        if outcome.published:
-            outcome.state_after = encode(state)
+        _settle(outcome, state, encode, decided)
         outcomes.append(outcome)
-    _firmographics_points(state, until, compiled, history, encode, outcomes)
+    _firmographics_points(state, until, compiled, history, encode, outcomes, passing, decided)
+    if decided is not None and checkpoint is not None and decided <= until:
+        restore_decisions(state, checkpoint)
     return outcomes
+
+
+def _settle(
+    outcome: PointOutcome,
+    state: ContactState,
+    encode: Callable[[ContactState], bytes],
+    decided: PointKey | None,
+) -> None:
+    if decided is not None and outcome.key <= decided:
+        outcome.suppressed, outcome.published = True, False
+    elif outcome.published:
+        state.published_key = outcome.key
+        outcome.state_after = encode(state)
 
 
 def _apply(
@@ -128,7 +187,11 @@ def _apply(
         after = account_of(compiled, state)
         if after:
             snapshot = member_snapshot(compiled, state, 0, disqualified)
-            snapshot.point, snapshot.record_time = entry.key, entry.record_time
+            # An input older than the journal's base is applied late: its snapshot shows the
+            # contact as of now, so it takes its place at now.
+            at, group, point_id, rank, sub = entry.key
+            snapshot.point = (max(at, state.clock), group, point_id, rank, sub)
+            snapshot.record_time = entry.record_time
             outcome.snapshots.append((after, snapshot))
         if before and before != after:  # the contact moved to another account
             outcome.snapshots.append((before, _removed(state.contact_id, entry)))
@@ -148,6 +211,8 @@ def _firmographics_points(
     history: Mapping[str, list[Version]],
     encode: Callable[[ContactState], bytes],
     outcomes: list[PointOutcome],
+    passing: Callable[[PointKey], None],
+    decided: PointKey | None,
 ) -> None:
     """Decide again at each moment the account's firmographics change, between the contact's
     first event and ``limit``: a record valid from a later time applies from that time."""
@@ -163,13 +228,13 @@ def _firmographics_points(
             break
         if valid_from <= state.since or (state.last_key is not None and key <= state.last_key):
             continue
+        passing(key)
         trigger = f"firmographics:{domain}@{datetime.fromtimestamp(valid_from, tz=UTC).isoformat()}"
         decision = reevaluate(state, compiled, valid_from, FirmographicsAsOf(history, valid_from), trigger)
         state.last_key = key
         outcome = PointOutcome(key, None, decision)
         outcome.published = decision.handoff is not None or bool(decision.lifecycle)
-        if outcome.published:
-            outcome.state_after = encode(state)
+        _settle(outcome, state, encode, decided if decided is not None and key <= decided else None)
         outcomes.append(outcome)
 
 
@@ -196,29 +261,14 @@ def late(
     return any(valid_from <= last[0] for valid_from in unseen), unseen
 
 
-@dataclass(frozen=True, slots=True)
-class Fold:
-    """Where a contact's journal starts after a run: entries at or before ``through`` leave it
-    and the base becomes the state right after ``through``. That state is known when ``through``
-    is the last publishing point (``state_after``); when the bounds cut further, the caller
-    applies the entries between ``published`` and ``through`` to the base it has."""
-
-    through: PointKey | None = None
-    published: PointKey | None = None
-    state_after: bytes | None = None
-
-
-def fold(keys: Sequence[PointKey], outcomes: Sequence[PointOutcome], clock: float, bounds: Bounds) -> Fold:
-    """The journal keeps the points after the last published decision, within the bounds."""
-    published, state_after = None, None
-    for outcome in outcomes:
-        if outcome.published:
-            published, state_after = outcome.key, outcome.state_after
-    remaining = sorted(k for k in keys if published is None or k > published)
+def cut(keys: Sequence[PointKey], clock: float, bounds: Bounds) -> PointKey | None:
+    """Where the journal must be cut to stay within its bounds (entries at or before the returned
+    key fold into the base), or None. It is cut down to half its length allowance at once, so a
+    busy contact does not fold at every event."""
+    remaining = sorted(keys)
     too_old = sum(1 for k in remaining if k[0] < clock - bounds.horizon_s)
     excess = len(remaining) - bounds.max_points
-    # Fold down to half the allowance at once, so a busy contact does not fold at every event.
-    cut = max(too_old, excess + bounds.max_points // 2 if excess > 0 else 0)
-    if cut > 0:
-        return Fold(remaining[min(cut, len(remaining)) - 1], published, state_after)
-    return Fold(published, published, state_after)
+    count = max(too_old, excess + bounds.max_points // 2 if excess > 0 else 0)
+    if count <= 0:
+        return None
+    return remaining[min(count, len(remaining)) - 1]

@@ -81,6 +81,7 @@ class TimerIndex(Protocol):
 MEMBER_PART = "m:"
 PENDING_PART = "q:"
 BASE_PART = "b"
+CHECKPOINT_PART = "c"
 JOURNAL_PART = "j:"
 
 
