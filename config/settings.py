@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # the oldest without).
     account_max_waiting_points: int = Field(default=256, ge=1)
 
+    # A record whose Kafka key names another profile than its body: produced again under the
+    # right key (its contact's partition, in order with its other events), or dead-lettered.
+    key_mismatch: Literal["rekey", "dead_letter"] = "rekey"
+
     # Consumer group membership. A stable id per worker process (e.g. its host name) makes it a
     # static member: restarted within the session timeout, it gets its partitions back without
     # a rebalance of the others.

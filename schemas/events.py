@@ -8,15 +8,41 @@ up in the dead-letter topic instead of silently scoring zero.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 Domain = Annotated[str, Field(min_length=3, max_length=253, pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")]
 Text = Annotated[str, Field(max_length=1024)]
 EMAIL = re.compile(r"^[^@\s]{1,64}@([a-z0-9-]+(\.[a-z0-9-]+)+)$")
+# Characters that render as nothing: zero-width spaces and joiners, the soft hyphen, word
+# joiners and invisible operators, the byte-order mark, and the bidirectional controls (marks,
+# embeddings, overrides, isolates). Two addresses that differ only by these are one person.
+INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def normalise_domain(value: str) -> str:
+    """NFKC, invisible characters removed, lower-cased, internationalised names in their ASCII
+    (punycode) form, so one company is one domain however it was typed."""
+    text = INVISIBLE.sub("", unicodedata.normalize("NFKC", value)).strip().lower().rstrip(".")
+    try:
+        return text.encode("idna").decode("ascii") if not text.isascii() else text
+    except UnicodeError:
+        return text  # not a valid name: the pattern check says so
+
+
+def normalise_email(value: str) -> str:
+    """An address as an identity: NFKC, invisible characters removed, lower-cased, the domain as
+    :func:`normalise_domain` gives it. The address as typed is kept for display."""
+    text = INVISIBLE.sub("", unicodedata.normalize("NFKC", value)).strip()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text.lower()
+    return f"{local.lower()}@{normalise_domain(domain)}"
 
 
 class _Strict(BaseModel):
@@ -40,11 +66,28 @@ class _Envelope(_Strict):
     anonymous_id: Id | None = None
     company_domain: Domain | None = None
     context: TouchContext | None = None
+    # Set by leadstream, never by producers: ``email`` as it was typed (``email`` is normalised).
+    email_display: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
 
-    @field_validator("email", "company_domain", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _lowercase(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
+    def _keep_email_as_typed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "email_display"}
+            email = data.get("email")
+            if isinstance(email, str):
+                data["email_display"] = email.strip()[:254]
+        return data
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _normalise_email(cls, value: object) -> object:
+        return normalise_email(value) if isinstance(value, str) else value
+
+    @field_validator("company_domain", mode="before")
+    @classmethod
+    def _normalise_domain(cls, value: object) -> object:
+        return normalise_domain(value) if isinstance(value, str) else value
 
     @field_validator("email")
     @classmethod

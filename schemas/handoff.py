@@ -74,7 +74,8 @@ class MqlHandoff(_Frozen):
     handoff_id: str
     contact_id: str
     account_id: str | None
-    email: str | None
+    email: str | None  # normalised (lower case, no invisible characters): the identity
+    email_display: str | None = None  # as the person typed it
     qualified_at: AwareDatetime
     qualification_number: int
     model_version: str

@@ -64,6 +64,7 @@ def pipeline_of(
         watermarks=watermarks,
         bounds=Bounds(horizon_s, settings.late_data_max_events),
         limits=Limits(horizon_s, settings.account_max_waiting_points),
+        rekey=settings.key_mismatch == "rekey",
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from config.model import EventPolicy
-from schemas.events import AccountFirmographics, Event
+from schemas.events import AccountFirmographics, Event, normalise_email
 from streams.errors import InvalidEvent
 from streams.records import SourceRecord
 
@@ -15,9 +15,15 @@ _EVENT: TypeAdapter[Any] = TypeAdapter(Event)
 DAY_S = 86_400.0
 
 
+UNREADABLE_HEADER = "leadstream.unreadable"  # set by processors/unreadable.py
+
+
 def decode_event(record: SourceRecord, policy: EventPolicy) -> Any:
     """Decode and validate one record; raise InvalidEvent saying what is wrong."""
     value = record.value
+    for name, reason in record.headers:
+        if name == UNREADABLE_HEADER:
+            raise InvalidEvent("unreadable", reason.decode("utf-8", "replace"))
     if value is None:
         raise InvalidEvent("schema", "the record has no value (a tombstone is not an event)")
     if len(value) > policy.max_event_bytes:
@@ -65,6 +71,22 @@ def _check_time(occurred: float, produced: float, policy: EventPolicy) -> None:
         )
 
 
+REKEYED_HEADER = "leadstream.rekeyed_from"
+
+
+def key_mismatch(record: SourceRecord, event: Any) -> str | None:
+    """The key the record should have had, when its Kafka key names another profile than its
+    body (the contact's id, else ``email:<address>``, else ``anon:<id>``); None when it matches
+    or has no key. An ``email:`` key is compared normalised, as the body's address is."""
+    if record.key is None:
+        return None
+    expected = contact_key_of(event)
+    key = record.key.decode("utf-8", "replace")
+    if key.startswith("email:"):
+        key = "email:" + normalise_email(key[len("email:") :])
+    return None if key == expected else expected
+
+
 def contact_key_of(event: Any) -> str:
     """The contact an event belongs to: its id, else its email, else its anonymous id."""
     if event.contact_id:
@@ -80,14 +102,27 @@ _ACCOUNT: TypeAdapter[AccountFirmographics] = TypeAdapter(AccountFirmographics)
 def decode_firmographics(record: SourceRecord, policy: EventPolicy) -> AccountFirmographics | None:
     """An accounts-topic record; ``None`` for a tombstone (the compacted topic deleting an account)."""
     value = record.value
+    for name, reason in record.headers:
+        if name == UNREADABLE_HEADER:
+            raise InvalidEvent("unreadable", reason.decode("utf-8", "replace"))
     if value is None:
         return None
     if len(value) > policy.max_event_bytes:
         raise InvalidEvent("size", f"record is {len(value)} bytes; the limit is {policy.max_event_bytes}")
     try:
-        return _ACCOUNT.validate_json(value)
+        account = _ACCOUNT.validate_json(value)
     except ValidationError as exc:
         raise InvalidEvent(_reason(exc), _describe(exc)) from exc
+    produced = record.timestamp_ms / 1000.0 if record.timestamp_ms is not None else None
+    if produced is not None and account.updated_at.timestamp() > produced + policy.max_future_seconds:
+        # A version valid from the future would move every member's decision time ahead of the
+        # stream. (An old updated_at is fine: a CRM record can be years old and still true.)
+        raise InvalidEvent(
+            "timestamp",
+            f"updated_at is {account.updated_at.timestamp() - produced:.0f}s after the record was "
+            f"produced (limit {policy.max_future_seconds:.0f}s): check the producer's clock and time zone",
+        )
+    return account
 
 
 def identity_links(event: Any) -> list[str]:

@@ -30,7 +30,7 @@ from streams.account_stage import AccountResult, AccountStage, Limits
 from streams.clock import StreamClock
 from streams.contact_stage import ContactResult, ContactStage, Incoming, PendingEvent
 from streams.dead_letters import dead_letter
-from streams.decode import contact_key_of, decode_event, decode_firmographics
+from streams.decode import REKEYED_HEADER, contact_key_of, decode_event, decode_firmographics, key_mismatch
 from streams.delivery import plan
 from streams.errors import InvalidEvent
 from streams.records import OutputRecord, SourceRecord
@@ -61,6 +61,7 @@ class Counters:
     conflicts: int = 0
     replays: int = 0
     late_snapshots: int = 0
+    rekeyed: int = 0
     rules: dict[str, int] = field(default_factory=dict)
 
 
@@ -78,6 +79,7 @@ class ScoringPipeline:
         watermarks: Watermarks | None = None,
         bounds: Bounds | None = None,
         limits: Limits | None = None,
+        rekey: bool = True,
     ) -> None:
         timers = timers if timers is not None else cast(TimerIndex, store)
         self.clock = StreamClock()
@@ -95,6 +97,7 @@ class ScoringPipeline:
             else None
         )
         self._topics = topics
+        self._rekey = rekey
         self.counters = Counters()
         # A batch and a tick never interleave: progress is published only for records whose
         # account snapshots are committed.
@@ -134,15 +137,19 @@ class ScoringPipeline:
                     at = self._take_firmographics(record, incoming)
                 else:
                     event = decode_event(record, self._model.event_policy)
+                    expected = key_mismatch(record, event)
+                    if expected is not None:
+                        outputs.append(self._rekeyed(record, expected))
+                        continue  # applied where it lands, on its contact's partition
                     at = event.occurred_at.timestamp()
                     events.append(PendingEvent(record, event, contact_key_of(event), at))
-                    self.clock.observe(at)
             except InvalidEvent as exc:
                 outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
                 self.counters.dead_letters += 1
                 continue
             if at is not None:
                 event_times[partition] = max(at, event_times.get(partition, at))
+                self.clock.observe(at)
 
         contacts = ContactResult()
         await self._contacts.run(events, contacts, incoming)
@@ -208,6 +215,33 @@ class ScoringPipeline:
         for handoff in [h for result in contacts for h in result.new_handoffs] + accounts.new_handoffs:
             for observer in self.handoff_observers:
                 observer(handoff)
+
+    def _rekeyed(self, record: SourceRecord, expected: str) -> OutputRecord:
+        """A record keyed by another profile than its body names would be scored off its
+        contact's partition, out of order with the contact's other events: it is produced again,
+        unchanged, under the right key (or dead-lettered, by ``LEADSTREAM_KEY_MISMATCH``)."""
+        key = (record.key or b"").decode("utf-8", "replace")
+        if not self._rekey or any(name == REKEYED_HEADER for name, _ in record.headers):
+            raise InvalidEvent(
+                "key",
+                f"the record's key {key!r} names another profile than its body ({expected!r}): key "
+                "records by the contact id, else email:<address>, else anon:<id>, so each contact's "
+                "events stay in order on one partition",
+            )
+        self.counters.rekeyed += 1
+        if self.counters.rekeyed in (1, 10, 100) or self.counters.rekeyed % 1000 == 0:
+            logger.warning(
+                "%d records so far were keyed by another profile than their body names (%s:%s@%s: key "
+                "%r, body %r); produced again under the right key: fix the producer's key",
+                self.counters.rekeyed,
+                record.topic,
+                record.partition,
+                record.offset,
+                key,
+                expected,
+            )
+        headers = (*record.headers, (REKEYED_HEADER, record.key or b""))
+        return OutputRecord(record.topic, expected.encode(), record.value, headers)
 
     def _take_firmographics(self, record: SourceRecord, into: Incoming) -> float | None:
         account = decode_firmographics(record, self._model.event_policy)

@@ -111,9 +111,10 @@ async def run_loop(
                 await _dead_letter(broken, settings, errors)
             if batch:
                 await processor.process(batch)
-            if batch or broken:
-                _commit(consumer, batch + [_record(m) for m in broken])
-            stall.observe(len(batch) + len(broken))
+            done = batch + [_record(m) for m in broken]
+            if done:
+                _commit(consumer, done)
+            stall.observe(done)
             for index, (interval_s, tick) in enumerate(ticks):
                 if time.monotonic() >= due[index]:
                     await tick(time.time())
@@ -133,9 +134,13 @@ class StallWatch:
         self._feed = feed
         self._last_progress = time.monotonic()
         self._stalled_since: float | None = None
+        self._positions: dict[tuple[str, int], int] = {}
 
-    def observe(self, records: int) -> None:
+    def observe(self, records: list[SourceRecord]) -> None:
         now = time.monotonic()
+        for record in records:
+            key = (record.topic, record.partition)
+            self._positions[key] = max(record.offset + 1, self._positions.get(key, 0))
         if records:
             if self._stalled_since is not None:
                 logger.warning("consuming again after a %.1f s stall", now - self._stalled_since)
@@ -158,7 +163,8 @@ class StallWatch:
         for topic, partition in feed.assigned():
             high = feed.high_watermark(topic, partition)
             start = feed.starting_offset(topic, partition)
-            if high is not None and start is not None and high[0] > start:
+            position = max(self._positions.get((topic, partition), -1), -1 if start is None else start)
+            if high is not None and position >= 0 and high[0] > position:
                 count += 1
         return count
 

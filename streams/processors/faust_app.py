@@ -15,6 +15,7 @@ import faust
 
 from config.settings import Settings
 from streams.processors.feed import KafkaFeed
+from streams.processors.unreadable import tolerate_unreadable_batches
 from streams.records import SourceRecord
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class BatchProcessor(Protocol):
 
 def make_app(settings: Settings) -> faust.App:
     """A faust app for ``settings``; nothing connects until the worker starts."""
+    tolerate_unreadable_batches()
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],

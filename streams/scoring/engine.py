@@ -224,6 +224,7 @@ def fire_due(compiled: CompiledModel, state: ContactState, now: float) -> list[d
 def _update_identity(state: ContactState, event: Any) -> None:
     if event.email:
         state.email = event.email
+        state.email_display = event.email_display
     if event.company_domain:
         state.company_domain = event.company_domain
     if isinstance(event, Identify):

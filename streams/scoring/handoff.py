@@ -45,6 +45,7 @@ def build_mql_handoff(
         contact_id=state.contact_id,
         account_id=account_of(compiled, state),
         email=state.email,
+        email_display=state.email_display,
         qualified_at=to_datetime(now),
         qualification_number=state.mql_count,
         model_version=model.version,

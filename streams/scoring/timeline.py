@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.scoring.accounts import account_of, member_snapshot
-from streams.scoring.engine import Decision, apply, reevaluate
+from streams.scoring.engine import Decision, apply, fire_due, reevaluate
 from streams.scoring.firmographics import FirmographicsAsOf, Version
 from streams.scoring.fit import evaluate_fit
+from streams.scoring.lifecycle import sales_outcome
 from streams.scoring.merge import merge_contacts
 from streams.scoring.signals import CompiledModel
 from streams.scoring.state import ContactState, MemberSnapshot, PointKey
@@ -115,15 +116,20 @@ def run(
 
     ``checkpoint``: when applying again from a base before the last published decision (at
     ``checkpoint.published_key``), points up to it are applied for their inputs only, and the
-    decision fields are taken from the checkpoint once the run passes it.
+    decision fields are taken from the checkpoint once the run passes it. A new input that falls
+    before that decision still decides, just after it (:func:`_decide_late`): a sales outcome
+    that reaches the stream after an SLA breach fired is recorded, not dropped.
     """
     outcomes: list[PointOutcome] = []
     decided = checkpoint.published_key if checkpoint is not None else None
+    behind: list[Entry] = []  # new inputs at or before the checkpoint: they decide after it
 
     def passing(key: PointKey) -> None:
         nonlocal decided
         if decided is not None and checkpoint is not None and key > decided:
             restore_decisions(state, checkpoint)
+            for late in behind:
+                outcomes.append(_decide_late(state, late, decided, compiled, history, encode))
             decided = None
 
     for entry in sorted(entries, key=lambda e: e.key):
@@ -132,11 +138,39 @@ def run(
         outcome = _apply(state, entry, compiled, history)
         state.last_key = max(state.last_key or entry.key, entry.key)
         _settle(outcome, state, encode, decided)
+        if outcome.suppressed and entry.new and not entry.recheck:
+            behind.append(entry)
         outcomes.append(outcome)
     _firmographics_points(state, until, compiled, history, encode, outcomes, passing, decided)
     if decided is not None and checkpoint is not None and decided <= until:
-        restore_decisions(state, checkpoint)
+        passing(LAST)
     return outcomes
+
+
+def _decide_late(
+    state: ContactState,
+    entry: Entry,
+    decided: PointKey,
+    compiled: CompiledModel,
+    history: Mapping[str, list[Version]],
+    encode: Callable[[ContactState], bytes],
+) -> PointOutcome:
+    """A new input that fell before the last published decision: its inputs were applied in
+    their place; its decision is taken right after that decision (the published ones stand)."""
+    key: PointKey = (decided[0], 4, entry.key[2], entry.key[3], entry.key[4])
+    now = max(state.clock, entry.key[0])
+    event = entry.event
+    if event is not None and event.type == "sales_outcome":
+        lifecycle = fire_due(compiled, state, now) + sales_outcome(compiled, state, event, entry.key[0])
+        decision = Decision(state, lifecycle=tuple(lifecycle))
+    else:
+        trigger = event.event_id if event is not None else f"merge:{entry.key[4]}"
+        decision = reevaluate(state, compiled, now, FirmographicsAsOf(history, now), trigger)
+    outcome = PointOutcome(key, None, decision, published=True)
+    # Always a new checkpoint (even with nothing to publish): a later replay must not decide it again.
+    state.published_key = key
+    outcome.state_after = encode(state)
+    return outcome
 
 
 def _settle(
