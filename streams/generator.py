@@ -116,7 +116,11 @@ class JourneyGenerator:
         accounts: int | None = None,
         start: datetime = DEFAULT_START,
         days: float = 60.0,
+        company_traits: bool = True,
     ) -> None:
+        """``company_traits``: whether identify events say the contact's company's industry, size
+        and region too; without them a contact's fit comes from its account's firmographics."""
+        self.company_traits = company_traits
         self.rng = random.Random(seed)
         self.seed = seed
         self.contacts = contacts
@@ -236,14 +240,14 @@ class JourneyGenerator:
             )
 
         if not anonymous and persona != "personal_mail":
-            traits = {
+            traits: dict[str, Any] = {
                 "job_title": title,
                 "company_name": account.name,
                 "industry": account.industry,
                 "employees": account.employees,
                 "region": account.region,
             }
-            if persona in ("competitor", "student"):
+            if persona in ("competitor", "student") or not self.company_traits:
                 traits = {"job_title": title}
             extra = {} if persona in ("competitor", "student") else {"company_domain": account.domain}
             yield event("identify", 0.1, traits=traits, **extra)

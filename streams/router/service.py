@@ -1,13 +1,20 @@
 """``leadstream route``: handoffs in, assignments out, queue state in Redis.
 
 A plain confluent-kafka consumer loop, as a user of leadstream would write one: consume a batch of
-handoffs, assign each with one Redis Function call (pipelined), produce the assignment events,
-wait for Kafka to acknowledge them, then commit the offsets. The same handoff delivered twice gets
-the same assignment (the Redis Function returns the recorded one), with the same assignment id.
+handoffs, assign each with one Redis Function call (pipelined), then publish the new assignments
+and commit the consumed offsets in one Kafka transaction.
+
+Exactly one assignment record per handoff, however often the handoff is delivered: the Redis
+Function records which handoff record an assignment came from, so another record of the same
+handoff (a producer's retry, a worker that published again after a crash) is assigned nothing and
+publishes nothing; and the transaction makes the publishing and the offsets one step, so a router
+that dies in between publishes the batch again only as an aborted transaction, which readers in
+read_committed mode (the default of Kafka's clients) never see. Assignment ids are deterministic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -16,13 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from config.routing import RoutingConfig
 from config.settings import Settings
 from schemas.assignment import Assignment
 from streams.errors import BrokerUnavailable, StateUnavailable
-from streams.kafka_io import make_producer, produce_all
+from streams.kafka_io import make_producer
 from streams.router.rules import account_of, choose_queue
 from streams.state.keys import router_key
 from streams.state.redis_store import function_library
@@ -30,7 +37,8 @@ from streams.topics import kafka_client_config
 
 logger = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("c3f2a9d1-6e4b-4a7c-8b5d-2e9f0a1c7d34")
-ASSIGN_FUNCTION = "ls_assign_handoff_v2"
+ASSIGN_FUNCTION = "ls_assign_handoff_v3"
+PUBLISH = ("new", "retry")
 
 
 class Router:
@@ -44,11 +52,12 @@ class Router:
         except redis.RedisError as exc:
             raise StateUnavailable(f"cannot load the router's Redis functions: {exc}") from exc
 
-    def assign(self, handoffs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Assign every handoff (idempotent by handoff id); return the assignment events."""
+    def assign(self, handoffs: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, Any], str]]:
+        """Assign every (handoff, its record's place "topic:partition:offset"), idempotently by
+        handoff id; return each one's assignment event and status (new, retry or duplicate)."""
         pipe = self._redis.pipeline(transaction=False)
         queues = []
-        for handoff in handoffs:
+        for handoff, source in handoffs:
             queue = choose_queue(self._config, handoff)
             queues.append(queue)
             day = handoff["qualified_at"][:10]
@@ -56,6 +65,7 @@ class Router:
                 handoff["handoff_id"],
                 account_of(handoff),
                 "1" if self._config.sticky_accounts else "0",
+                source,
             ]
             for rep in queue.reps:
                 args.extend((rep.id, rep.capacity_per_day))
@@ -68,32 +78,36 @@ class Router:
         except redis.RedisError as exc:
             raise StateUnavailable(f"assigning {len(handoffs)} handoffs failed: {exc}") from exc
         out = []
-        for handoff, queue, result in zip(handoffs, queues, results, strict=True):
-            rep, reason = result.decode().split("|")
+        for (handoff, _source), queue, result in zip(handoffs, queues, results, strict=True):
+            rep, reason, status = result.decode().split("|")
             # A sticky assignment keeps the rep's own queue.
             queue_name = next(
                 (q.name for q in self._config.queues if any(r.id == rep for r in q.reps)), queue.name
             )
             out.append(
-                Assignment(
-                    assignment_id=str(uuid.uuid5(NAMESPACE, handoff["handoff_id"])),
-                    handoff_id=handoff["handoff_id"],
-                    handoff_kind=handoff["kind"],
-                    contact_id=handoff.get("contact_id"),
-                    account_id=account_of(handoff) or None,
-                    queue=queue_name,
-                    rep=rep,
-                    reason=reason,
-                    assigned_at=handoff["qualified_at"],
-                    follow_up_due_at=handoff["follow_up_due_at"],
-                ).model_dump(mode="json")
+                (
+                    Assignment(
+                        assignment_id=str(uuid.uuid5(NAMESPACE, handoff["handoff_id"])),
+                        handoff_id=handoff["handoff_id"],
+                        handoff_kind=handoff["kind"],
+                        contact_id=handoff.get("contact_id"),
+                        account_id=account_of(handoff) or None,
+                        queue=queue_name,
+                        rep=rep,
+                        reason=reason,
+                        assigned_at=handoff["qualified_at"],
+                        follow_up_due_at=handoff["follow_up_due_at"],
+                    ).model_dump(mode="json"),
+                    status,
+                )
             )
         return out
 
     def run(
         self, idle_exit_s: float | None = None, on_assignment: Callable[[dict[str, Any]], None] | None = None
     ) -> int:
-        """Consume the handoff topic until stopped (or idle for ``idle_exit_s``); return the count."""
+        """Consume the handoff topic until stopped (or idle for ``idle_exit_s``); return how many
+        assignments were published."""
         settings = self._settings
         consumer = Consumer(
             {
@@ -103,43 +117,73 @@ class Router:
                 "auto.offset.reset": "earliest",
             }
         )
-        producer = make_producer(settings)
+        producer = self._transactional_producer()
         consumer.subscribe([settings.topics.handoffs])
         total, idle_since = 0, time.monotonic()
         try:
             while idle_exit_s is None or time.monotonic() - idle_since < idle_exit_s:
                 messages = consumer.consume(500, timeout=0.5)
+                if not messages:
+                    continue
+                idle_since = time.monotonic()
                 handoffs = []
                 for message in messages:
                     if message.error() is not None:
                         logger.warning("consumer error: %s", message.error())
                         continue
                     try:
-                        handoffs.append(json.loads(message.value() or b"{}"))
+                        handoff = json.loads(message.value() or b"{}")
+                        handoffs.append(
+                            (handoff, f"{message.topic()}:{message.partition()}:{message.offset()}")
+                        )
                     except ValueError:
                         logger.error("skipping an unreadable handoff at offset %s", message.offset())
-                if not messages:
-                    continue
-                idle_since = time.monotonic()
-                assignments = self.assign(handoffs) if handoffs else []
-                produce_all(
-                    producer,
-                    [
-                        (
-                            settings.topics.assignments,
-                            (a["contact_id"] or a["account_id"] or "").encode(),
-                            json.dumps(a).encode(),
-                        )
-                        for a in assignments
-                    ],
-                )
-                consumer.commit(asynchronous=False)
-                total += len(assignments)
-                for assignment in assignments:
+                assigned = self.assign(handoffs) if handoffs else []
+                published = [a for a, status in assigned if status in PUBLISH]
+                skipped = len(assigned) - len(published)
+                if skipped:
+                    logger.info(
+                        "%d handoffs delivered again were already assigned: nothing published", skipped
+                    )
+                self._publish(producer, consumer, published)
+                total += len(published)
+                for assignment in published:
                     if on_assignment is not None:
                         on_assignment(assignment)
         except KafkaException as exc:
-            raise BrokerUnavailable(f"router consumer failed: {exc}") from exc
+            raise BrokerUnavailable(
+                f"router failed: {exc}; start it again: the batch in flight is consumed again and "
+                "published once"
+            ) from exc
         finally:
             consumer.close()
         return total
+
+    def _transactional_producer(self) -> Producer:
+        settings = self._settings
+        instance = settings.instance_id or uuid.uuid4().hex[:12]
+        producer = make_producer(
+            settings, **{"transactional.id": f"{settings.consumer_group}-router-{instance}"}
+        )
+        try:
+            producer.init_transactions(30)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"cannot start the router's Kafka transactions: {exc}") from exc
+        return producer
+
+    def _publish(self, producer: Producer, consumer: Consumer, assignments: list[dict[str, Any]]) -> None:
+        """The assignments and the consumed offsets in one transaction."""
+        topic = self._settings.topics.assignments
+        producer.begin_transaction()
+        try:
+            for a in assignments:
+                key = (a["contact_id"] or a["account_id"] or "").encode()
+                producer.produce(topic, value=json.dumps(a).encode(), key=key)
+            producer.send_offsets_to_transaction(
+                consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
+            )
+            producer.commit_transaction(60)
+        except KafkaException:
+            with contextlib.suppress(KafkaException):  # the broker may be what failed
+                producer.abort_transaction(30)
+            raise

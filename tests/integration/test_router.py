@@ -44,15 +44,21 @@ def test_sticky_balanced_and_idempotent(settings, redis_url):
     produce_all(make_producer(settings), records + records[:2])  # the first two delivered twice
     client = redis.Redis.from_url(redis_url)
     router = Router(settings, load_routing(), client)
-    assert router.run(idle_exit_s=3) == len(records) + 2
+    assert router.run(idle_exit_s=3) == len(records)
 
     assignments = read_topic(settings, settings.topics.assignments)
     by_handoff = {}
     for a in assignments:
-        by_handoff.setdefault(a["handoff_id"], set()).add((a["assignment_id"], a["rep"]))
-    assert all(len(v) == 1 for v in by_handoff.values()), "a handoff delivered twice is assigned once"
+        by_handoff.setdefault(a["handoff_id"], []).append((a["assignment_id"], a["rep"]))
+    assert len(assignments) == len(records), "exactly one assignment record per handoff"
+    assert all(len(v) == 1 for v in by_handoff.values())
+
+    # The same handoffs delivered once more, to a router started again: nothing new is published.
+    produce_all(make_producer(settings), records[:5])
+    assert Router(settings, load_routing(), client).run(idle_exit_s=3) == 0
+    assert len(read_topic(settings, settings.topics.assignments)) == len(records)
     assert client.hlen(router_key(settings.redis_key_prefix, "assigned")) == len(records)
-    rep_of = {h: next(iter(v))[1] for h, v in by_handoff.items()}
+    rep_of = {h: v[0][1] for h, v in by_handoff.items()}
     # Round-robin within the emea queue: ten accounts split five and five.
     assert Counter(rep_of[f"h-{n}"] for n in range(10)) == Counter({"amelie": 5, "bruno": 5})
     # Account stickiness: acct-3's colleagues go to acct-3's rep.
@@ -74,3 +80,16 @@ def test_route_command_as_a_user_runs_it(settings):
     )
     assert "c-1" in out.stdout and "emea/" in out.stdout
     assert "assigned 1 handoffs" in out.stderr
+
+
+def test_a_record_consumed_again_publishes_again_a_duplicate_record_does_not(settings, redis_url):
+    """After a crash the same record comes again: its assignment may not have been published, so
+    it is (in a new transaction); another record of the same handoff publishes nothing."""
+    router = Router(settings, load_routing(), redis.Redis.from_url(redis_url))
+    h = handoff(7, "acct-7")
+    [(first, status)] = router.assign([(h, "handoffs:0:41")])
+    assert status == "new"
+    [(again, status)] = router.assign([(h, "handoffs:0:41")])
+    assert status == "retry" and again == first
+    [(other, status)] = router.assign([(h, "handoffs:3:9")])
+    assert status == "duplicate" and other["assignment_id"] == first["assignment_id"]

@@ -58,6 +58,7 @@ def test_a_batch_in_a_codec_the_consumer_lacks_becomes_one_placeholder_and_consu
     placeholder, *rest = records
     assert (placeholder.offset, placeholder.value, placeholder.key) == (0, None, None)
     [(name, reason)] = placeholder.headers
+    assert name == "leadstream.unreadable"
     assert b"records 0..2 of t:0 could not be read" in reason and b"lz4" in reason
     assert [(r.offset, r.value) for r in rest] == [(3, b'{"n": 3}'), (4, b'{"n": 4}')]
     assert next_offset == 5

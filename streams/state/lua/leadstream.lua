@@ -105,29 +105,25 @@ redis.register_function('ls_commit_record_v3', commit_record_v3)
 redis.register_function('ls_unschedule_timer_v2', unschedule_timer)
 redis.register_function('ls_ack_entry_v2', ack_entry)
 
--- Assign a handoff to a rep, atomically and idempotently (the router).
---   KEYS[1] assignments hash (handoff id -> "rep|reason"), KEYS[2] sticky hash (account -> rep),
---   KEYS[3] round-robin counter of the queue, KEYS[4] the day's load hash (rep -> assignments)
---   ARGV[1] handoff id, ARGV[2] account ("" for none), ARGV[3] "1" if accounts are sticky,
---   ARGV[4..] pairs of rep id, capacity per day
--- Returns "rep|reason" with reason sticky, round_robin or overflow (every rep at capacity: the
--- rep with the fewest assignments today takes it).
-local function assign_handoff(keys, args)
-  local existing = redis.call('HGET', keys[1], args[1])
-  if existing then
-    return existing
-  end
+-- Choose a rep for a handoff and record the assignment (the router's assignment functions).
+--   KEYS[1] assignments hash (handoff id -> "rep|reason|source"), KEYS[2] sticky hash (account ->
+--   rep), KEYS[3] round-robin counter of the queue, KEYS[4] the day's load hash (rep -> count)
+--   handoff, account ("" for none), sticky ("1" if accounts are sticky): the ids; reps: ARGV
+--   from index ``first`` on, pairs of rep id, capacity per day
+-- The reason is sticky, round_robin or overflow (every rep at capacity: the rep with the fewest
+-- assignments today takes it).
+local function choose_rep(keys, args, handoff, account, sticky, first, source)
   local rep, reason
-  if args[2] ~= '' and args[3] == '1' then
-    rep = redis.call('HGET', keys[2], args[2])
+  if account ~= '' and sticky == '1' then
+    rep = redis.call('HGET', keys[2], account)
     if rep then reason = 'sticky' end
   end
   if not rep then
-    local n = (#args - 3) / 2
+    local n = (#args - first + 1) / 2
     local start = redis.call('INCR', keys[3])
     local best, best_load
     for i = 0, n - 1 do
-      local index = ((start + i) % n) * 2 + 4
+      local index = ((start + i) % n) * 2 + first
       local candidate, capacity = args[index], tonumber(args[index + 1])
       local load = tonumber(redis.call('HGET', keys[4], candidate) or '0')
       if load < capacity then
@@ -139,11 +135,39 @@ local function assign_handoff(keys, args)
     if not rep then rep, reason = best, 'overflow' end
   end
   local value = rep .. '|' .. reason
-  redis.call('HSET', keys[1], args[1], value)
-  if args[2] ~= '' then redis.call('HSETNX', keys[2], args[2], rep) end
+  if source then value = value .. '|' .. source end
+  redis.call('HSET', keys[1], handoff, value)
+  if account ~= '' then redis.call('HSETNX', keys[2], account, rep) end
   redis.call('HINCRBY', keys[4], rep, 1)
   redis.call('EXPIRE', keys[4], 172800)
-  return value
+  return rep .. '|' .. reason
+end
+
+-- Version 2: ARGV[1] handoff id, ARGV[2] account, ARGV[3] sticky, ARGV[4..] reps.
+-- Returns "rep|reason"; a handoff assigned before gets its recorded assignment.
+local function assign_handoff(keys, args)
+  local existing = redis.call('HGET', keys[1], args[1])
+  if existing then
+    local rep, reason = string.match(existing, '^([^|]*)|([^|]*)')
+    return rep .. '|' .. reason
+  end
+  return choose_rep(keys, args, args[1], args[2], args[3], 4, nil)
+end
+
+-- Version 3: as version 2 with ARGV[4] the handoff record's place ("topic:partition:offset") and
+-- the reps from ARGV[5]. Returns "rep|reason|status": new (assigned now), retry (the same record
+-- again, after a crash: its assignment may not have been published) or duplicate (another record
+-- of a handoff already assigned: its assignment is published by that record's processing).
+local function assign_handoff_v3(keys, args)
+  local existing = redis.call('HGET', keys[1], args[1])
+  if existing then
+    local rep, reason, source = string.match(existing, '^([^|]*)|([^|]*)|?(.*)$')
+    local status = 'duplicate'
+    if source == args[4] then status = 'retry' end
+    return rep .. '|' .. reason .. '|' .. status
+  end
+  return choose_rep(keys, args, args[1], args[2], args[3], 5, args[4]) .. '|new'
 end
 
 redis.register_function('ls_assign_handoff_v2', assign_handoff)
+redis.register_function('ls_assign_handoff_v3', assign_handoff_v3)
