@@ -40,8 +40,8 @@ from bench.hostile import hostile_records, invisible_email
 from config.loader import load_model
 from config.settings import Settings, Topics
 from streams.bootstrap import build_embedded
-from streams.generator import JourneyGenerator, default_start, record_key, to_records
-from streams.kafka_io import make_producer, produce_all, read_topic
+from streams.generator import JourneyGenerator, default_start, to_records
+from streams.kafka_io import TopicTail, make_producer, produce_all, read_topic
 from streams.records import SourceRecord
 from streams.scoring import compile_model
 from streams.scoring.engagement import engagement
@@ -74,20 +74,38 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("replay", "leadstream replay of the file, firmographics a day late in it", workers=0,
-             late_firmographics=True),
+    Scenario(
+        "replay",
+        "leadstream replay of the file, firmographics a day late in it",
+        workers=0,
+        late_firmographics=True,
+    ),
     Scenario("firmographics-first", "two workers; firmographics produced before the events"),
-    Scenario("firmographics-late", "two workers; each account's record 24 h after its first event",
-             late_firmographics=True),
-    Scenario("kill-workers-confluent", "SIGKILL of one of two workers, restarted, again and again",
-             fault="worker-kill"),
+    Scenario(
+        "firmographics-late",
+        "two workers; each account's record 24 h after its first event",
+        late_firmographics=True,
+    ),
+    Scenario(
+        "kill-workers-confluent",
+        "SIGKILL of one of two workers, restarted, again and again",
+        fault="worker-kill",
+    ),
     Scenario("kill-workers-faust", "the same with the faust engine", engine="faust", fault="worker-kill"),
     Scenario("redis-sigterm", "Redis stopped (SIGTERM) mid-stream and started again", fault="redis-TERM"),
     Scenario("redis-sigkill", "Redis killed (SIGKILL) mid-stream and started again", fault="redis-KILL"),
-    Scenario("broker-sigterm", "the broker stopped (SIGTERM) mid-stream and started again", fault="kafka-TERM"),
-    Scenario("broker-sigkill", "the broker killed (SIGKILL) mid-stream and started again", fault="kafka-KILL"),
-    Scenario("hostile", "10k hostile records of 36 kinds among the events, plus duplicates, wrong keys "
-             "and invisible characters in addresses", hostile=10_000),
+    Scenario(
+        "broker-sigterm", "the broker stopped (SIGTERM) mid-stream and started again", fault="kafka-TERM"
+    ),
+    Scenario(
+        "broker-sigkill", "the broker killed (SIGKILL) mid-stream and started again", fault="kafka-KILL"
+    ),
+    Scenario(
+        "hostile",
+        "10k hostile records of 36 kinds among the events, plus duplicates, wrong keys "
+        "and invisible characters in addresses",
+        hostile=10_000,
+    ),
 ]
 
 
@@ -148,7 +166,9 @@ class Data:
         handoffs = [json.loads(r.value or b"{}") for r in sink.on_topic(settings.topics.handoffs)]
         states = {
             key[key.index("{c:") + 3 : -1]: decode_state(stored.value)
-            for key, stored in asyncio.run(store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))).items()
+            for key, stored in asyncio.run(
+                store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))
+            ).items()
             if stored.value is not None and stored.alias is None
         }
         at = max(s.clock for s in states.values()) + 86_400
@@ -247,7 +267,9 @@ class Stalls(threading.Thread):
         self.progress = 0.0  # share of the records committed
 
     def run(self) -> None:
-        consumer = Consumer({**kafka_client_config(self._settings), "group.id": self._settings.consumer_group})
+        consumer = Consumer(
+            {**kafka_client_config(self._settings), "group.id": self._settings.consumer_group}
+        )
         partitions: list[TopicPartition] = []
         group_since: float | None = None
         moved: dict[tuple[str, int], tuple[int, float]] = {}
@@ -299,8 +321,34 @@ def settings_for(stack: FaultStack, scenario: Scenario) -> Settings:
     )
 
 
+def _produce(settings: Settings, records: list[Record], rate: float | None, failures: list[str]) -> None:
+    """Produce ``records`` in order, ``rate`` records per second at most (None: as fast as Kafka
+    takes them), retrying through a broker restart."""
+    producer = make_producer(settings)
+    step = 500
+    started = time.monotonic()
+    for start in range(0, len(records), step):
+        if rate:
+            time.sleep(max(0.0, started + start / rate - time.monotonic()))
+        for attempt in range(60):
+            try:
+                produce_all(producer, records[start : start + step])
+                break
+            except Exception as exc:  # the broker is being restarted: the idempotent producer retries
+                if attempt == 59:
+                    failures.append(f"producing failed: {exc}")
+                    return
+                time.sleep(1)
+
+
 def run_scenario(
-    stack: FaultStack, data: Data, oracle: Oracle, scenario: Scenario, logs: Path, timeout_s: float
+    stack: FaultStack,
+    data: Data,
+    oracle: Oracle,
+    scenario: Scenario,
+    logs: Path,
+    timeout_s: float,
+    rate: float | None = None,
 ) -> Row:
     settings = settings_for(stack, scenario)
     row = Row(scenario.name, (len(oracle.mql), len(oracle.groups)))
@@ -321,8 +369,12 @@ def run_scenario(
             worker.start()
         stalls.start()
         say(f"{scenario.name}: producing {len(records)} records")
-        produce_all(make_producer(settings), records)
+        failures: list[str] = []
+        producing = threading.Thread(target=_produce, args=(settings, records, rate, failures), daemon=True)
+        producing.start()
         _inject(scenario, stack, workers, stalls, row)
+        producing.join()
+        row.notes += failures
         _settle(settings, workers, timeout_s, row)
     finally:
         stalls.stop()
@@ -335,14 +387,16 @@ def run_scenario(
     return row
 
 
-def _inject(scenario: Scenario, stack: FaultStack, workers: list[WorkerProcess], stalls: Stalls, row: Row) -> None:
+def _inject(
+    scenario: Scenario, stack: FaultStack, workers: list[WorkerProcess], stalls: Stalls, row: Row
+) -> None:
     fault = scenario.fault
     if fault is None:
         return
     if fault == "worker-kill":
         kills, victim = 0, 0
         while kills < 6 and stalls.progress < 0.9:
-            time.sleep(6)
+            time.sleep(6 if kills else 3)
             worker = workers[victim % len(workers)]
             worker.kill()
             worker.start(timeout_s=120)
@@ -361,24 +415,29 @@ def _settle(settings: Settings, workers: list[WorkerProcess], timeout_s: float, 
     from streams.kafka_io import consumer_lag
 
     deadline = time.monotonic() + timeout_s
+    lag, waiting = -1, -1
     while time.monotonic() < deadline:
         for worker in workers:
             if not worker.running():
                 row.notes.append(f"a worker exited: {worker.log_tail(5)}")
                 worker.start(timeout_s=120)
         try:
-            if consumer_lag(settings, settings.topics.inputs()) == 0 and not accounts_waiting(settings):
+            lag = consumer_lag(settings, settings.topics.inputs())
+            waiting = accounts_waiting(settings)
+            if lag == 0 and not waiting:
                 return
         except Exception:  # the broker or Redis coming back
             pass
         time.sleep(1)
-    row.notes.append(f"not settled after {timeout_s:.0f}s")
+    row.notes.append(f"not settled after {timeout_s:.0f}s: lag {lag}, accounts waiting {waiting}")
 
 
 def _compare(settings: Settings, oracle: Oracle, row: Row) -> None:
     handoffs = read_topic(settings, settings.topics.handoffs)
     _count(handoffs, oracle, row)
-    row.dead_letters = len(read_topic(settings, settings.topics.dead_letters))
+    row.dead_letters, again = _dead_letters(settings)
+    if again:
+        row.notes.append(f"{again} dead letters delivered twice (records consumed again after a rebalance)")
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     client = redis.Redis.from_url(settings.redis_url, password=password)
     compiled = compile_model(MODEL)
@@ -393,6 +452,25 @@ def _compare(settings: Settings, oracle: Oracle, row: Row) -> None:
             if not math.isclose(got, oracle.scores[contact], rel_tol=1e-9, abs_tol=1e-6):
                 row.score_mismatches += 1
     client.close()
+
+
+def _dead_letters(settings: Settings) -> tuple[int, int]:
+    """How many records were dead-lettered, and how many of those more than once (their values
+    are what came in, not JSON: they are told apart by the headers naming their place)."""
+    tail = TopicTail(settings, settings.topics.dead_letters, from_beginning=True)
+    places: dict[tuple[bytes | None, ...], int] = {}
+    try:
+        while True:
+            got = 0
+            for message in tail.poll(time.monotonic() + 2.0):
+                headers = dict(message.headers() or ())
+                place = tuple(headers.get(f"__connect.errors.{h}") for h in ("topic", "partition", "offset"))
+                places[place] = places.get(place, 0) + 1
+                got += 1
+            if not got:
+                return len(places), sum(n - 1 for n in places.values())
+    finally:
+        tail.close()
 
 
 def _count(handoffs: list[dict[str, Any]], oracle: Oracle, row: Row) -> None:
@@ -454,10 +532,20 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, default=32_000, help="journeys (about 6 events each)")
     parser.add_argument("--seed", type=int, default=10)
-    parser.add_argument("--only", help="comma-separated scenario names: " + ", ".join(s.name for s in SCENARIOS))
+    parser.add_argument(
+        "--only", help="comma-separated scenario names: " + ", ".join(s.name for s in SCENARIOS)
+    )
     parser.add_argument("--hostile", type=int, default=10_000, help="hostile records in the hostile scenario")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds a scenario may take to settle")
-    parser.add_argument("--keep-stack", action="store_true", help="leave the fault suite's Kafka and Redis up")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="produce at most this many records per second (default: at once)",
+    )
+    parser.add_argument(
+        "--keep-stack", action="store_true", help="leave the fault suite's Kafka and Redis up"
+    )
     args = parser.parse_args(argv)
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
     if args.hostile != 10_000:
@@ -475,7 +563,7 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
         say(f"{len(data.events)} events: {len(oracle.mql)} MQLs, {len(oracle.groups)} buying groups expected")
         for scenario in chosen:
             say(f"{scenario.name}: {scenario.what}")
-            row = run_scenario(stack, data, oracle, scenario, logs, args.timeout)
+            row = run_scenario(stack, data, oracle, scenario, logs, args.timeout, args.rate)
             say(f"{scenario.name}: {'exact' if row.exact else 'DIFFERS'} ({row.seconds:.0f} s)")
             rows.append(row)
     finally:

@@ -47,7 +47,9 @@ class FaultStack:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def up(self) -> None:
-        done = subprocess.run([ROOT / "scripts" / "stack", "up"], env=self._env, capture_output=True, text=True)
+        done = subprocess.run(
+            [ROOT / "scripts" / "stack", "up"], env=self._env, capture_output=True, text=True
+        )
         if done.returncode != 0:
             raise RuntimeError(f"the fault suite's stack did not start:\n{done.stderr[-3000:]}")
 

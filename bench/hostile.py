@@ -59,7 +59,9 @@ INVALID: dict[str, Maker] = {
     "not_a_time": _with("occurred_at", "yesterday at noon"),
     "far_future": _with("occurred_at", "2099-01-01T00:00:00Z"),
     "too_old": _with("occurred_at", "1999-01-01T00:00:00Z"),
-    "no_identity": lambda e, _r: _dump({k: v for k, v in e.items() if k not in ("contact_id", "email", "anonymous_id")}),
+    "no_identity": lambda e, _r: _dump(
+        {k: v for k, v in e.items() if k not in ("contact_id", "email", "anonymous_id")}
+    ),
     "bad_email": _with("email", "not-an-address"),
     "email_too_long": _with("email", "a" * 300 + "@acme.io"),
     "oversized": _with("padding", "x" * 70_000),
@@ -67,7 +69,7 @@ INVALID: dict[str, Maker] = {
     "event_id_not_string": _with("event_id", 12345),
     "contact_id_spaces": _with("contact_id", "has spaces in it"),
     "contact_id_control": _with("contact_id", "c\x00\x07"),
-    "invalid_utf8": lambda e, _r: _dump(e)[:-1] + b"\xff\xfe\"}",
+    "invalid_utf8": lambda e, _r: _dump(e)[:-1] + b'\xff\xfe"}',
     "nan_number": lambda e, _r: _dump(e)[:-1] + b', "n": NaN}',
     "deep_nesting": lambda _e, _r: _nested(5000),
     "page_without_url": _as("page_view"),

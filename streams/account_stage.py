@@ -57,6 +57,8 @@ class AccountResult:
     conflicts: int = 0
     applied: int = 0  # points applied
     late: int = 0  # snapshots that arrived after their account had moved past their point
+    # Swept accounts to move in (or drop from) the waiting index: (key, domain, seen, new score).
+    reindex: list[tuple[str, str, float, float | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,11 @@ class AccountStage:
         self._compiled = compiled
         self._prefix = prefix
         self._limits = limits or Limits()
+
+    async def reindex(self, result: AccountResult) -> None:
+        """After the swept accounts' handoffs are delivered: move them in the waiting index."""
+        for key, domain, seen, due in result.reindex:
+            await self._queue.reschedule(key, domain, seen, due)
 
     async def run(
         self,
@@ -123,8 +130,10 @@ class AccountStage:
                     continue
                 self._done(plan, key, result)
                 if swept and plan.domain in swept:
-                    await self._queue.reschedule(
-                        self._queue_key(plan.domain), plan.domain, swept[plan.domain], plan.waiting_at
+                    # Re-indexed only once its handoffs are delivered (see ``reindex``): an account
+                    # dropped from the index before that would keep an undelivered handoff.
+                    result.reindex.append(
+                        (self._queue_key(plan.domain), plan.domain, swept[plan.domain], plan.waiting_at)
                     )
             remaining = [d for d in remaining if keys[d] in conflicts]
         raise StateUnavailable(

@@ -157,7 +157,7 @@ class ScoringPipeline:
         results, accounts = [contacts], AccountResult()
         if self._accounts is not None:
             bound = await self.watermarks.bound()
-            stream_time = self.clock.stream_time
+            stream_time = max(self.clock.stream_time, bound.stream_time)
             await self._accounts.run(
                 contacts.snapshots, incoming, contacts.accounts, bound, stream_time, accounts
             )
@@ -181,7 +181,8 @@ class ScoringPipeline:
         if self._accounts is None:
             return 0
         bound = await self.watermarks.bound()
-        stream_time = self.clock.stream_time
+        # The stream's time as every worker saw it: one restarted a moment ago has seen nothing yet.
+        stream_time = max(self.clock.stream_time, bound.stream_time)
         limit = min(bound.upper, stream_time)
         swept: dict[str, float] = {}
         for shard in range(ACCOUNT_SHARDS):
@@ -193,6 +194,7 @@ class ScoringPipeline:
         accounts = AccountResult()
         await self._accounts.run([], {}, {}, bound, stream_time, accounts, swept)
         await self._deliver([], accounts, [])
+        await self._accounts.reindex(accounts)
         return len(accounts.new_handoffs)
 
     async def _deliver(

@@ -93,13 +93,18 @@ class TimerService:
                 writes.append(RecordWrite(keys[contact], stored.version, value, entries, parts=parts))
                 events[keys[contact]] = fired
         conflicts = await self._store.commit(writes)
-        delivered = [
-            (w.key, entry, value)
-            for w in writes
-            if w.key not in conflicts
-            for entry, value in w.new_outbox.items()
-        ]
-        deliveries = plan(delivered, self._topics, self._prefix)
+        # What these commits decided, and whatever an earlier attempt left undelivered in the same
+        # contacts' outboxes (a tick that failed after its commit): each entry once.
+        delivered: dict[tuple[str, str], bytes] = {}
+        for key in keys.values():
+            if key not in conflicts:
+                delivered.update(
+                    {(key, e): v for e, v in records[key].outbox.items() if not e.startswith("a:")}
+                )
+        for w in writes:
+            if w.key not in conflicts:
+                delivered.update({(w.key, e): v for e, v in w.new_outbox.items()})
+        deliveries = plan([(k, e, v) for (k, e), v in delivered.items()], self._topics, self._prefix)
         await self._sink.send_all(deliveries.records)
         await self._timers.schedule(deliveries.timers)
         await self._store.ack(deliveries.acks)

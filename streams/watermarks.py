@@ -75,6 +75,8 @@ class ReleaseBound:
         self._grace = grace_s
         blocking = [through for through, since in rows if since == NEVER]
         self.upper = min(blocking, default=math.inf)  # no point after this can be allowed yet
+        # The latest event time any worker processed: the stream's time, whoever read it.
+        self.stream_time = max((p.max_event_time for p in by_partition.values()), default=NEVER)
 
     def allows(self, at: float, record_time: float | None) -> bool:
         behind = bisect_left(self._through, at)  # partitions not yet past ``at``
@@ -89,6 +91,7 @@ class Everything:
     """Every point may be applied: the embedded engine, where each batch is all there is."""
 
     upper = math.inf
+    stream_time = NEVER  # the pipeline's own clock is the stream's time
 
     def allows(self, at: float, record_time: float | None) -> bool:
         return True

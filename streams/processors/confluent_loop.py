@@ -63,13 +63,38 @@ async def run_loop(
 ) -> None:
     """Consume until SIGTERM; between batches run each ``(interval_s, tick)`` when it is due."""
     consumer = Consumer(consumer_config(settings))
+    # The next batch is fetched while this one is scored, so a revocation can arrive mid-batch:
+    # it waits until the batch is committed, and the partitions move only then (a handoff decided
+    # in this batch is not published again by their next owner).
+    # One thing at a time on the consumer: fetch, score, commit. The rebalance callbacks run inside
+    # consume(), so a revocation happens between batches, never while one is in flight (its
+    # handoffs are not published again by the partitions' next owner); librdkafka keeps fetching
+    # into its own queue in the background meanwhile.
+    assigned: set[tuple[str, int]] = set()
+    highs: dict[tuple[str, int], int] = {}
+    # Offsets processed but not committed for certain: a commit during a rebalance fails, and an
+    # idle partition would otherwise keep showing lag it does not have.
+    uncommitted: dict[tuple[str, int], int] = {}
+
+    def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned.update((tp.topic, tp.partition) for tp in partitions)  # incremental (cooperative)
+        logger.info("partitions assigned: %s", _names(partitions))
+
+    def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        logger.info("partitions revoked: %s", _names(partitions))
+
+    def on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        logger.warning("partitions lost (session expired): %s", _names(partitions))
+
     consumer.subscribe(
-        list(settings.topics.inputs()), on_assign=_on_assign, on_revoke=_on_revoke, on_lost=_on_lost
+        list(settings.topics.inputs()), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
     )
     feed = KafkaFeed(
         settings,
-        lambda: [(tp.topic, tp.partition) for tp in consumer.assignment()],
-        lambda t, p: consumer.get_watermark_offsets(TopicPartition(t, p), cached=True)[1],
+        lambda: list(assigned),
+        lambda t, p: highs.get((t, p)),
         fetch_margin_s=FETCH_WAIT_MS / 1000 + 0.25,
     )
     watermarks.attach(feed)
@@ -86,15 +111,15 @@ async def run_loop(
         f", static member {settings.instance_id}" if settings.instance_id else "",
     )
 
-    def fetch() -> Any:
-        return loop.run_in_executor(None, consumer.consume, settings.batch_max, settings.batch_within_s)
-
     try:
-        pending = fetch()
         while not stopping.is_set():
-            messages = await pending
-            # librdkafka fetches the next batch while this one is scored: the I/O overlaps the CPU.
-            pending = fetch()
+            messages = await loop.run_in_executor(
+                None, consumer.consume, settings.batch_max, settings.batch_within_s
+            )
+            for topic, partition in assigned:
+                highs[(topic, partition)] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )[1]
             batch, broken = [], []
             for message in messages:
                 error = message.error()
@@ -112,14 +137,16 @@ async def run_loop(
             if batch:
                 await processor.process(batch)
             done = batch + [_record(m) for m in broken]
-            if done:
-                _commit(consumer, done)
+            for record in done:
+                key = (record.topic, record.partition)
+                uncommitted[key] = max(record.offset + 1, uncommitted.get(key, 0))
+            if uncommitted and _commit(consumer, {k: o for k, o in uncommitted.items() if k in assigned}):
+                uncommitted.clear()
             stall.observe(done)
             for index, (interval_s, tick) in enumerate(ticks):
                 if time.monotonic() >= due[index]:
                     await tick(time.time())
                     due[index] = time.monotonic() + interval_s
-        await pending  # its records were not processed: the next owner consumes them again
     except KafkaException as exc:
         raise BrokerUnavailable(f"consumer failed: {exc}") from exc
     finally:
@@ -194,38 +221,26 @@ async def _dead_letter(messages: list[Any], settings: Settings, errors: Sink) ->
     await errors.send_all(records)
 
 
-def _on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-    logger.info("partitions assigned: %s", _names(partitions))
-
-
-def _on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-    logger.info("partitions revoked: %s", _names(partitions))
-
-
-def _on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-    logger.warning("partitions lost (session expired): %s", _names(partitions))
-
-
 def _names(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}:{tp.partition}" for tp in partitions) or "none"
 
 
-def _commit(consumer: Consumer, batch: list[SourceRecord]) -> None:
-    """Commit the batch's offsets. A partition revoked meanwhile cannot be committed: its new owner
-    consumes those records again, which processing makes harmless (watermarks, compare-and-set)."""
-    offsets: dict[tuple[str, int], int] = {}
-    for record in batch:
-        offsets[(record.topic, record.partition)] = max(
-            record.offset + 1, offsets.get((record.topic, record.partition), 0)
-        )
+def _commit(consumer: Consumer, offsets: dict[tuple[str, int], int]) -> bool:
+    """Commit processed offsets; False when the commit failed (a rebalance in progress): they are
+    committed again after the next batch. A partition revoked meanwhile is its next owner's to
+    consume again, which processing makes harmless (watermarks, compare-and-set)."""
+    if not offsets:
+        return True
     try:
         consumer.commit(
             offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
         )
     except KafkaException as exc:
         if exc.args and exc.args[0].code() == KafkaError._NO_OFFSET:
-            return
-        logger.warning("offset commit failed (%s); the records will be consumed again", exc)
+            return True
+        logger.warning("offset commit failed (%s); committing again after the next batch", exc)
+        return False
+    return True
 
 
 def _record(message: Any) -> SourceRecord:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from config.settings import Settings
@@ -98,16 +98,17 @@ class KafkaFeed:
                 starts = self._admin.list_offsets({tp: OffsetSpec.earliest() for tp in missing})
                 for tp, future in starts.items():
                     out[(tp.topic, tp.partition)] = future.result(timeout=10).offset
-        except KafkaException as exc:
-            logger.warning("could not read the group's committed offsets (%s); retrying next batch", exc)
+        except Exception as exc:  # KafkaException, or a timeout while the broker is away
+            logger.warning("could not read the group's committed offsets (%r); retrying shortly", exc)
             return {}
         return out
 
     def _partitions(self) -> list[str] | None:
         try:
             metadata = self._admin.list_topics(timeout=10)
-        except KafkaException as exc:
-            logger.warning("could not read topic metadata (%s)", exc)
+        except Exception as exc:  # KafkaException, or a timeout while the broker is away
+            logger.warning("could not read topic metadata (%r); retrying shortly", exc)
+            self._next_metadata = time.monotonic() + 2.0
             return None
         out = []
         for topic in self._settings.topics.inputs():

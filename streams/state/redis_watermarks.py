@@ -48,7 +48,12 @@ class RedisWatermarks:
             name = f"{topic}:{partition}"
             held = self._table.get(name)
             start = feed.starting_offset(topic, partition)
-            processed = max(self._offsets.get(name, -1), -1 if start is None else start)
+            # Whoever owned the partition before (this process before a restart, or another
+            # worker) published how far it had processed: its effects are in Redis, so that
+            # counts as processed here too, should the group's committed offset be unreadable.
+            processed = max(
+                self._offsets.get(name, -1), -1 if start is None else start, held.processed if held else -1
+            )
             high = feed.high_watermark(topic, partition)
             out.append(
                 PartitionProgress(
