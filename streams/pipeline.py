@@ -107,7 +107,11 @@ class ScoringPipeline:
     async def process(self, batch: Sequence[SourceRecord]) -> None:
         """Process one batch completely: state committed and outputs acknowledged."""
         async with self._busy:
-            await self._process(batch)
+            try:
+                await self._process(batch)
+            except BaseException:
+                self.watermarks.discard()
+                raise
 
     @property
     def busy(self) -> asyncio.Lock:
@@ -172,6 +176,7 @@ class ScoringPipeline:
                 results.append(again)
                 _merge(accounts, more)
                 requests = more.requests - requests
+        self.watermarks.settle()
         await self.watermarks.publish()
         await self._deliver(results, accounts, outputs)
 

@@ -121,8 +121,15 @@ class Watermarks(Protocol):
     """Progress of the input partitions, read and published around each batch."""
 
     def observe(self, event_times: Mapping[str, float], offsets: Mapping[str, int]) -> None:
-        """This process finished a batch: per partition, its latest event time and next offset."""
+        """This process is finishing a batch: per partition, its latest event time and next
+        offset. It counts for this process's own bound at once, and is published only once
+        :meth:`settle` says the batch's account snapshots are committed (:meth:`discard` if the
+        batch failed: it is processed again)."""
         ...
+
+    def settle(self) -> None: ...
+
+    def discard(self) -> None: ...
 
     async def bound(self) -> ReleaseBound | Everything:
         """What may be applied now, from every worker's published progress and this one's."""
@@ -141,6 +148,12 @@ class BatchIsEverything:
     """The embedded engine's watermarks: every batch is the whole stream so far."""
 
     def observe(self, event_times: Mapping[str, float], offsets: Mapping[str, int]) -> None:
+        return None
+
+    def settle(self) -> None:
+        return None
+
+    def discard(self) -> None:
         return None
 
     async def bound(self) -> Everything:
@@ -163,6 +176,12 @@ class FileOrder:
 
     def observe(self, event_times: Mapping[str, float], offsets: Mapping[str, int]) -> None:
         self._through = max([self._through, *event_times.values()])
+
+    def settle(self) -> None:
+        return None
+
+    def discard(self) -> None:
+        return None
 
     def finish(self) -> None:
         self._finished = True

@@ -27,6 +27,7 @@ class RedisWatermarks:
         self._feed: PartitionFeed | None = None
         self._event_times: dict[str, float] = {}
         self._offsets: dict[str, int] = {}
+        self._staged: tuple[dict[str, float], dict[str, int]] = ({}, {})
         self._table: dict[str, PartitionProgress] = {}
 
     def attach(self, feed: PartitionFeed) -> None:
@@ -34,15 +35,26 @@ class RedisWatermarks:
         self._feed = feed
 
     def observe(self, event_times: Mapping[str, float], offsets: Mapping[str, int]) -> None:
+        self._staged = (dict(event_times), dict(offsets))
+
+    def settle(self) -> None:
+        """The batch's account snapshots are committed: its progress can be published."""
+        event_times, offsets = self._staged
         for name, at in event_times.items():
             self._event_times[name] = max(at, self._event_times.get(name, NEVER))
         for name, offset in offsets.items():
             self._offsets[name] = max(offset, self._offsets.get(name, -1))
+        self._staged = ({}, {})
 
-    def _own(self) -> list[PartitionProgress]:
+    def discard(self) -> None:
+        """The batch failed before its snapshots reached their accounts: it is processed again."""
+        self._staged = ({}, {})
+
+    def _own(self, staged: bool = False) -> list[PartitionProgress]:
         feed = self._feed
         if feed is None:
             return []
+        event_times, offsets = self._staged if staged else ({}, {})
         out = []
         for topic, partition in feed.assigned():
             name = f"{topic}:{partition}"
@@ -52,13 +64,20 @@ class RedisWatermarks:
             # worker) published how far it had processed: its effects are in Redis, so that
             # counts as processed here too, should the group's committed offset be unreadable.
             processed = max(
-                self._offsets.get(name, -1), -1 if start is None else start, held.processed if held else -1
+                self._offsets.get(name, -1),
+                offsets.get(name, -1),
+                -1 if start is None else start,
+                held.processed if held else -1,
             )
             high = feed.high_watermark(topic, partition)
             out.append(
                 PartitionProgress(
                     name,
-                    max(self._event_times.get(name, NEVER), held.max_event_time if held else NEVER),
+                    max(
+                        self._event_times.get(name, NEVER),
+                        event_times.get(name, NEVER),
+                        held.max_event_time if held else NEVER,
+                    ),
                     processed,
                     high[0] if high else -1,
                     high[1] if high else NEVER,
@@ -78,7 +97,9 @@ class RedisWatermarks:
                 self._table[name] = PartitionProgress.decode(name, value)
             except ValueError:
                 logger.warning("ignoring an unreadable watermark for %s: %r", name, value)
-        progress = {**self._table, **{p.partition: p for p in self._own()}}
+        # This process's own partitions include the batch in hand (its snapshots are this
+        # process's to apply); what it publishes does not, until the batch settles.
+        progress = {**self._table, **{p.partition: p for p in self._own(staged=True)}}
         expected = self._feed.expected() if self._feed is not None else None
         return ReleaseBound(progress.values(), expected, self._lateness, self._grace)
 

@@ -45,6 +45,12 @@ class PartitionsRead:
             self._times[name] = max(value, self._times.get(name, -math.inf))
         self._read.update(offsets)
 
+    def settle(self) -> None:
+        return None
+
+    def discard(self) -> None:
+        return None
+
     async def bound(self) -> ReleaseBound:
         return ReleaseBound(
             [
