@@ -71,7 +71,7 @@ async def run_loop(
     # handoffs are not published again by the partitions' next owner); librdkafka keeps fetching
     # into its own queue in the background meanwhile.
     assigned: set[tuple[str, int]] = set()
-    highs: dict[tuple[str, int], int] = {}
+    highs: dict[tuple[str, int], tuple[int, float]] = {}  # high watermark, when it was read
     # Offsets processed but not committed for certain: a commit during a rebalance fails, and an
     # idle partition would otherwise keep showing lag it does not have.
     uncommitted: dict[tuple[str, int], int] = {}
@@ -116,10 +116,10 @@ async def run_loop(
             messages = await loop.run_in_executor(
                 None, consumer.consume, settings.batch_max, settings.batch_within_s
             )
+            read_at = time.time()
             for topic, partition in assigned:
-                highs[(topic, partition)] = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), cached=True
-                )[1]
+                high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+                highs[(topic, partition)] = (high, read_at)
             batch, broken = [], []
             for message in messages:
                 error = message.error()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -80,9 +81,10 @@ def faust_feed(app: faust.App, settings: Settings) -> KafkaFeed:
     def assignment() -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
 
-    def high(topic: str, partition: int) -> int | None:
+    def high(topic: str, partition: int) -> tuple[int, float] | None:
+        # aiokafka's fetcher keeps it current in the background: as of now
         value = app.consumer.highwater(TP(topic, partition))
-        return int(value) if value is not None else None
+        return (int(value), time.time()) if value is not None else None
 
     return KafkaFeed(settings, assignment, high, fetch_margin_s=0.75)
 
@@ -108,7 +110,6 @@ def attach_batch_agent(
 
 def attach_timer(app: faust.App, interval_s: float, tick: Any, name: str) -> Any:
     """Run ``tick(now)`` every ``interval_s`` seconds on the worker (wall clock)."""
-    import time
 
     async def run_tick() -> None:
         await tick(time.time())

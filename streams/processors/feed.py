@@ -27,11 +27,12 @@ class KafkaFeed:
         self,
         settings: Settings,
         assignment: Callable[[], Iterable[tuple[str, int]]],
-        high: Callable[[str, int], int | None],
+        high: Callable[[str, int], tuple[int, float] | None],
         fetch_margin_s: float,
     ) -> None:
-        """``fetch_margin_s``: how much older than the moment it is read a cached high watermark can
-        be (the client's longest fetch wait plus a round trip)."""
+        """``high``: a partition's cached high watermark and the wall time it was read;
+        ``fetch_margin_s``: how much older than that moment the client's cached value can be (its
+        longest fetch wait plus a round trip)."""
         self._settings = settings
         self._assignment = assignment
         self._high = high
@@ -48,12 +49,12 @@ class KafkaFeed:
 
     def high_watermark(self, topic: str, partition: int) -> tuple[int, float] | None:
         try:
-            high = self._high(topic, partition)
+            read = self._high(topic, partition)
         except Exception:  # not fetched yet, or the partition just moved away
             return None
-        if high is None or high < 0:
+        if read is None or read[0] < 0:
             return None
-        return high, time.time() - self._margin
+        return read[0], read[1] - self._margin
 
     def starting_offset(self, topic: str, partition: int) -> int | None:
         return self._starting.get((topic, partition))
