@@ -258,9 +258,10 @@ class Stalls(threading.Thread):
     """Watches the group's committed offsets: the longest time nothing moved while records waited,
     for the whole group and for any one partition."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, total: int) -> None:
         super().__init__(daemon=True)
         self._settings = settings
+        self._total = total
         self._halt = threading.Event()
         self.group_s = 0.0
         self.partition_s = 0.0
@@ -287,7 +288,7 @@ class Stalls(threading.Thread):
                 continue  # the broker is down: nothing moves, the stall goes on
             total = sum(max(tp.offset, 0) for tp in committed)
             waiting = sum(h - max(tp.offset, 0) for tp, h in zip(committed, highs, strict=True))
-            self.progress = total / max(1, sum(highs))
+            self.progress = total / max(1, self._total, sum(highs))
             if waiting > 0 and total == last_total:
                 group_since = group_since or now
                 self.group_s = max(self.group_s, now - group_since)
@@ -363,7 +364,7 @@ def run_scenario(
         WorkerProcess(settings, logs / f"{scenario.name}-worker-{n}.log", {"LEADSTREAM_INSTANCE_ID": f"w{n}"})
         for n in range(scenario.workers)
     ]
-    stalls = Stalls(settings)
+    stalls = Stalls(settings, len(records))
     try:
         for worker in workers:
             worker.start()
@@ -409,9 +410,9 @@ def _inject(
     service, sig = fault.split("-")
     while stalls.progress < 0.35:
         time.sleep(0.5)
-    say(f"{scenario.name}: {service} gets SIG{sig} at {stalls.progress:.0%} of the records")
+    say(f"{scenario.name}: {service} gets SIG{sig} with {stalls.progress:.0%} of the records consumed")
+    row.notes.append(f"{service} SIG{sig} at {stalls.progress:.0%} consumed")
     stack.restart(service, getattr(signal, f"SIG{sig}"))
-    row.notes.append(f"{service} SIG{sig} at {stalls.progress:.0%}")
 
 
 def _settle(settings: Settings, workers: list[WorkerProcess], timeout_s: float, row: Row) -> None:
