@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--engine", choices=["faust", "confluent"], default="faust")
+    parser.add_argument(
+        "--one-topic", action="store_true", help="every event on one topic (each contact's events in order)"
+    )
     args = parser.parse_args(argv)
 
     run = uuid.uuid4().hex[:8]
@@ -50,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         f"producing {len(events)} events for {args.contacts} contacts to {args.partitions} partitions",
         file=sys.stderr,
     )
+    records = to_records(events, settings.topics)
+    if args.one_topic:
+        records = [(settings.topics.page_views if t != settings.topics.accounts else t, k, v) for t, k, v in records]
     produce_all(
         make_producer(settings),
-        to_records(events, settings.topics),
+        records,
         progress=lambda n: print(f"  produced {n}", file=sys.stderr),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -66,18 +66,14 @@ class _Envelope(_Strict):
     anonymous_id: Id | None = None
     company_domain: Domain | None = None
     context: TouchContext | None = None
-    # Set by leadstream, never by producers: ``email`` as it was typed (``email`` is normalised).
-    email_display: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
+    # ``email`` as it was typed (``email`` itself is normalised): read from the same input field,
+    # so producers cannot set it, and never serialised.
+    email_display: SkipJsonSchema[str | None] = Field(default=None, validation_alias="email", exclude=True)
 
-    @model_validator(mode="before")
+    @field_validator("email_display", mode="before")
     @classmethod
-    def _keep_email_as_typed(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k != "email_display"}
-            email = data.get("email")
-            if isinstance(email, str):
-                data["email_display"] = email.strip()[:254]
-        return data
+    def _as_typed(cls, value: object) -> object:
+        return value.strip()[:254] if isinstance(value, str) else None
 
     @field_validator("email", mode="before")
     @classmethod

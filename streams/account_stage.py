@@ -96,7 +96,6 @@ class AccountStage:
         self,
         snapshots: Sequence[PendingSnapshots],
         incoming: Incoming,
-        preloaded: dict[str, StoredRecord],
         release: Release,
         stream_time: float,
         result: AccountResult,
@@ -107,13 +106,12 @@ class AccountStage:
         for pending in snapshots:
             by_domain.setdefault(pending.domain, []).append(pending)
         remaining = sorted(set(by_domain) | set(incoming) | set(swept or ()))
-        cached = dict(preloaded)
         for _attempt in range(MAX_ATTEMPTS):
             if not remaining:
                 return
             keys = {d: account_key(self._prefix, d) for d in remaining}
-            cached.update(await self._store.load([k for k in keys.values() if k not in cached]))
-            records = {d: cached.pop(keys[d]) for d in remaining}
+            loaded = await self._store.load(list(keys.values()))
+            records = {d: loaded[keys[d]] for d in remaining}
             plans = [
                 self._plan(d, records[d], by_domain.get(d, []), incoming.get(d, []), release, stream_time)
                 for d in remaining

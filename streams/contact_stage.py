@@ -26,7 +26,7 @@ import orjson
 from streams.decode import identity_links, parse_event
 from streams.delivery import lifecycle_entries, snapshot_entry, timer_entries
 from streams.errors import StateUnavailable
-from streams.journal import Journal, journal_writes
+from streams.journal import EntryCache, Journal, journal_writes
 from streams.records import SourceRecord
 from streams.scoring import ContactState
 from streams.scoring.accounts import account_of
@@ -96,7 +96,6 @@ class ContactResult:
     # Outbox entries to deliver after the commits: (key, entry, value); see streams/delivery.py.
     entries: list[tuple[str, str, bytes]] = field(default_factory=list)
     snapshots: list[PendingSnapshots] = field(default_factory=list)
-    accounts: dict[str, StoredRecord] = field(default_factory=dict)  # account key -> record, loaded here
     applied: int = 0
     duplicates: int = 0
     links: int = 0
@@ -160,6 +159,7 @@ class ContactStage:
         self._accounts_enabled = compiled.model.accounts is not None
         self._incoming: Incoming = {}
         self._versions_cache: dict[str, tuple[int, list[Version]]] = {}
+        self._entries = EntryCache(min(cache_size, 20_000))
 
     def _key(self, profile: str) -> str:
         return contact_key(self._prefix, profile)
@@ -285,7 +285,7 @@ class ContactStage:
         replay, unseen = late(state, [e.key for e in plan.new], history.get(domain) if domain else None)
         if replay and journal.base is not None:
             plan.replay = True
-            plan.replayed = journal.entries(parse_event)
+            plan.replayed = journal.entries(parse_event, decoded=self._entries)
         elif domain and state.last_key is not None and any(u <= state.last_key[0] for u in unseen):
             # A version for points no journal holds any more: it applies from the last one.
             plan.new.append(Entry(recheck_key(state.last_key[0], domain), recheck=True))
@@ -382,7 +382,9 @@ class ContactStage:
             base = journal.base_state(contact)
         else:  # the journal starts in this batch: its base is the contact as stored before it
             base = decode_state(plan.stored.value) if plan.stored.value else ContactState(contact)
-        stored_entries = plan.replayed if plan.replay else journal.entries(parse_event, through)
+        stored_entries = (
+            plan.replayed if plan.replay else journal.entries(parse_event, through, self._entries)
+        )
         entries = [e for e in [*stored_entries, *plan.new] if e.key <= through]
         run(base, entries, self._compiled, history, self._encode, until=through, checkpoint=checkpoint)
         return self._encode(base)
@@ -430,7 +432,7 @@ class ContactStage:
                 if source is not None:
                     domains.add(account_of(self._compiled, source))
         history: dict[str, list[Version]] = {}
-        await self._load_versions({d for d in domains if d}, history, result)
+        await self._load_versions({d for d in domains if d}, history)
         return history
 
     async def _history_of_replays(
@@ -448,21 +450,20 @@ class ContactStage:
                     domains.update(d for d in [account_of(self._compiled, entry.merged[1])] if d)
             base = plan.journal.base_state(plan.contact)
             domains.update(d for d in [account_of(self._compiled, base)] if d)
-        await self._load_versions(domains - set(history), history, result)
+        await self._load_versions(domains - set(history), history)
 
-    async def _load_versions(
-        self, domains: set[str], history: dict[str, list[Version]], result: ContactResult
-    ) -> None:
+    async def _load_versions(self, domains: set[str], history: dict[str, list[Version]]) -> None:
         keys = {d: account_key(self._prefix, d) for d in domains}
-        result.accounts.update(await self._store.load([k for k in keys.values() if k not in result.accounts]))
+        # The accounts' values only: their member snapshots are the account stage's business.
+        stored = await self._store.values(list(keys.values()))
         for domain, key in keys.items():
-            stored = result.accounts[key]
+            version, value = stored[key]
             versions: list[Version] = []
-            if stored.value:
+            if value:
                 cached = self._versions_cache.get(key)
-                if cached is None or cached[0] != stored.version:
-                    # decode once per stored version: members are not needed here
-                    cached = (stored.version, decode_account(stored.value).versions)
+                if cached is None or cached[0] != version:
+                    # decode once per stored version
+                    cached = (version, decode_account(value).versions)
                     if len(self._versions_cache) > 100_000:
                         self._versions_cache.clear()
                     self._versions_cache[key] = cached

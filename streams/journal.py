@@ -10,6 +10,7 @@ Without a journal the stored value is the whole story. scoring/timeline.py says 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,6 @@ from streams.state.port import (
     StoredRecord,
     decode_journal,
     decode_state,
-    encode_journal,
     journal_key,
     journal_name,
 )
@@ -56,26 +56,61 @@ class Journal:
     def base_state(self, contact: str) -> ContactState:
         return decode_state(self.base) if self.base and self.base != NO_STATE else ContactState(contact)
 
-    def entries(self, parse_event: Callable[[bytes], Any], through: PointKey | None = None) -> list[Entry]:
-        """The stored entries (up to ``through``), decoded to be applied again."""
+    def entries(
+        self,
+        parse_event: Callable[[bytes], Any],
+        through: PointKey | None = None,
+        decoded: EntryCache | None = None,
+    ) -> list[Entry]:
+        """The stored entries (up to ``through``), decoded to be applied again. ``decoded`` keeps
+        entries decoded before (they never change: events are immutable, a merged state is
+        only read)."""
         out = []
         for key, raw in sorted(self.parts.items()):
             if through is not None and key > through:
                 break
-            record_time, payload = decode_journal(raw)
-            try:
-                if key[3] == 0:  # a merge: the profile's state, or nothing for a plain link
-                    source = decode_state(payload) if payload else None
-                    out.append(Entry(key, merged=(key[4], source), record_time=record_time))
-                else:
-                    out.append(Entry(key, event=parse_event(payload), record_time=record_time))
-            except Exception as exc:  # a journal written by another release that no longer parses
-                logger.warning("dropping journal entry %s of a contact: %s", key, exc)
+            entry = decoded.get((key, raw)) if decoded is not None else None
+            if entry is None:
+                entry = _decode_entry(key, raw, parse_event)
+                if entry is None:
+                    continue
+                if decoded is not None:
+                    decoded.put((key, raw), entry)
+            out.append(entry)
         return out
 
 
-def entry_part(entry: Entry, payload: bytes) -> tuple[str, bytes]:
-    return journal_name(entry.key), encode_journal(entry.record_time, payload)
+def _decode_entry(key: PointKey, raw: bytes, parse_event: Callable[[bytes], Any]) -> Entry | None:
+    record_time, payload = decode_journal(raw)
+    try:
+        if key[3] == 0:  # a merge: the profile's state, or nothing for a plain link
+            source = decode_state(payload) if payload else None
+            return Entry(key, merged=(key[4], source), record_time=record_time)
+        return Entry(key, event=parse_event(payload), record_time=record_time)
+    except Exception as exc:  # a journal written by another release that no longer parses
+        logger.warning("dropping journal entry %s of a contact: %s", key, exc)
+        return None
+
+
+class EntryCache:
+    """Decoded journal entries, least recently used first out."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[tuple[PointKey, bytes], Entry] = OrderedDict()
+
+    def get(self, key: tuple[PointKey, bytes]) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[PointKey, bytes], entry: Entry) -> None:
+        if self._capacity <= 0:
+            return
+        self._entries[key] = entry
+        if len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
 
 
 def journal_writes(

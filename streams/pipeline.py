@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -43,6 +44,8 @@ from streams.watermarks import BatchIsEverything, Watermarks
 
 logger = logging.getLogger(__name__)
 ROUNDS = 3  # contact stage, accounts, contacts that a new firmographics version concerns, accounts
+SWEEP_EVERY_S = 1.0
+REPORT_EVERY_S = 30.0
 
 
 @dataclass(slots=True)
@@ -102,6 +105,8 @@ class ScoringPipeline:
         # A batch and a tick never interleave: progress is published only for records whose
         # account snapshots are committed.
         self._busy = asyncio.Lock()
+        self._swept_to, self._swept_at = float("-inf"), 0.0
+        self._reported_at = time.monotonic()
         self.handoff_observers: list[Callable[[dict[str, Any]], None]] = []
 
     async def process(self, batch: Sequence[SourceRecord]) -> None:
@@ -162,9 +167,7 @@ class ScoringPipeline:
         if self._accounts is not None:
             bound = await self.watermarks.bound()
             stream_time = max(self.clock.stream_time, bound.stream_time)
-            await self._accounts.run(
-                contacts.snapshots, incoming, contacts.accounts, bound, stream_time, accounts
-            )
+            await self._accounts.run(contacts.snapshots, incoming, bound, stream_time, accounts)
             requests = accounts.requests
             for _round in range(ROUNDS - 1):
                 if not requests:
@@ -172,13 +175,37 @@ class ScoringPipeline:
                 # Members of accounts that got a firmographics version decide again with it.
                 again, more = ContactResult(), AccountResult()
                 await self._contacts.run([], again, incoming, requests)
-                await self._accounts.run(again.snapshots, {}, again.accounts, bound, stream_time, more)
+                await self._accounts.run(again.snapshots, {}, bound, stream_time, more)
                 results.append(again)
                 _merge(accounts, more)
                 requests = more.requests - requests
         self.watermarks.settle()
         await self.watermarks.publish()
         await self._deliver(results, accounts, outputs)
+        self._report()
+
+    def _report(self) -> None:
+        """Now and then, what the pipeline did: an operator's first look at a running worker."""
+        now = time.monotonic()
+        if now - self._reported_at < REPORT_EVERY_S:
+            return
+        self._reported_at = now
+        c = self.counters
+        logger.info(
+            "so far: %d records, %d applied, %d duplicates skipped, %d dead letters, %d re-keyed, "
+            "%d MQL and %d buying-group handoffs, %d contacts applied again for late inputs, "
+            "%d account snapshots late, %d compare-and-set conflicts",
+            c.records,
+            c.applied,
+            c.duplicates,
+            c.dead_letters,
+            c.rekeyed,
+            c.handoffs,
+            c.account_handoffs,
+            c.replays,
+            c.late_snapshots,
+            c.conflicts,
+        )
 
     async def release_accounts(self) -> int:
         """Apply the waiting points of accounts the stream has now reached (this process's shards
@@ -189,6 +216,12 @@ class ScoringPipeline:
         # The stream's time as every worker saw it: one restarted a moment ago has seen nothing yet.
         stream_time = max(self.clock.stream_time, bound.stream_time)
         limit = min(bound.upper, stream_time)
+        now = time.monotonic()
+        if limit <= self._swept_to and now - self._swept_at < SWEEP_EVERY_S:
+            # The batches apply their own accounts' points; only a watermark that moved (or, now
+            # and then, the passing of the grace time) can release more.
+            return 0
+        self._swept_to, self._swept_at = limit, now
         swept: dict[str, float] = {}
         for shard in range(ACCOUNT_SHARDS):
             if self.watermarks.owns_shard(shard, ACCOUNT_SHARDS):
@@ -197,7 +230,7 @@ class ScoringPipeline:
         if not swept:
             return 0
         accounts = AccountResult()
-        await self._accounts.run([], {}, {}, bound, stream_time, accounts, swept)
+        await self._accounts.run([], {}, bound, stream_time, accounts, swept)
         await self._deliver([], accounts, [])
         await self._accounts.reindex(accounts)
         return len(accounts.new_handoffs)

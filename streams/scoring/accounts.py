@@ -25,8 +25,16 @@ def buying_group_handoff_id(domain: str, model_version: str, qualification_numbe
 
 def account_of(compiled: CompiledModel, state: ContactState) -> str | None:
     """The company domain a contact belongs to; personal and student mail never make an account."""
+    memo = compiled.account_memo
     for domain in (state.company_domain, email_domain(state)):
-        if domain and all(d.account for d in domain_lists_of(compiled, domain)):
+        if not domain:
+            continue
+        makes = memo.get(domain)
+        if makes is None:
+            if len(memo) >= 100_000:
+                memo.clear()
+            makes = memo[domain] = all(d.account for d in domain_lists_of(compiled, domain))
+        if makes:
             return domain
     return None
 

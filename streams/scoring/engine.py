@@ -89,10 +89,13 @@ def apply(
     model: ScoringModel | CompiledModel,
     now: float,
     firmographics: FirmographicsLookup | None = None,
+    decide: bool = True,
 ) -> Decision:
     """Like :func:`score`, but mutates ``state`` in place (callers that own a fresh copy).
 
     ``firmographics`` maps account domains to what the accounts topic said about them.
+    ``decide=False`` applies the event's inputs only (scores, traits, context): for points whose
+    decisions were published before and are not taken again (see timeline.py).
     """
     compiled = model if isinstance(model, CompiledModel) else compile_model(model)
     fingerprint = event_fingerprint(event.event_id)
@@ -101,15 +104,20 @@ def apply(
     at = epoch(event.occurred_at)
     # Timers that came due before this event fire first, exactly as the timer service would have
     # fired them: the same events give the same lifecycle whether timers ran live or not.
-    lifecycle = fire_due(compiled, state, now)
+    lifecycle = fire_due(compiled, state, now) if decide else []
     if event.type == "sales_outcome":
+        if not decide:
+            state.seen_ids.append(fingerprint)
+            del state.seen_ids[:-RECENT_EVENT_IDS]
+            state.clock = max(state.clock, at)
+            return Decision(state)
         lifecycle += sales_outcome(compiled, state, event, at)
         state.seen_ids.append(fingerprint)
         del state.seen_ids[:-RECENT_EVENT_IDS]
         state.clock = max(state.clock, at)
         return Decision(state, lifecycle=tuple(lifecycle))
     # Only a contact that qualified before needs the pre-event value (for the re-arm band).
-    before = engagement(compiled, state, now)[0] if state.mql_count else 0.0
+    before = engagement(compiled, state, now)[0] if state.mql_count and decide else 0.0
 
     _update_identity(state, event)
     props = properties(event)
@@ -126,6 +134,9 @@ def apply(
     if state.since is None or at < state.since:
         state.since = at
     counted = tuple(r.rule.name for r in rules)
+    if not decide:
+        disqualified = evaluate_fit(compiled, state).disqualified_by is not None
+        return Decision(state, counted=counted, nurtured=tuple(nurtured), disqualified=disqualified)
     return _decide(
         compiled, state, now, before, counted, tuple(nurtured), firmographics, event.event_id, lifecycle
     )

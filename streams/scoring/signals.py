@@ -92,6 +92,7 @@ class CompiledModel:
     # domain or a job title cost more than the rest of fit together.
     domain_memo: dict[str, tuple[CompiledDomainList, ...]] = field(default_factory=dict)
     seniority_memo: dict[str, str | None] = field(default_factory=dict)
+    account_memo: dict[str, bool] = field(default_factory=dict)  # domain -> makes an account
 
 
 MEMO_LIMIT = 100_000

@@ -135,7 +135,7 @@ def run(
     for entry in sorted(entries, key=lambda e: e.key):
         _firmographics_points(state, entry.key, compiled, history, encode, outcomes, passing, decided)
         passing(entry.key)
-        outcome = _apply(state, entry, compiled, history)
+        outcome = _apply(state, entry, compiled, history, decided is None or entry.key > decided)
         state.last_key = max(state.last_key or entry.key, entry.key)
         _settle(outcome, state, encode, decided)
         if outcome.suppressed and entry.new and not entry.recheck:
@@ -187,7 +187,11 @@ def _settle(
 
 
 def _apply(
-    state: ContactState, entry: Entry, compiled: CompiledModel, history: Mapping[str, list[Version]]
+    state: ContactState,
+    entry: Entry,
+    compiled: CompiledModel,
+    history: Mapping[str, list[Version]],
+    decide: bool = True,
 ) -> PointOutcome:
     accounts = compiled.model.accounts is not None
     before = account_of(compiled, state) if accounts else None
@@ -211,7 +215,7 @@ def _apply(
         disqualified = evaluate_fit(compiled, state).disqualified_by is not None
     else:
         now = max(state.clock, entry.key[0])
-        decision = apply(state, entry.event, compiled, now, FirmographicsAsOf(history, now))
+        decision = apply(state, entry.event, compiled, now, FirmographicsAsOf(history, now), decide)
         outcome.decision = decision
         outcome.published = decision.handoff is not None or bool(decision.lifecycle)
         if decision.duplicate:
@@ -262,6 +266,9 @@ def _firmographics_points(
             break
         if valid_from <= state.since or (state.last_key is not None and key <= state.last_key):
             continue
+        if decided is not None and key <= decided:
+            state.last_key = key  # decided and published before: nothing to take again
+            continue
         passing(key)
         trigger = f"firmographics:{domain}@{datetime.fromtimestamp(valid_from, tz=UTC).isoformat()}"
         decision = reevaluate(state, compiled, valid_from, FirmographicsAsOf(history, valid_from), trigger)
@@ -300,7 +307,10 @@ def cut(keys: Sequence[PointKey], clock: float, bounds: Bounds) -> PointKey | No
     key fold into the base), or None. It is cut down to half its length allowance at once, so a
     busy contact does not fold at every event."""
     remaining = sorted(keys)
-    too_old = sum(1 for k in remaining if k[0] < clock - bounds.horizon_s)
+    too_old = 0
+    if remaining and remaining[0][0] < clock - bounds.horizon_s:
+        # Past the horizon: fold down to half of it at once, not one entry per event.
+        too_old = sum(1 for k in remaining if k[0] < clock - bounds.horizon_s / 2)
     excess = len(remaining) - bounds.max_points
     count = max(too_old, excess + bounds.max_points // 2 if excess > 0 else 0)
     if count <= 0:

@@ -8,6 +8,7 @@ Entries are taken out while a batch mutates them and put back only after their c
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -17,7 +18,7 @@ T = TypeVar("T")
 class DecodedCache(Generic[T]):
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._entries: dict[str, tuple[int, int, T]] = {}
+        self._entries: OrderedDict[str, tuple[int, int, T]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -38,4 +39,6 @@ class DecodedCache(Generic[T]):
         entries.pop(key, None)
         entries[key] = (version, hash(value), state)
         if len(entries) > self._capacity:
-            del entries[next(iter(entries))]  # the least recently put
+            # The least recently put (an OrderedDict: a plain dict's first key is found by walking
+            # past every slot emptied by ``take``).
+            entries.popitem(last=False)

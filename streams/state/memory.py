@@ -24,6 +24,13 @@ class MemoryStateStore:
             )
         return out
 
+    async def values(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
+        out = {}
+        for key in keys:
+            held = self._records.get(key)
+            out[key] = (held.version, held.value) if held else (0, None)
+        return out
+
     async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         conflicts = set()
         for write in writes:

@@ -44,6 +44,10 @@ class RecordWrite:
 class StateStore(Protocol):
     async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]: ...
 
+    async def values(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
+        """Only each record's version and value (an account's firmographics, without members)."""
+        ...
+
     async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         """Apply every write whose version still matches; return the keys that conflicted."""
         ...

@@ -57,6 +57,19 @@ class RedisStateStore:
             raise self._unavailable(f"loading {len(keys)} records", exc) from exc
         return {key: _record(row) for key, row in zip(keys, rows, strict=True)}
 
+    async def values(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
+        """Only the version and the value of each record: no parts, no outbox."""
+        if not keys:
+            return {}
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, "v", "s")
+            rows = await pipe.execute()
+        except RedisError as exc:
+            raise self._unavailable(f"loading {len(keys)} values", exc) from exc
+        return {key: (int(v or b"0"), value) for key, (v, value) in zip(keys, rows, strict=True)}
+
     async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         if not writes:
             return set()
@@ -107,10 +120,13 @@ class RedisStateStore:
     async def schedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
         if not entries:
             return
+        by_key: dict[str, dict[str, float]] = {}
+        for key, member, due in entries:
+            by_key.setdefault(key, {})[member] = due
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for key, member, due in entries:
-                pipe.zadd(key, {member: due})
+            for key, members in by_key.items():  # one ZADD per index shard
+                pipe.zadd(key, members)
             await pipe.execute()
         except RedisError as exc:
             raise self._unavailable("scheduling timers", exc) from exc
@@ -133,10 +149,14 @@ class RedisStateStore:
     async def schedule_earliest(self, entries: Sequence[tuple[str, str, float]]) -> None:
         if not entries:
             return
+        by_key: dict[str, dict[str, float]] = {}
+        for key, member, due in entries:
+            held = by_key.setdefault(key, {})
+            held[member] = min(due, held.get(member, due))
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for key, member, due in entries:
-                pipe.zadd(key, {member: due}, lt=True)
+            for key, members in by_key.items():  # one ZADD per index shard
+                pipe.zadd(key, members, lt=True)
             await pipe.execute()
         except RedisError as exc:
             raise self._unavailable("indexing waiting accounts", exc) from exc
