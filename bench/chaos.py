@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import random
@@ -162,7 +163,7 @@ class Data:
 
     def oracle(self, settings: Settings) -> Oracle:
         events = self.events
-        pipeline, sink, store = _replayed(events, settings)
+        _pipeline, sink, store = _replayed(events, settings)
         handoffs = [json.loads(r.value or b"{}") for r in sink.on_topic(settings.topics.handoffs)]
         states = {
             key[key.index("{c:") + 3 : -1]: decode_state(stored.value)
@@ -507,10 +508,8 @@ def _replay_cli(settings: Settings, records: list[Record], row: Row, oracle: Ora
 def _clean(settings: Settings) -> None:
     admin = AdminClient(kafka_client_config(settings))
     for future in admin.delete_topics(list({*settings.topics.model_dump().values()})).values():
-        try:
+        with contextlib.suppress(KafkaException):
             future.result()
-        except KafkaException:
-            pass
     client = redis.Redis.from_url(settings.redis_url)
     for key in client.scan_iter(f"{settings.redis_key_prefix}:*", count=1000):
         client.unlink(key)
@@ -518,17 +517,35 @@ def _clean(settings: Settings) -> None:
 
 
 def table(rows: list[Row]) -> str:
-    head = (
-        "| scenario | expected MQL / groups | got MQL / groups | missing | extra | duplicate deliveries "
-        "| dead letters (expected) | contacts' scores differing | longest stall: group / partition | time | notes |"
-    )
-    lines = [head, "|" + "---|" * 11]
+    head = [
+        "scenario",
+        "expected MQL / groups",
+        "got MQL / groups",
+        "missing",
+        "extra",
+        "duplicate deliveries",
+        "dead letters (expected)",
+        "contacts' scores differing",
+        "longest stall: group / partition",
+        "time",
+        "notes",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        lines.append(
-            f"| {r.scenario} | {r.expected[0]} / {r.expected[1]} | {r.got[0]} / {r.got[1]} | {r.missing} "
-            f"| {r.extra} | {r.duplicates} | {r.dead_letters} ({r.dead_letters_expected}) | {r.score_mismatches} "
-            f"| {r.group_stall_s:.1f} s / {r.partition_stall_s:.1f} s | {r.seconds:.0f} s | {'; '.join(r.notes)} |"
-        )
+        cells = [
+            r.scenario,
+            f"{r.expected[0]} / {r.expected[1]}",
+            f"{r.got[0]} / {r.got[1]}",
+            str(r.missing),
+            str(r.extra),
+            str(r.duplicates),
+            f"{r.dead_letters} ({r.dead_letters_expected})",
+            str(r.score_mismatches),
+            f"{r.group_stall_s:.1f} s / {r.partition_stall_s:.1f} s",
+            f"{r.seconds:.0f} s",
+            "; ".join(r.notes),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

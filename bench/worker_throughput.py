@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     records = to_records(events, settings.topics)
     if args.one_topic:
-        records = [(settings.topics.page_views if t != settings.topics.accounts else t, k, v) for t, k, v in records]
+        records = [
+            (settings.topics.page_views if t != settings.topics.accounts else t, k, v) for t, k, v in records
+        ]
     produce_all(
         make_producer(settings),
         records,

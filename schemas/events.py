@@ -12,7 +12,7 @@ import unicodedata
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasPath, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
@@ -68,7 +68,9 @@ class _Envelope(_Strict):
     context: TouchContext | None = None
     # ``email`` as it was typed (``email`` itself is normalised): read from the same input field,
     # so producers cannot set it, and never serialised.
-    email_display: SkipJsonSchema[str | None] = Field(default=None, validation_alias="email", exclude=True)
+    email_display: SkipJsonSchema[str | None] = Field(
+        default=None, validation_alias=AliasPath("email"), exclude=True
+    )
 
     @field_validator("email_display", mode="before")
     @classmethod

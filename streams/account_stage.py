@@ -178,9 +178,9 @@ class AccountStage:
         # Only members and waiting points added, replaced or dropped are written (a field each).
         members = [c for c, m in account.members.items() if held.get(c) is not m]
         members += [c for c in held if c not in account.members]
-        pending = [n for n, s in account.pending.items() if waiting.get(n) is not s]
-        pending += [n for n in waiting if n not in account.pending]
-        parts = {**member_parts(account, members), **pending_parts(account, pending)}
+        queued = [n for n, s in account.pending.items() if waiting.get(n) is not s]
+        queued += [n for n in waiting if n not in account.pending]
+        parts = {**member_parts(account, members), **pending_parts(account, queued)}
         entries = {f"h:{h['handoff_id']}": orjson.dumps(h) for h in moved.handoffs}
         value = encode_state(account)
         if value != stored.value or entries or parts:

@@ -8,6 +8,7 @@ waiting for their account's firmographics, up to the late-data horizon, do not c
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import redis
 
@@ -22,7 +23,10 @@ def accounts_waiting(settings: Settings) -> int:
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     client = redis.Redis.from_url(settings.redis_url, password=password)
     try:
-        table = client.hgetall(watermark_key(settings.redis_key_prefix, settings.consumer_group))
+        table = cast(
+            dict[bytes, bytes],
+            client.hgetall(watermark_key(settings.redis_key_prefix, settings.consumer_group)),
+        )
         times = [PartitionProgress.decode(k.decode(), v).max_event_time for k, v in table.items()]
         stream_time = max(times, default=float("-inf"))
         return sum(

@@ -127,7 +127,7 @@ async def run_loop(
                     batch.append(_record(message))
                 elif error.fatal():
                     raise KafkaException(error)
-                elif message.topic() is not None and message.offset() is not None and message.offset() >= 0:
+                elif message.topic() is not None and (message.offset() or -1) >= 0:
                     broken.append(message)  # a record the client could not read: dead-letter it
                 else:
                     logger.warning("consumer: %s", error)

@@ -60,11 +60,11 @@ def make_app(settings: Settings) -> faust.App:
 
 
 def _log_rebalances(app: faust.App) -> None:
-    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(app: faust.App, revoked: Any, **_kwargs: Any) -> None:
         logger.info("partitions revoked: %s", _names(revoked))
 
-    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(app: faust.App, assigned: Any, **_kwargs: Any) -> None:
         logger.info("partitions assigned: %s", _names(assigned))
 

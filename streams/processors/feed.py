@@ -96,7 +96,8 @@ class KafkaFeed:
                 else:
                     missing.append(TopicPartition(tp.topic, tp.partition))
             if missing:
-                starts = self._admin.list_offsets({tp: OffsetSpec.earliest() for tp in missing})
+                earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+                starts = self._admin.list_offsets({tp: earliest for tp in missing})
                 for tp, future in starts.items():
                     out[(tp.topic, tp.partition)] = future.result(timeout=10).offset
         except Exception as exc:  # KafkaException, or a timeout while the broker is away
@@ -111,7 +112,7 @@ class KafkaFeed:
             logger.warning("could not read topic metadata (%r); retrying shortly", exc)
             self._next_metadata = time.monotonic() + 2.0
             return None
-        out = []
+        out: list[str] = []
         for topic in self._settings.topics.inputs():
             described = metadata.topics.get(topic)
             if described is None or described.error is not None:
