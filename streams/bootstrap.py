@@ -110,12 +110,13 @@ def build_worker(settings: Settings) -> faust.App:
 
 
 def timer_tick(pipeline: ScoringPipeline, timers: TimerService) -> Any:
-    """Fire due timers (SLA breaches, decayed MQLs), in stream time."""
-    clock = pipeline.clock
+    """Fire due timers (SLA breaches, decayed MQLs), in stream time, and only as far as every
+    input partition has been read: a contact's own event before the due time may still be
+    unread on a partition that lags (in a backfill), and a fired timer is published."""
 
     async def tick(wall: float) -> None:
         async with pipeline.busy:
-            await timers.tick(clock.now(wall))
+            await timers.tick(await pipeline.timer_time(wall))
 
     return tick
 

@@ -207,6 +207,12 @@ class ScoringPipeline:
             c.conflicts,
         )
 
+    async def timer_time(self, wall: float) -> float:
+        """Up to when timers may fire: stream time (the wall clock on a quiet stream), and no
+        later than every input partition that still holds unread records has been read."""
+        bound = await self.watermarks.bound()
+        return min(self.clock.now(wall), bound.upper)
+
     async def release_accounts(self) -> int:
         """Apply the waiting points of accounts the stream has now reached (this process's shards
         of the waiting index); return the buying-group handoffs that decided."""
