@@ -116,6 +116,7 @@ class Oracle:
     groups: set[str]
     scores: dict[str, float]  # contact -> engagement at ``at``
     at: float
+    qualified_at: dict[str, str] = field(default_factory=dict)  # handoff id -> its qualified_at
 
 
 @dataclass(slots=True)
@@ -125,6 +126,9 @@ class Row:
     got: tuple[int, int] = (0, 0)
     missing: int = 0
     extra: int = 0
+    # Handed off under the right id but at another moment: a contact's events crossing topics
+    # after one of its decisions was published (see the README's arrival-order guarantee).
+    moved: int = 0
     duplicates: int = 0
     dead_letters: int = 0
     dead_letters_expected: int = 0
@@ -179,6 +183,7 @@ class Data:
             {h["handoff_id"] for h in handoffs if h["kind"] == "buying_group"},
             {contact: engagement(compiled, state, at)[0] for contact, state in states.items()},
             at,
+            {h["handoff_id"]: h["qualified_at"] for h in handoffs},
         )
 
 
@@ -485,6 +490,14 @@ def _count(handoffs: list[dict[str, Any]], oracle: Oracle, row: Row) -> None:
     row.missing = len(oracle.mql - set(mql)) + len(oracle.groups - set(groups))
     row.extra = len(set(mql) - oracle.mql) + len(set(groups) - oracle.groups)
     row.duplicates = len(mql) + len(groups) - len(set(mql)) - len(set(groups))
+    row.moved = len(
+        {
+            h["handoff_id"]
+            for h in handoffs
+            if h.get("handoff_id") in oracle.qualified_at
+            and h.get("qualified_at") != oracle.qualified_at[h["handoff_id"]]
+        }
+    )
 
 
 def _replay_cli(settings: Settings, records: list[Record], row: Row, oracle: Oracle, logs: Path) -> None:
@@ -523,6 +536,7 @@ def table(rows: list[Row]) -> str:
         "got MQL / groups",
         "missing",
         "extra",
+        "at another moment",
         "duplicate deliveries",
         "dead letters (expected)",
         "contacts' scores differing",
@@ -538,6 +552,7 @@ def table(rows: list[Row]) -> str:
             f"{r.got[0]} / {r.got[1]}",
             str(r.missing),
             str(r.extra),
+            str(r.moved),
             str(r.duplicates),
             f"{r.dead_letters} ({r.dead_letters_expected})",
             str(r.score_mismatches),

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # ...or was caught up at a fetch this long after the point's record reached Kafka (records
     # still in flight, producer clock skew).
     watermark_grace_s: float = Field(default=1.0, ge=0)
+    # After Kafka was unreachable or slow, producers deliver what they held back (with its
+    # original timestamps): partitions' caught-up claims count again only this long after.
+    watermark_outage_recovery_s: float = Field(default=10.0, ge=0)
     # An account without firmographics holds at most this many points for them (then applies
     # the oldest without).
     account_max_waiting_points: int = Field(default=256, ge=1)

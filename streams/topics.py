@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -13,11 +16,39 @@ from streams.errors import BrokerUnavailable
 logger = logging.getLogger(__name__)
 
 
-def kafka_client_config(settings: Settings) -> dict[str, str | int | float | bool]:
-    """librdkafka configuration for ``settings`` (shared by admin, producers and consumers)."""
-    config: dict[str, str | int | float | bool] = {
+class _RepeatsDropped(logging.Filter):
+    """librdkafka retries a refused connection every few tens of milliseconds and logs each try
+    (hundreds of identical lines while a broker restarts): one line per distinct message a minute
+    is what an operator can read."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Client names and timings ("consumer-89", "after 0ms") differ between repeats.
+        shape = re.sub(r"\d+", "#", record.getMessage())
+        now = time.monotonic()
+        if now - self._last.get(shape, -self._every_s) < self._every_s:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[shape] = now
+        return True
+
+
+librdkafka_logger = logging.getLogger("leadstream.librdkafka")
+librdkafka_logger.addFilter(_RepeatsDropped())
+
+
+def kafka_client_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka configuration for ``settings`` (shared by admin, producers and consumers); the
+    client's own log goes through Python logging, repeats dropped."""
+    config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol,
+        "logger": librdkafka_logger,
     }
     if settings.kafka_sasl_mechanism:
         config["sasl.mechanism"] = settings.kafka_sasl_mechanism

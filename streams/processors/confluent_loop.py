@@ -71,7 +71,6 @@ async def run_loop(
     # handoffs are not published again by the partitions' next owner); librdkafka keeps fetching
     # into its own queue in the background meanwhile.
     assigned: set[tuple[str, int]] = set()
-    highs: dict[tuple[str, int], tuple[int, float]] = {}  # high watermark, when it was read
     # Offsets processed but not committed for certain: a commit during a rebalance fails, and an
     # idle partition would otherwise keep showing lag it does not have.
     uncommitted: dict[tuple[str, int], int] = {}
@@ -91,12 +90,7 @@ async def run_loop(
     consumer.subscribe(
         list(settings.topics.inputs()), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
     )
-    feed = KafkaFeed(
-        settings,
-        lambda: list(assigned),
-        lambda t, p: highs.get((t, p)),
-        fetch_margin_s=FETCH_WAIT_MS / 1000 + 0.25,
-    )
+    feed = KafkaFeed(settings, lambda: list(assigned))
     watermarks.attach(feed)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -116,10 +110,6 @@ async def run_loop(
             messages = await loop.run_in_executor(
                 None, consumer.consume, settings.batch_max, settings.batch_within_s
             )
-            read_at = time.time()
-            for topic, partition in assigned:
-                high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
-                highs[(topic, partition)] = (high, read_at)
             batch, broken = [], []
             for message in messages:
                 error = message.error()

@@ -74,19 +74,12 @@ def _names(partitions: Any) -> str:
 
 
 def faust_feed(app: faust.App, settings: Settings) -> KafkaFeed:
-    """The faust consumer's partitions for the watermarks (aiokafka fetches in the background
-    and waits up to 500 ms on an idle fetch)."""
-    from faust.types import TP
+    """The faust consumer's partitions for the watermarks."""
 
     def assignment() -> list[tuple[str, int]]:
         return [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
 
-    def high(topic: str, partition: int) -> tuple[int, float] | None:
-        # aiokafka's fetcher keeps it current in the background: as of now
-        value = app.consumer.highwater(TP(topic, partition))
-        return (int(value), time.time()) if value is not None else None
-
-    return KafkaFeed(settings, assignment, high, fetch_margin_s=0.75)
+    return KafkaFeed(settings, assignment)
 
 
 def attach_batch_agent(

@@ -1,18 +1,25 @@
 """What a worker engine tells the watermarks about its partitions (see streams/watermarks.py).
 
-Both engines give their consumer's assignment and cached high watermarks (refreshed by the
-client's background fetches); the group's committed offsets, where a newly assigned partition
-starts, and the list of every input partition come from the admin API.
+Both engines give their consumer's assignment; the rest comes from the admin API: the
+partitions' high watermarks (read actively, stamped with the moment the request was sent, never
+the consumer's cached values, which go stale while a broker is away), the group's committed
+offsets (where a newly assigned partition starts) and the list of every input partition.
+
+A caught-up claim says "every record appended before this moment has been read". After Kafka was
+unreachable or slow, producers deliver records they held back, stamped with the time they were
+produced; claims made in that window would let an account move past them, so high watermarks
+read within ``watermark_outage_recovery_s`` of an outage are not taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from config.settings import Settings
@@ -20,6 +27,10 @@ from streams.topics import kafka_client_config
 
 logger = logging.getLogger(__name__)
 METADATA_EVERY_S = 30.0
+HIGHS_EVERY_S = 0.25  # how often the high watermarks are read (a live point waits about this more)
+# high watermarks by partition, the wall time the request was sent, how long it took
+HighsRead = tuple[dict[tuple[str, int], int], float, float]
+SLOW_READ_S = 2.0  # a read that took longer met a broker in trouble: an outage
 
 
 class KafkaFeed:
@@ -27,18 +38,18 @@ class KafkaFeed:
         self,
         settings: Settings,
         assignment: Callable[[], Iterable[tuple[str, int]]],
-        high: Callable[[str, int], tuple[int, float] | None],
-        fetch_margin_s: float,
     ) -> None:
-        """``high``: a partition's cached high watermark and the wall time it was read;
-        ``fetch_margin_s``: how much older than that moment the client's cached value can be (its
-        longest fetch wait plus a round trip)."""
         self._settings = settings
         self._assignment = assignment
-        self._high = high
-        self._margin = fetch_margin_s
-        self._admin = AdminClient(kafka_client_config(settings))
+        config = kafka_client_config(settings)
+        config["error_cb"] = self._kafka_error
+        self._admin = AdminClient(config)
         self._assigned: list[tuple[str, int]] = []
+        self._highs: dict[tuple[str, int], tuple[int, float]] = {}
+        self._reading: asyncio.Future[HighsRead] | None = None
+        self._next_highs = 0.0
+        self._disturbed = False  # a transport error since the last read
+        self._trust_from = 0.0  # reads sent before this moment are not taken (an outage's recovery)
         self._starting: dict[tuple[str, int], int] = {}
         self._expected: list[str] | None = None
         self._next_metadata = 0.0
@@ -48,13 +59,10 @@ class KafkaFeed:
         return self._assigned
 
     def high_watermark(self, topic: str, partition: int) -> tuple[int, float] | None:
-        try:
-            read = self._high(topic, partition)
-        except Exception:  # not fetched yet, or the partition just moved away
-            return None
-        if read is None or read[0] < 0:
-            return None
-        return read[0], read[1] - self._margin
+        return self._highs.get((topic, partition))
+
+    def _kafka_error(self, error: KafkaError) -> None:
+        self._disturbed = True
 
     def starting_offset(self, topic: str, partition: int) -> int | None:
         return self._starting.get((topic, partition))
@@ -76,11 +84,69 @@ class KafkaFeed:
             self._starting.update(found)
             if len(found) < len(missing):
                 self._next_offsets = time.monotonic() + 2.0
+        self._read_highs(loop)
         if time.monotonic() >= self._next_metadata:
             self._next_metadata = time.monotonic() + METADATA_EVERY_S
             expected = await loop.run_in_executor(None, self._partitions)
             if expected is not None:
                 self._expected = expected
+
+    def _read_highs(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take the last read's answer if it is in; start the next one when due (in the
+        background: a broker away must not hold the batches up)."""
+        self._admin.poll(0)  # serves error_cb
+        reading = self._reading
+        if reading is not None:
+            if not reading.done():
+                return
+            self._reading = None
+            self._took(reading)
+        now = time.monotonic()
+        if now >= self._next_highs and self._assigned:
+            self._next_highs = now + HIGHS_EVERY_S
+            self._reading = loop.run_in_executor(None, self._list_highs, list(self._assigned))
+
+    def _took(self, reading: asyncio.Future[HighsRead]) -> None:
+        exc = reading.exception()
+        recovery = self._settings.watermark_outage_recovery_s
+        if exc is not None:
+            if self._trust_from != math.inf:
+                logger.warning(
+                    "cannot read the input partitions' high watermarks (%r): accounts wait for "
+                    "Kafka to come back",
+                    exc,
+                )
+            self._trust_from = math.inf  # until a read succeeds again
+            self._disturbed = False
+            return
+        highs, sent, took = reading.result()
+        if self._disturbed or took > SLOW_READ_S or self._trust_from == math.inf:
+            self._trust_from = time.time() + recovery
+            self._disturbed = False
+            logger.warning(
+                "Kafka was unreachable or slow; records producers held back may still arrive, so "
+                "partitions count as caught up again in %.0f s (watermark_outage_recovery_s)",
+                recovery,
+            )
+        if sent < self._trust_from:
+            return
+        for tp, high in highs.items():
+            self._highs[tp] = (high, sent)
+        for gone in set(self._highs) - set(self._assigned):
+            del self._highs[gone]
+
+    def _list_highs(self, partitions: list[tuple[str, int]]) -> HighsRead:
+        """The partitions' high watermarks (as a read-committed consumer sees them), the wall time
+        the request was sent (everything appended before it is below them) and how long it took."""
+        sent = time.time()
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        futures = self._admin.list_offsets(
+            {TopicPartition(t, p): latest for t, p in partitions},
+            isolation_level=IsolationLevel.READ_COMMITTED,
+            request_timeout=10,
+        )
+        highs = {(tp.topic, tp.partition): f.result(timeout=15).offset for tp, f in futures.items()}
+        return highs, sent, time.time() - sent
 
     def _committed(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Where the group resumes each partition: its committed offset, else the log start."""
