@@ -91,9 +91,10 @@ def account(domain: str, when: str, account_id: str | None = None, **firmographi
 
 
 def engaged_member(contact: str, domain: str, title: str, day: float = 0.0) -> list[dict[str, Any]]:
-    """A contact at ``domain`` who clears a 20-point bar (a demo request) but not the MQL fit bar
-    on their own... or does: what matters here is their engagement and role."""
+    """A contact at ``domain`` who engages enough to count toward a buying group (a webinar and a
+    case study: 35 points, far above a member's bar) but not enough to be an MQL on their own."""
     return [
         identify(contact, at(day), f"{contact}@{domain}", job_title=title),
-        form(contact, "demo_request", at(day + 0.5)),
+        webinar(contact, "attended", at(day + 0.4)),
+        page(contact, "/case-studies/member", at(day + 0.5)),
     ]

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from config.loader import load_model
 from streams.generator import TOPIC_OF_TYPE
 from streams.kafka_io import make_producer, produce_all
 from streams.scoring.accounts import buying_group_handoff_id
@@ -40,7 +41,7 @@ def test_buying_groups_stitching_and_replay(settings, redis_client, start_worker
     settings = settings.model_copy(update={"timer_interval_s": 60})
     ensure_topics(settings)
     first = start_worker(settings)
-    model_version = "default-2026.11"
+    model_version = load_model().version
     firmographics = [account("bg.io", at(0)), account("one.io", at(0)), account("two.io", at(0))]
     committee = (
         engaged_member("bg-ceo", "bg.io", "CEO", 1)

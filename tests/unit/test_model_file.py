@@ -11,8 +11,8 @@ from streams.cli import main
 def test_default_model_encodes_the_domain_table():
     model = load_model()
     rules = {r.name: r for r in model.engagement_rules}
-    assert rules["demo_request"].points == 50
-    assert rules["trial_signup"].points == 40
+    assert rules["demo_request"].points == 65
+    assert rules["trial_signup"].points == 50
     assert rules["pricing_page_repeat"].frequency is not None
     assert rules["careers_page"].points < 0
     assert model.domain_lists["competitor"].disqualify
@@ -28,7 +28,7 @@ def _broken(old: str, new: str) -> str:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("points: 50", "points: fifty", "engagement_rules.0.points"),
+        ("points: 65", "points: sixty-five", "engagement_rules.0.points"),
         ("family: product", "family: produce", "family 'produce' is not declared"),
         ("engagement_below: 25", "engagement_below: 90", "must be below the engagement threshold"),
         (
@@ -62,6 +62,6 @@ def test_validate_command(tmp_path, capsys):
     assert main(["validate", str(good)]) == 0
     assert "valid (version" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
-    bad.write_text(_broken("points: 40", "points: -5000"))
+    bad.write_text(_broken("points: 30", "points: -5000"))
     assert main(["validate", str(bad)]) == 2
     assert f"{bad}:" in capsys.readouterr().err
