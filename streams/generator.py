@@ -350,6 +350,8 @@ def to_records(events: list[dict[str, Any]], topics: Any) -> list[tuple[str, byt
 
 
 def default_start(today: datetime | None = None) -> datetime:
-    """90 days before today at midnight UTC: recent enough for any event-age policy."""
+    """120 days before today at midnight UTC: recent enough for any event-age policy, and early
+    enough that the longest journey (starting up to 60 days in, then weeks of gaps) ends before
+    now: an event from the future is dead-lettered by a worker (``max_future_seconds``)."""
     day = (today or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day - timedelta(days=90)
+    return day - timedelta(days=120)
