@@ -43,7 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--start",
         type=datetime.fromisoformat,
-        help="first journey start, ISO 8601 with zone (default: 90 days before today, UTC)",
+        help="first journey start, ISO 8601 with zone (default: 120 days before today, UTC)",
+    )
+    generate.add_argument(
+        "--outcomes-out",
+        type=Path,
+        help="also write planted sales outcomes (a hidden propensity per contact, see "
+        "streams/ground_truth.py) as JSON lines, for backtests",
     )
     target = generate.add_mutually_exclusive_group()
     target.add_argument("--out", type=Path, help="write JSON lines to this file (default: stdout)")
@@ -52,6 +58,28 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("file", type=Path)
     replay.add_argument("--quiet", action="store_true", help="print only the summary")
     replay.add_argument("--handoffs-out", type=Path, help="also write the handoff records as JSON lines")
+    backtest = sub.add_parser(
+        "backtest", help="replay history through candidate models and measure them against sales outcomes"
+    )
+    backtest.add_argument(
+        "--model",
+        dest="candidates",
+        action="append",
+        type=Path,
+        default=[],
+        help="a candidate model YAML (repeat for several; default: the configured model)",
+    )
+    backtest.add_argument("--events", type=Path, required=True, help="events as JSON lines")
+    backtest.add_argument(
+        "--outcomes", type=Path, help="sales_outcome events as JSON lines (default: those in --events)"
+    )
+    backtest.add_argument(
+        "--bars",
+        type=lambda text: [float(v) for v in text.split(",") if v.strip()],
+        default=None,
+        help="engagement bars to sweep, comma-separated (default: each model's bar -20, -10, +10, +20)",
+    )
+    backtest.add_argument("--json", action="store_true", help="the report as JSON")
     explain = sub.add_parser("explain", help="a contact's live score breakdown from Redis")
     explain.add_argument("contact", help="contact id, or with --account an account domain")
     explain.add_argument("--account", action="store_true", help="explain an account's buying group")
@@ -123,6 +151,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from streams.replay import run_replay
 
         return run_replay(args.file, settings, load_model(settings.model_path), args.quiet, args.handoffs_out)
+    if command == "backtest":
+        from streams.backtest import backtest_command
+
+        candidates = args.candidates or ([settings.model_path] if settings.model_path else [])
+        return backtest_command(args.events, candidates, args.outcomes, args.bars, settings, args.json)
     if command == "explain":
         from streams.explain import explain, explain_account
 
@@ -184,6 +217,14 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     events = JourneyGenerator(args.seed, args.contacts, args.accounts, start=start, days=args.days).events()
+    if args.outcomes_out:
+        from streams.ground_truth import planted_outcomes
+
+        outcomes = planted_outcomes(events, args.seed)
+        with args.outcomes_out.open("w") as handle:
+            for outcome in outcomes:
+                handle.write(json.dumps(outcome, separators=(",", ":")) + "\n")
+        print(f"wrote {len(outcomes)} planted sales outcomes to {args.outcomes_out}", file=sys.stderr)
     if args.to_topics:
         from streams.kafka_io import make_producer, produce_all
         from streams.topics import ensure_topics

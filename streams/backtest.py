@@ -1,0 +1,221 @@
+"""``leadstream backtest``: replay history through candidate models and measure them against what
+sales did.
+
+Each model replays the same events with the embedded engine (the file is read once; each model
+scores it from offset 0, exactly as ``leadstream replay`` does). Sales outcomes (``sales_outcome``
+events: accepted, rejected, closed won or lost) are joined to each model's MQLs by contact:
+
+- MQL->SQL: MQL contacts that sales accepted (or won) after their MQL;
+- MQL->won: MQL contacts won after their MQL;
+- recall of won deals: won contacts that were handed off before the win;
+- lead time: median days from MQL to won;
+- volume: MQLs per ISO week, and buying groups.
+
+A threshold sweep replays each model again at other engagement bars: volume against MQL->SQL,
+the compression curve (a lower bar buys volume with conversion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from config.model import ScoringModel
+from config.settings import Settings
+from streams.records import SourceRecord
+from streams.replay import file_records, replay_records
+
+ACCEPTED = {"accepted", "opportunity_created", "closed_won"}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """Per contact, the earliest time sales accepted it and the earliest time it was won."""
+
+    accepted: dict[str, float] = field(default_factory=dict)
+    won: dict[str, float] = field(default_factory=dict)
+
+
+def read_outcomes(lines: Sequence[bytes]) -> Outcomes:
+    """``sales_outcome`` events among JSON lines (other lines are ignored)."""
+    outcomes = Outcomes()
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict) or event.get("type") != "sales_outcome":
+            continue
+        contact, result = event.get("contact_id"), event.get("outcome")
+        at = _epoch(event.get("occurred_at"))
+        if not contact or at is None:
+            continue
+        if result in ACCEPTED:
+            outcomes.accepted[contact] = min(at, outcomes.accepted.get(contact, at))
+        if result == "closed_won":
+            outcomes.won[contact] = min(at, outcomes.won.get(contact, at))
+    return outcomes
+
+
+def measure(handoffs: list[dict[str, Any]], outcomes: Outcomes) -> dict[str, Any]:
+    """One model's figures from its handoffs and the outcomes."""
+    first_mql: dict[str, float] = {}
+    for handoff in handoffs:
+        if handoff.get("kind") == "mql":
+            at = _epoch(handoff["qualified_at"])
+            if at is not None:
+                first_mql[handoff["contact_id"]] = min(at, first_mql.get(handoff["contact_id"], at))
+    mqls = len(first_mql)
+    sql = sum(1 for c, at in first_mql.items() if outcomes.accepted.get(c, -1.0) >= at)
+    won_after = {c: outcomes.won[c] - at for c, at in first_mql.items() if outcomes.won.get(c, -1.0) >= at}
+    weeks: dict[str, int] = {}
+    for at in first_mql.values():
+        year, week, _ = datetime.fromtimestamp(at, tz=UTC).isocalendar()
+        label = f"{year}-W{week:02d}"
+        weeks[label] = weeks.get(label, 0) + 1
+    return {
+        "mqls": mqls,
+        "buying_groups": sum(1 for h in handoffs if h.get("kind") == "buying_group"),
+        "mql_to_sql": round(sql / mqls, 4) if mqls else None,
+        "mql_to_won": round(len(won_after) / mqls, 4) if mqls else None,
+        "won": len(outcomes.won),
+        "won_recall": round(len(won_after) / len(outcomes.won), 4) if outcomes.won else None,
+        "median_days_mql_to_won": round(statistics.median(won_after.values()) / 86_400, 1)
+        if won_after
+        else None,
+        "mqls_by_week": dict(sorted(weeks.items())),
+    }
+
+
+def with_bar(model: ScoringModel, bar: float) -> ScoringModel:
+    """The model with another engagement bar (its re-arm band kept below it)."""
+    thresholds = model.thresholds
+    rearm = thresholds.rearm.model_copy(
+        update={"engagement_below": min(thresholds.rearm.engagement_below, bar - 1)}
+    )
+    return model.model_copy(
+        update={"thresholds": thresholds.model_copy(update={"engagement": bar, "rearm": rearm})}
+    )
+
+
+async def _handoffs(
+    records: list[SourceRecord], settings: Settings, model: ScoringModel
+) -> list[dict[str, Any]]:
+    summary = await replay_records(iter(records), settings, model)
+    handoffs: list[dict[str, Any]] = summary["handoff_records"]
+    return handoffs
+
+
+def default_bars(model: ScoringModel) -> list[float]:
+    bar = model.thresholds.engagement
+    return [b for b in (bar - 20, bar - 10, bar + 10, bar + 20) if b > 0]
+
+
+def run_backtest(
+    records: list[SourceRecord],
+    models: Sequence[tuple[str, ScoringModel]],
+    outcomes: Outcomes,
+    settings: Settings,
+    bars: Sequence[float] | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> dict[str, Any]:
+    """Every model's figures, and per model the sweep over ``bars`` (None: around its own bar)."""
+    report: dict[str, Any] = {"events": len(records), "models": {}}
+    for name, model in models:
+        progress(f"{name}: replaying {len(records)} events (model {model.version})")
+        figures = measure(asyncio.run(_handoffs(records, settings, model)), outcomes)
+        figures["version"] = model.version
+        figures["engagement_bar"] = model.thresholds.engagement
+        sweep = []
+        for bar in default_bars(model) if bars is None else bars:
+            progress(f"{name}: sweep, engagement bar {bar:g}")
+            swept = measure(asyncio.run(_handoffs(records, settings, with_bar(model, bar))), outcomes)
+            sweep.append({"engagement_bar": bar, "mqls": swept["mqls"], "mql_to_sql": swept["mql_to_sql"]})
+        figures["sweep"] = sweep
+        report["models"][name] = figures
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"{report['events']} events"]
+    head = (
+        "| model | version | bar | MQLs | buying groups | MQL->SQL | MQL->won | won recall "
+        "| median days MQL->won |"
+    )
+    lines += ["", head, "|" + "---|" * 9]
+    for name, m in report["models"].items():
+        lines.append(
+            f"| {name} | {m['version']} | {m['engagement_bar']:g} | {m['mqls']} | {m['buying_groups']} | "
+            f"{_pct(m['mql_to_sql'])} | {_pct(m['mql_to_won'])} | {_pct(m['won_recall'])} | "
+            f"{m['median_days_mql_to_won'] if m['median_days_mql_to_won'] is not None else '-'} |"
+        )
+    for name, m in report["models"].items():
+        if m["sweep"]:
+            lines += ["", f"threshold sweep, {name}: engagement bar -> MQLs, MQL->SQL"]
+            lines += [
+                f"  {s['engagement_bar']:>5g}  {s['mqls']:>6}  {_pct(s['mql_to_sql'])}" for s in m["sweep"]
+            ]
+    for name, m in report["models"].items():
+        weeks = ", ".join(f"{w} {n}" for w, n in m["mqls_by_week"].items())
+        lines += ["", f"MQLs by week, {name}: {weeks or 'none'}"]
+    return "\n".join(lines)
+
+
+def backtest_command(
+    events: Path,
+    model_paths: Sequence[Path],
+    outcomes_path: Path | None,
+    bars: Sequence[float] | None,
+    settings: Settings,
+    as_json: bool,
+    out: IO[str] | None = None,
+) -> int:
+    from config.loader import ModelFileError, load_model
+
+    for path in [events, *model_paths, *([outcomes_path] if outcomes_path else [])]:
+        if not path.is_file():
+            print(f"leadstream backtest: no such file: {path}", file=sys.stderr)
+            return 2
+    try:
+        models = [(path.stem, load_model(path)) for path in model_paths] or [("default", load_model())]
+    except ModelFileError as exc:
+        print(f"leadstream backtest: {exc}", file=sys.stderr)
+        return 2
+    lines = events.read_bytes().splitlines()
+    # Outcomes may sit in the events file itself (the feedback topic's records) or in their own.
+    outcome_lines = outcomes_path.read_bytes().splitlines() if outcomes_path else lines
+    outcomes = read_outcomes(outcome_lines)
+    if not outcomes.accepted and not outcomes.won:
+        print(
+            "leadstream backtest: no sales outcomes found: conversion figures will be empty "
+            "(give --outcomes FILE with sales_outcome events, e.g. from "
+            "`leadstream generate --outcomes-out`)",
+            file=sys.stderr,
+        )
+    records = list(file_records(events, settings.topics.accounts))
+    report = run_backtest(
+        records, models, outcomes, settings, bars, lambda line: print(line, file=sys.stderr, flush=True)
+    )
+    print(json.dumps(report, indent=2) if as_json else format_report(report), file=out or sys.stdout)
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo else None
