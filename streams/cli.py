@@ -80,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
         help="engagement bars to sweep, comma-separated (default: each model's bar -20, -10, +10, +20)",
     )
     backtest.add_argument("--json", action="store_true", help="the report as JSON")
+    calibrate = sub.add_parser(
+        "calibrate", help="learn rule weights from sales outcomes; write a candidate model file"
+    )
+    calibrate.add_argument("--events", type=Path, required=True, help="events as JSON lines")
+    calibrate.add_argument(
+        "--outcomes", type=Path, help="sales_outcome events as JSON lines (default: those in --events)"
+    )
+    calibrate.add_argument(
+        "--out", type=Path, default=Path("calibrated_model.yaml"), help="candidate model file"
+    )
+    aim = calibrate.add_mutually_exclusive_group()
+    aim.add_argument("--target-mql-to-sql", type=float, help="propose the bar for this MQL->SQL, e.g. 0.25")
+    aim.add_argument("--target-volume", type=int, help="propose the bar for about this many MQLs")
     explain = sub.add_parser("explain", help="a contact's live score breakdown from Redis")
     explain.add_argument("contact", help="contact id, or with --account an account domain")
     explain.add_argument("--account", action="store_true", help="explain an account's buying group")
@@ -156,6 +169,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         candidates = args.candidates or ([settings.model_path] if settings.model_path else [])
         return backtest_command(args.events, candidates, args.outcomes, args.bars, settings, args.json)
+    if command == "calibrate":
+        from streams.calibrate import calibrate_command
+
+        return calibrate_command(
+            args.events,
+            args.outcomes,
+            load_model(settings.model_path),
+            args.out,
+            args.target_mql_to_sql,
+            args.target_volume,
+            settings,
+        )
     if command == "explain":
         from streams.explain import explain, explain_account
 

@@ -279,7 +279,8 @@ class JourneyGenerator:
         elif persona == "trial_user":
             yield page("/pricing", 10)
             yield event("trial", 5, action="signup")
-            yield event("trial", 20, action="activated")
+            if rng.random() < 0.65:  # a third of trials are never activated
+                yield event("trial", 20, action="activated")
             if rng.random() < 0.6:
                 yield page("/pricing", 50)
                 yield page("/pricing", 40)

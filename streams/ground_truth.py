@@ -1,8 +1,11 @@
 """Planted ground truth for generated journeys: who would buy, whatever any model says.
 
-Each contact gets a hidden propensity, a logistic function of what it did and who it is, with
-the weights below (documented, so a test can check that a fitted model recovers their ranking).
-Its sales outcome follows the propensity: accepted by sales with probability ``p``, then won
+Each contact gets a hidden propensity, a logistic function of what it did (each occurrence
+weighted by its recency at the contact's last event: half of it after ``RECENCY_HALF_LIFE_DAYS``,
+at most ``MAX_COUNTED`` occurrences' worth per signal) and who it is, with the weights below
+(documented, so a test can check that a fitted model recovers their ranking; anonymous events
+count for the contact a later event links them to). Its sales outcome follows the propensity:
+accepted by sales with probability ``p``, then won
 with probability ``sigmoid(z - WIN_OFFSET)``, else lost; not accepted: rejected. The outcome
 falls a few days after the contact's last event. Deterministic for a seed.
 """
@@ -41,6 +44,7 @@ FIT_WEIGHTS: dict[str, float] = {
 BIAS = -5.0
 WIN_OFFSET = 1.5
 MAX_COUNTED = 3
+RECENCY_HALF_LIFE_DAYS = 21.0
 GOOD_INDUSTRIES = {"software", "saas", "fintech", "financial_services", "healthcare_it", "ecommerce"}
 SENIOR = re.compile(
     r"\b(vp|vice president|chief|ceo|cto|cfo|coo|cmo|cro|cio|founder|director|head of)\b", re.I
@@ -81,17 +85,22 @@ def signal_of(event: dict[str, Any]) -> str | None:
 
 def features(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per contact id: its planted features (signal counts, capped, and fit attributes)."""
+    events = list(events)
+    # A visitor's anonymous events are the contact's once an event names both: the person did them.
+    known = {
+        e["anonymous_id"]: e["contact_id"] for e in events if e.get("anonymous_id") and e.get("contact_id")
+    }
     firmographics: dict[str, dict[str, Any]] = {}
-    counts: dict[str, Counter[str]] = {}
+    counts: dict[str, list[tuple[str, float]]] = {}  # contact -> (signal, epoch seconds)
     who: dict[str, dict[str, float]] = {}
     for event in events:
         if event.get("type") == "account" or ("domain" in event and "type" not in event):
             firmographics[str(event.get("domain"))] = event
             continue
-        contact = event.get("contact_id")
+        contact = event.get("contact_id") or known.get(event.get("anonymous_id") or "")
         if not contact:
             continue
-        counts.setdefault(contact, Counter())
+        counts.setdefault(contact, [])
         attributes = who.setdefault(contact, {})
         email = str(event.get("email") or "")
         if "@" in email:
@@ -101,12 +110,16 @@ def features(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
         if title and SENIOR.search(title):
             attributes["senior"] = 1.0
         signal = signal_of(event)
-        if signal is not None:
-            counts[contact][signal] += 1
+        if signal is not None and event.get("occurred_at"):
+            counts[contact].append((signal, _epoch(event["occurred_at"])))
     out: dict[str, dict[str, float]] = {}
-    for contact, counted in counts.items():
+    for contact, signals in counts.items():
         attributes = who.get(contact, {})
-        row = {name: float(min(counted.get(name, 0), MAX_COUNTED)) for name in SIGNAL_WEIGHTS}
+        last = max((at for _signal, at in signals), default=0.0)
+        weighed: Counter[str] = Counter()
+        for signal, at in signals:
+            weighed[signal] += 0.5 ** ((last - at) / (RECENCY_HALF_LIFE_DAYS * 86_400))
+        row = {name: min(weighed.get(name, 0.0), float(MAX_COUNTED)) for name in SIGNAL_WEIGHTS}
         domains = [k[7:] for k in attributes if k.startswith("domain:")]
         domain = domains[0] if domains else ""
         company = firmographics.get(domain, {})
@@ -118,6 +131,10 @@ def features(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
         row["competitor"] = float(domain in COMPETITORS)
         out[contact] = row
     return out
+
+
+def _epoch(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def propensity(row: dict[str, float]) -> float:
