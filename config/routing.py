@@ -9,8 +9,6 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from config.loader import ModelFileError
-
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
@@ -63,8 +61,15 @@ def load_routing(path: str | Path | None = None) -> RoutingConfig:
             "<package>/config/routing.yaml",
         )
     else:
-        text, source = Path(path).read_text(), str(path)
+        try:
+            text, source = Path(path).read_text(), str(path)
+        except OSError as exc:
+            raise RoutingFileError(f"cannot read the routing file {path}: {exc.strerror or exc}") from exc
     try:
         return RoutingConfig.model_validate(yaml.safe_load(text))
     except (ValidationError, yaml.YAMLError) as exc:
-        raise ModelFileError([f"{source}: {exc}"]) from exc
+        raise RoutingFileError(f"invalid routing file {source}: {exc}") from exc
+
+
+class RoutingFileError(ValueError):
+    """A routing file that cannot be read or is not valid (said before anything connects)."""

@@ -19,6 +19,22 @@ from streams.errors import LeadstreamError
 logger = logging.getLogger(__name__)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("leadstream")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadstream", description="Real-time lead scoring on Kafka and Redis."
@@ -28,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="scoring model YAML (default: LEADSTREAM_MODEL_PATH or the built-in model)",
     )
+    parser.add_argument("--version", action="version", version=f"leadstream {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run the scoring worker (consumes the input topics)")
     sub.add_parser("topics", help="create the leadstream topics that do not exist yet")
@@ -37,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file", nargs="?", type=Path, help="model file (default: the configured model)")
     generate = sub.add_parser("generate", help="synthetic B2B journeys, deterministic for a seed")
     generate.add_argument("--seed", type=int, default=7)
-    generate.add_argument("--contacts", type=int, default=1000)
+    generate.add_argument("--contacts", type=_positive, default=1000)
     generate.add_argument("--accounts", type=int, default=None)
     generate.add_argument("--days", type=float, default=60.0, help="spread of journey start times")
     generate.add_argument(
@@ -163,7 +180,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "replay":
         from streams.replay import run_replay
 
-        return run_replay(args.file, settings, load_model(settings.model_path), args.quiet, args.handoffs_out)
+        out = args.handoffs_out
+        if out is not None and not out.parent.is_dir():
+            # said before the replay, not after it
+            print(f"leadstream replay: --handoffs-out: no such directory: {out.parent}", file=sys.stderr)
+            return 2
+        return run_replay(args.file, settings, load_model(settings.model_path), args.quiet, out)
     if command == "backtest":
         from streams.backtest import backtest_command
 
@@ -189,15 +211,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "route":
         import redis
 
-        from config.routing import load_routing
+        from config.routing import RoutingFileError, load_routing
         from streams.router.service import Router
         from streams.topics import ensure_topics
 
+        try:
+            routing = load_routing(args.routing)  # before anything connects: a typo is said at once
+        except RoutingFileError as exc:
+            print(f"leadstream route: {exc}", file=sys.stderr)
+            return 2
         ensure_topics(settings)
         password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        router = Router(
-            settings, load_routing(args.routing), redis.Redis.from_url(settings.redis_url, password=password)
-        )
+        router = Router(settings, routing, redis.Redis.from_url(settings.redis_url, password=password))
         count = router.run(
             args.idle_exit,
             lambda a: print(

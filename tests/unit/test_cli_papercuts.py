@@ -1,0 +1,43 @@
+"""Command-line papercuts: clear one-line errors, said before any work, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streams.cli import main
+from tests.factories import at, form
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("leadstream ")
+
+
+def test_route_with_a_missing_or_broken_routing_file_says_so_without_connecting(tmp_path, capsys):
+    # No Kafka is configured here: an error after connecting would take seconds, not this.
+    assert main(["route", "--routing", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read the routing file" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("queues: [\n")
+    assert main(["route", "--routing", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("leadstream route: invalid routing file") and "Traceback" not in err
+
+
+def test_replay_checks_its_output_directory_before_replaying(tmp_path, capsys):
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(form("c1", "demo_request", at(0))) + "\n")
+    assert main(["replay", str(events), "--handoffs-out", str(tmp_path / "missing" / "h.jsonl")]) == 2
+    captured = capsys.readouterr()
+    assert "no such directory" in captured.err and "summary" not in captured.out
+
+
+def test_generate_refuses_a_negative_count(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--contacts", "-5"])
+    assert info.value.code == 2
+    assert "must be a positive number" in capsys.readouterr().err
