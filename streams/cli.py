@@ -236,14 +236,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from datetime import UTC
 
         from streams.sales_sim import simulate_sales
+        from streams.topics import require_kafka
 
+        require_kafka(settings)
         sent = simulate_sales(settings, args.idle_exit, datetime.now(UTC))
         print(f"sent {sent} sales outcomes to {settings.topics.feedback}", file=sys.stderr)
         return 0
     if command == "report":
         from streams.kafka_io import read_topic
         from streams.report import conversion, format_report
+        from streams.topics import require_kafka
 
+        require_kafka(settings)
         handoffs = read_topic(settings, settings.topics.handoffs)
         lifecycle = read_topic(settings, settings.topics.lifecycle)
         result = conversion(handoffs, lifecycle)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import time
 from typing import Any
 
@@ -59,8 +60,28 @@ def kafka_client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def require_kafka(settings: Settings, timeout_s: float = 3.0) -> None:
+    """Fail fast, in one line, when no bootstrap server accepts a connection (the client itself
+    would retry for half a minute, logging every attempt)."""
+    servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+    problems = []
+    for server in servers:
+        address = server.split("://", 1)[-1]
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s):
+                return
+        except (OSError, ValueError) as exc:
+            problems.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
+    raise BrokerUnavailable(
+        f"cannot reach Kafka ({'; '.join(problems) or 'no bootstrap servers'}). Start the local stack "
+        "with scripts/stack up, or set LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS."
+    )
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     """Create every leadstream topic that does not exist yet; return the names created."""
+    require_kafka(settings)
     admin = AdminClient(kafka_client_config(settings))
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)

@@ -41,3 +41,21 @@ def test_generate_refuses_a_negative_count(capsys):
         main(["generate", "--contacts", "-5"])
     assert info.value.code == 2
     assert "must be a positive number" in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command", [["topics"], ["report"], ["simulate-sales"], ["generate", "--contacts", "3", "--to-topics"]]
+)
+def test_kafka_down_is_one_clear_line_at_once(command, monkeypatch, capsys):
+    monkeypatch.setenv("LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{_closed_port()}")
+    assert main(command) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach Kafka" in err[0] and "scripts/stack up" in err[0], err
