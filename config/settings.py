@@ -38,6 +38,8 @@ class Topics(BaseModel):
     assignments: str = "leadstream.assignments"
     handoffs: str = "leadstream.handoffs"
     dead_letters: str = "leadstream.dead_letters"
+    # The model registry: versions, the active one and its history, compacted, one partition.
+    models: str = "leadstream.models"
 
     def inputs(self) -> tuple[str, ...]:
         """The topics the scoring worker consumes."""

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from typing import Any
 
 import faust
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
-from config.loader import load_model
+from config.loader import ModelFileError, load_model
 from config.model import ScoringModel
 from config.settings import Settings
 from streams.account_stage import Limits
 from streams.errors import InfrastructureError
 from streams.pipeline import ScoringPipeline
 from streams.processors.faust_app import attach_batch_agent, attach_timer, faust_feed, make_app
+from streams.registry import RegistryError, RegistryFollower, running_key
 from streams.retry import RetryingProcessor
 from streams.scoring import compile_model
 from streams.scoring.timeline import Bounds
@@ -31,6 +35,7 @@ DAY_S = 86_400
 # How often a worker publishes its progress and applies the accounts the stream has reached,
 # between batches (an idle worker must not hold the others' accounts back).
 STREAM_TICK_S = 0.2
+MODEL_TICK_S = 1.0  # how often a worker looks for a promoted or rolled back model version
 
 
 def redis_client(settings: Settings) -> Any:
@@ -46,6 +51,68 @@ def redis_store(settings: Settings) -> RedisStateStore:
 
 def scoring_model(settings: Settings) -> ScoringModel:
     return load_model(settings.model_path)
+
+
+def worker_model(settings: Settings) -> tuple[ScoringModel, RegistryFollower]:
+    """The model a worker starts with: the registry's active version, else the model file."""
+    follower = RegistryFollower(settings)
+    try:
+        registry = follower.catch_up()
+        if registry.active_version:
+            model = registry.model(registry.active_version)
+            logger.info("scoring model %s loaded (active in the model registry)", model.version)
+            return model, follower
+    except (RegistryError, ModelFileError) as exc:
+        logger.error("the model registry is unusable (%s): scoring with the model file", exc)
+    model = scoring_model(settings)
+    logger.info("scoring model %s loaded (no version active in the registry)", model.version)
+    return model, follower
+
+
+def worker_instance(settings: Settings) -> str:
+    return settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def model_tick(
+    settings: Settings, pipeline: ScoringPipeline, timers: TimerService, follower: RegistryFollower
+) -> Any:
+    """Follow the registry: a promotion or a rollback takes effect between two batches."""
+    client = redis_client(settings)
+    instance = worker_instance(settings)
+    announced: list[str] = []
+
+    async def tick(_wall: float) -> None:
+        changed = follower.poll()
+        version = pipeline.model.version
+        if changed and follower.registry.active_version not in (None, version):
+            wanted = follower.registry.active_version
+            assert wanted is not None
+            try:
+                model = follower.registry.model(wanted)
+            except (RegistryError, ModelFileError) as exc:
+                logger.error("cannot switch to model %s: %s; still scoring with %s", wanted, exc, version)
+                return
+            async with pipeline.busy:
+                pipeline.use_model(model)
+                timers.use_model(compile_model(model))
+            active = follower.registry.active or {}
+            logger.info(
+                "switched from model %s to %s (%s by %s%s)",
+                version,
+                model.version,
+                active.get("action"),
+                active.get("by"),
+                f": {active['reason']}" if active.get("reason") else "",
+            )
+            version = model.version
+        if announced != [version]:
+            try:
+                await client.hset(running_key(settings.redis_key_prefix), instance, version)
+                announced[:] = [version]
+            except RedisError as exc:
+                logger.warning("could not record the running model version in Redis: %s", exc)
+
+    return tick
 
 
 def pipeline_of(
@@ -94,7 +161,7 @@ def timers_of(settings: Settings, store: Any, sink: Any, model: ScoringModel) ->
 
 def build_worker(settings: Settings) -> faust.App:
     """Wire the scoring worker: faust app, Redis store, Kafka sink, scoring pipeline."""
-    model = scoring_model(settings)
+    model, follower = worker_model(settings)
     app = make_app(settings)
     store, sink = redis_store(settings), FaustProducerSink(app)
     watermarks = redis_watermarks(settings)
@@ -105,7 +172,9 @@ def build_worker(settings: Settings) -> faust.App:
     timers = timers_of(settings, store, sink, model)
     attach_timer(app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers)), "fire_timers")
     attach_timer(app, STREAM_TICK_S, _logged(stream_tick(pipeline, feed)), "release_accounts")
-    logger.info("scoring model %s loaded", model.version)
+    attach_timer(
+        app, MODEL_TICK_S, _logged(model_tick(settings, pipeline, timers, follower)), "follow_models"
+    )
     return app
 
 
@@ -140,7 +209,7 @@ def build_confluent_worker(settings: Settings) -> Any:
     from streams.sinks import ConfluentSink
     from streams.topics import kafka_client_config
 
-    model = scoring_model(settings)
+    model, follower = worker_model(settings)
     store = redis_store(settings)
     producer = Producer(
         {
@@ -154,10 +223,10 @@ def build_confluent_worker(settings: Settings) -> Any:
     watermarks = redis_watermarks(settings)
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
     timers = timers_of(settings, store, sink, model)
-    logger.info("scoring model %s loaded", model.version)
     ticks = [
         (settings.timer_interval_s, _logged(timer_tick(pipeline, timers))),
         (STREAM_TICK_S, _logged(stream_tick(pipeline))),
+        (MODEL_TICK_S, _logged(model_tick(settings, pipeline, timers, follower))),
     ]
     return run_loop(settings, RetryingProcessor(pipeline), ticks, watermarks, sink)
 

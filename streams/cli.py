@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -17,6 +17,49 @@ from config.settings import Settings, load_settings
 from streams.errors import LeadstreamError
 
 logger = logging.getLogger(__name__)
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from streams import registry
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    action = args.action
+    if action == "register":
+        if not args.file.is_file():
+            print(f"leadstream models register: no such file: {args.file}", file=sys.stderr)
+            return 2
+        version = registry.register(settings, args.file.read_text(), str(args.file), args.reason)
+        print(f"registered {version}")
+        return 0
+    if action == "promote":
+        registry.promote(settings, args.version, args.force, args.reason)
+        print(f"promoted {args.version}: workers switch at their next batch boundary")
+        return 0
+    if action == "rollback":
+        print(f"rolled back to {registry.rollback(settings, args.reason)}")
+        return 0
+    if action == "freeze":
+        until = None
+        if not args.off:
+            until = args.until if args.until.tzinfo else args.until.replace(tzinfo=UTC)
+        registry.freeze(settings, until, args.reason)
+        print(f"promotions frozen until {until.isoformat()}" if until else "freeze ended")
+        return 0
+    state = registry.read_registry(settings)
+    if action == "list":
+        print("\n".join(registry.listing(state, time.time())))
+    elif action == "show":
+        record = state.versions.get(args.version)
+        if record is None:
+            print(f"leadstream models show: {args.version!r} is not registered", file=sys.stderr)
+            return 2
+        print(record["yaml"], end="")
+    elif action == "diff":
+        print(registry.diff(state, args.a, args.b) or "no differences", end="")
+    return 0
 
 
 def _version() -> str:
@@ -97,6 +140,28 @@ def _parser() -> argparse.ArgumentParser:
         help="engagement bars to sweep, comma-separated (default: each model's bar -20, -10, +10, +20)",
     )
     backtest.add_argument("--json", action="store_true", help="the report as JSON")
+    models = sub.add_parser("models", help="the model registry: versions, promote, rollback, freeze")
+    actions = models.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="registered versions, the active one, the freeze")
+    show = actions.add_parser("show", help="a version's model file")
+    show.add_argument("version")
+    compare = actions.add_parser("diff", help="what changed between two versions")
+    compare.add_argument("a")
+    compare.add_argument("b")
+    enrol = actions.add_parser("register", help="register a model file under its version (immutable)")
+    enrol.add_argument("file", type=Path)
+    enrol.add_argument("--reason")
+    promote = actions.add_parser("promote", help="make a version active: workers switch between batches")
+    promote.add_argument("version")
+    promote.add_argument("--force", action="store_true", help="promote inside a freeze (needs --reason)")
+    promote.add_argument("--reason")
+    back = actions.add_parser("rollback", help="make the previously active version active again")
+    back.add_argument("--reason")
+    hold = actions.add_parser("freeze", help="refuse promotions until a date (unless --force --reason)")
+    until = hold.add_mutually_exclusive_group(required=True)
+    until.add_argument("--until", type=datetime.fromisoformat, help="ISO date or time, e.g. 2027-01-01")
+    until.add_argument("--off", action="store_true", help="end the freeze")
+    hold.add_argument("--reason")
     calibrate = sub.add_parser(
         "calibrate", help="learn rule weights from sales outcomes; write a candidate model file"
     )
@@ -191,6 +256,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         candidates = args.candidates or ([settings.model_path] if settings.model_path else [])
         return backtest_command(args.events, candidates, args.outcomes, args.bars, settings, args.json)
+    if command == "models":
+        return _models(args, settings)
     if command == "calibrate":
         from streams.calibrate import calibrate_command
 
@@ -233,8 +300,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"assigned {count} handoffs", file=sys.stderr)
         return 0
     if command == "simulate-sales":
-        from datetime import UTC
-
         from streams.sales_sim import simulate_sales
         from streams.topics import require_kafka
 

@@ -92,13 +92,8 @@ class ScoringPipeline:
         self._sink = sink
         self._model = model
         self.watermarks: Watermarks = watermarks or BatchIsEverything()
-        compiled = compile_model(model)
-        self._contacts = ContactStage(store, compiled, key_prefix, cache_size, compress_state, bounds)
-        self._accounts = (
-            AccountStage(store, timers, compiled, key_prefix, cache_size, limits)
-            if model.accounts is not None
-            else None
-        )
+        self._stage_options = (cache_size, compress_state, bounds, limits)
+        self.use_model(model)
         self._topics = topics
         self._rekey = rekey
         self.counters = Counters()
@@ -108,6 +103,24 @@ class ScoringPipeline:
         self._swept_to, self._swept_at = float("-inf"), 0.0
         self._reported_at = time.monotonic()
         self.handoff_observers: list[Callable[[dict[str, Any]], None]] = []
+
+    @property
+    def model(self) -> ScoringModel:
+        return self._model
+
+    def use_model(self, model: ScoringModel) -> None:
+        """Score with ``model`` from the next batch on (a promotion or a rollback: called between
+        batches, under :attr:`busy`). State is the model's to read as it is: contacts keep their
+        history, and each handoff carries the version that decided it."""
+        cache_size, compress_state, bounds, limits = self._stage_options
+        compiled = compile_model(model)
+        self._model = model
+        self._contacts = ContactStage(self._store, compiled, self._prefix, cache_size, compress_state, bounds)
+        self._accounts = (
+            AccountStage(self._store, self._timers, compiled, self._prefix, cache_size, limits)
+            if model.accounts is not None
+            else None
+        )
 
     async def process(self, batch: Sequence[SourceRecord]) -> None:
         """Process one batch completely: state committed and outputs acknowledged."""

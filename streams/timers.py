@@ -54,6 +54,9 @@ class TimerService:
         self._prefix = prefix
         self.fired: list[dict[str, Any]] = []
 
+    def use_model(self, compiled: CompiledModel) -> None:
+        self._compiled = compiled
+
     async def tick(self, now: float) -> int:
         """Fire every timer due by ``now``; return how many lifecycle events that produced."""
         produced = 0

@@ -91,14 +91,23 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
             "Start the local stack with scripts/stack up, or set LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS."
         ) from exc
     topics = settings.topics
-    wanted = [*topics.inputs(), topics.handoffs, topics.dead_letters, topics.lifecycle, topics.assignments]
+    wanted = [
+        *topics.inputs(),
+        topics.handoffs,
+        topics.dead_letters,
+        topics.lifecycle,
+        topics.assignments,
+        topics.models,
+    ]
     missing = [
         NewTopic(
             name,
-            settings.topic_partitions,
+            # The registry is read whole, in order, by every worker: one partition.
+            1 if name == topics.models else settings.topic_partitions,
             settings.topic_replication_factor,
-            # The accounts topic holds the latest firmographics per account: compacted.
-            config={"cleanup.policy": "compact"} if name == topics.accounts else {},
+            # The accounts topic holds the latest firmographics per account, the registry the
+            # latest record per key: compacted.
+            config={"cleanup.policy": "compact"} if name in (topics.accounts, topics.models) else {},
         )
         for name in dict.fromkeys(wanted)
         if name not in existing

@@ -1,0 +1,106 @@
+"""The model registry on a real Kafka and Redis: a running worker switches to a promoted version
+between two batches and back on a rollback; no handoff lost or doubled; freezes hold."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from config.loader import default_model_text, load_model
+from streams import registry
+from streams.generator import TOPIC_OF_TYPE
+from streams.kafka_io import make_producer, produce_all
+from streams.topics import ensure_topics
+from tests.factories import buyer_journey, encode
+from tests.integration.helpers import handoffs, wait_caught_up
+
+pytestmark = pytest.mark.integration
+
+
+def _second_version(name: str) -> str:
+    first = load_model().version
+    text = default_model_text()
+    assert f'version: "{first}"' in text
+    return text.replace(f'version: "{first}"', f'version: "{name}"', 1)
+
+
+def _produce(settings, contacts, day):
+    records = [
+        (getattr(settings.topics, TOPIC_OF_TYPE[e["type"]]), e["contact_id"].encode(), encode(e))
+        for contact in contacts
+        for e in buyer_journey(contact, start_day=day)
+    ]
+    produce_all(make_producer(settings), records)
+
+
+def _wait_running(redis_client, settings, version, timeout_s=30.0):
+    key = registry.running_key(settings.redis_key_prefix)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = {v.decode() for v in redis_client.hgetall(key).values()}
+        if running == {version}:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"workers run {redis_client.hgetall(key)}, not {version}")
+
+
+def test_promote_and_roll_back_while_a_worker_runs(settings, redis_client, start_worker):
+    ensure_topics(settings)
+    first, second = load_model().version, "registry-test-v2"
+    assert registry.register(settings, default_model_text(), "default") == first
+    assert registry.register(settings, _second_version(second), "v2.yaml", "same rules, new name") == second
+    registry.promote(settings, first, reason="the start")
+    start_worker(settings)
+    _wait_running(redis_client, settings, first)
+
+    _produce(settings, ["before-1", "before-2"], day=0)
+    wait_caught_up(settings)
+    registry.promote(settings, second, reason="try v2")
+    _wait_running(redis_client, settings, second)
+    _produce(settings, ["during-1", "during-2"], day=1)
+    wait_caught_up(settings)
+    assert registry.rollback(settings, "v2 was a mistake") == first
+    _wait_running(redis_client, settings, first)
+    _produce(settings, ["after-1", "after-2"], day=2)
+    wait_caught_up(settings)
+
+    mqls = [h for h in handoffs(settings) if h["kind"] == "mql"]
+    by_contact = {}
+    for handoff in mqls:
+        by_contact.setdefault(handoff["contact_id"], []).append(handoff["model_version"])
+    assert by_contact == {
+        "before-1": [first],
+        "before-2": [first],
+        "during-1": [second],
+        "during-2": [second],
+        "after-1": [first],
+        "after-2": [first],
+    }
+    state = registry.read_registry(settings)
+    assert [h["action"] for h in state.active["history"]] == ["promote", "promote", "rollback"]
+    assert state.active["reason"] == "v2 was a mistake"
+
+
+def test_versions_are_immutable_and_freezes_hold(settings):
+    ensure_topics(settings)
+    first = load_model().version
+    registry.register(settings, default_model_text(), "default")
+    registry.register(settings, default_model_text(), "default")  # the same text again: a no-op
+    with pytest.raises(registry.RegistryError, match="immutable"):
+        registry.register(settings, default_model_text().replace("points: 65", "points: 66"), "edited")
+    with pytest.raises(registry.RegistryError, match="not registered"):
+        registry.promote(settings, "no-such-version")
+    registry.freeze(settings, datetime.now(UTC) + timedelta(days=30), "end of quarter")
+    with pytest.raises(registry.RegistryError, match="frozen until"):
+        registry.promote(settings, first)
+    with pytest.raises(registry.RegistryError, match="needs --reason"):
+        registry.promote(settings, first, force=True)
+    registry.promote(settings, first, force=True, reason="hotfix")
+    state = registry.read_registry(settings)
+    assert state.active["version"] == first and state.active["action"] == "promote (forced in freeze)"
+    assert json.loads(json.dumps(state.active))["reason"] == "hotfix"
+    with pytest.raises(registry.RegistryError, match="nothing to roll back"):
+        registry.rollback(settings)
