@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -22,6 +23,7 @@ from streams.registry import RegistryError, RegistryFollower, running_key
 from streams.retry import RetryingProcessor
 from streams.scoring import compile_model
 from streams.scoring.timeline import Bounds
+from streams.shadow import Shadowing, ShadowSink, follow_shadow, shadow_settings, shadow_topic
 from streams.sinks import FaustProducerSink, MemorySink
 from streams.state import MemoryStateStore, RedisStateStore
 from streams.state.keys import watermark_key
@@ -74,28 +76,38 @@ def worker_instance(settings: Settings) -> str:
 
 
 def model_tick(
-    settings: Settings, pipeline: ScoringPipeline, timers: TimerService, follower: RegistryFollower
+    settings: Settings,
+    pipeline: ScoringPipeline,
+    timers: TimerService,
+    follower: RegistryFollower,
+    shadowing: Shadowing,
+    build_shadow: Callable[[ScoringModel], ScoringPipeline],
 ) -> Any:
-    """Follow the registry: a promotion or a rollback takes effect between two batches."""
+    """Follow the registry: a promotion or a rollback takes effect between two batches, and a
+    shadow version starts or stops scoring beside the active one."""
     client = redis_client(settings)
     instance = worker_instance(settings)
-    announced: list[str] = []
+    announced: dict[str, str] = {}
+    refused: set[str | None] = set()
 
     async def tick(_wall: float) -> None:
         changed = follower.poll()
+        if changed:
+            refused.clear()
         version = pipeline.model.version
-        if changed and follower.registry.active_version not in (None, version):
-            wanted = follower.registry.active_version
+        registry = follower.registry
+        if changed and registry.active_version not in (None, version):
+            wanted = registry.active_version
             assert wanted is not None
             try:
-                model = follower.registry.model(wanted)
+                model = registry.model(wanted)
             except (RegistryError, ModelFileError) as exc:
                 logger.error("cannot switch to model %s: %s; still scoring with %s", wanted, exc, version)
                 return
             async with pipeline.busy:
                 pipeline.use_model(model)
                 timers.use_model(compile_model(model))
-            active = follower.registry.active or {}
+            active = registry.active or {}
             logger.info(
                 "switched from model %s to %s (%s by %s%s)",
                 version,
@@ -105,14 +117,34 @@ def model_tick(
                 f": {active['reason']}" if active.get("reason") else "",
             )
             version = model.version
-        if announced != [version]:
+        wanted_shadow = registry.shadow_version
+        if wanted_shadow != shadowing.version and (changed or wanted_shadow not in refused):
             try:
-                await client.hset(running_key(settings.redis_key_prefix), instance, version)
-                announced[:] = [version]
+                async with pipeline.busy:
+                    follow_shadow(shadowing, wanted_shadow, registry.model, build_shadow)
+            except (RegistryError, ModelFileError) as exc:
+                refused.add(wanted_shadow)  # said once, until the registry changes
+                logger.error("cannot shadow model %s: %s", wanted_shadow, exc)
+        running = {instance: version, f"{instance}:shadow": shadowing.version or ""}
+        if announced != running:
+            try:
+                await client.hset(running_key(settings.redis_key_prefix), mapping=running)
+                announced.clear()
+                announced.update(running)
             except RedisError as exc:
                 logger.warning("could not record the running model version in Redis: %s", exc)
 
     return tick
+
+
+def _shadow_builder(
+    settings: Settings, store: Any, sink: Any, watermarks: Watermarks
+) -> Callable[[ScoringModel], ScoringPipeline]:
+    def build(model: ScoringModel) -> ScoringPipeline:
+        shadow_sink = ShadowSink(sink, settings.topics.handoffs, shadow_topic(settings))
+        return pipeline_of(shadow_settings(settings, model.version), store, shadow_sink, model, watermarks)
+
+    return build
 
 
 def pipeline_of(
@@ -168,13 +200,14 @@ def build_worker(settings: Settings) -> faust.App:
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
     feed = faust_feed(app, settings)
     watermarks.attach(feed)
-    attach_batch_agent(app, settings, RetryingProcessor(pipeline), feed)
+    shadowing = Shadowing(RetryingProcessor(pipeline))
+    attach_batch_agent(app, settings, shadowing, feed)
     timers = timers_of(settings, store, sink, model)
     attach_timer(app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers)), "fire_timers")
-    attach_timer(app, STREAM_TICK_S, _logged(stream_tick(pipeline, feed)), "release_accounts")
-    attach_timer(
-        app, MODEL_TICK_S, _logged(model_tick(settings, pipeline, timers, follower)), "follow_models"
-    )
+    attach_timer(app, STREAM_TICK_S, _logged(stream_tick(pipeline, feed, shadowing)), "release_accounts")
+    build = _shadow_builder(settings, store, sink, watermarks)
+    follow = _logged(model_tick(settings, pipeline, timers, follower, shadowing, build))
+    attach_timer(app, MODEL_TICK_S, follow, "follow_models")
     return app
 
 
@@ -190,13 +223,15 @@ def timer_tick(pipeline: ScoringPipeline, timers: TimerService) -> Any:
     return tick
 
 
-def stream_tick(pipeline: ScoringPipeline, feed: Any = None) -> Any:
+def stream_tick(pipeline: ScoringPipeline, feed: Any = None, shadowing: Shadowing | None = None) -> Any:
     """Publish this worker's progress and apply the accounts the stream has reached."""
 
     async def tick(_wall: float) -> None:
         if feed is not None:
             await feed.refresh()
         await pipeline.tick()
+        if shadowing is not None:
+            await shadowing.tick()
 
     return tick
 
@@ -223,12 +258,14 @@ def build_confluent_worker(settings: Settings) -> Any:
     watermarks = redis_watermarks(settings)
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
     timers = timers_of(settings, store, sink, model)
+    shadowing = Shadowing(RetryingProcessor(pipeline))
+    build = _shadow_builder(settings, store, sink, watermarks)
     ticks = [
         (settings.timer_interval_s, _logged(timer_tick(pipeline, timers))),
-        (STREAM_TICK_S, _logged(stream_tick(pipeline))),
-        (MODEL_TICK_S, _logged(model_tick(settings, pipeline, timers, follower))),
+        (STREAM_TICK_S, _logged(stream_tick(pipeline, None, shadowing))),
+        (MODEL_TICK_S, _logged(model_tick(settings, pipeline, timers, follower, shadowing, build))),
     ]
-    return run_loop(settings, RetryingProcessor(pipeline), ticks, watermarks, sink)
+    return run_loop(settings, shadowing, ticks, watermarks, sink)
 
 
 def _logged(tick: Any) -> Any:

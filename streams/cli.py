@@ -41,6 +41,24 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     if action == "rollback":
         print(f"rolled back to {registry.rollback(settings, args.reason)}")
         return 0
+    if action == "shadow":
+        registry.shadow(settings, None if args.off else args.version, args.reason)
+        print("shadow scoring stopped" if args.off else f"shadow scoring {args.version} on every worker")
+        return 0
+    if action == "compare":
+        from streams.kafka_io import read_topic
+        from streams.shadow import compare, shadow_topic
+
+        records = read_topic(settings, settings.topics.handoffs) + read_topic(
+            settings, shadow_topic(settings)
+        )
+        result = compare(records, args.a, args.b, args.examples)
+        print(f"handed off by both: {result['both']}")
+        for side, name in (("a", args.a), ("b", args.b)):
+            print(f"only by {name}: {result['only_' + side]}")
+            for line in result[f"only_{side}_examples"]:
+                print(f"  {line}")
+        return 0
     if action == "freeze":
         until = None
         if not args.off:
@@ -157,6 +175,15 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--reason")
     back = actions.add_parser("rollback", help="make the previously active version active again")
     back.add_argument("--reason")
+    shade = actions.add_parser("shadow", help="score a version beside the active one, never routed")
+    which = shade.add_mutually_exclusive_group(required=True)
+    which.add_argument("version", nargs="?")
+    which.add_argument("--off", action="store_true", help="stop shadow scoring")
+    shade.add_argument("--reason")
+    versus = actions.add_parser("compare", help="what two versions handed off: both, only A, only B, and why")
+    versus.add_argument("a")
+    versus.add_argument("b")
+    versus.add_argument("--examples", type=int, default=10, help="differences to show on each side")
     hold = actions.add_parser("freeze", help="refuse promotions until a date (unless --force --reason)")
     until = hold.add_mutually_exclusive_group(required=True)
     until.add_argument("--until", type=datetime.fromisoformat, help="ISO date or time, e.g. 2027-01-01")

@@ -35,7 +35,7 @@ from streams.errors import LeadstreamError
 from streams.topics import kafka_client_config
 
 logger = logging.getLogger(__name__)
-ACTIVE, FREEZE, VERSION_PREFIX = "active", "freeze", "version/"
+ACTIVE, FREEZE, SHADOW, VERSION_PREFIX = "active", "freeze", "shadow", "version/"
 
 
 class RegistryError(LeadstreamError):
@@ -49,6 +49,11 @@ class Registry:
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
     active: dict[str, Any] | None = None
     freeze: dict[str, Any] | None = None
+    shadow: dict[str, Any] | None = None
+
+    @property
+    def shadow_version(self) -> str | None:
+        return (self.shadow or {}).get("version")
 
     @property
     def active_version(self) -> str | None:
@@ -60,6 +65,8 @@ class Registry:
             self.active = record
         elif key == FREEZE:
             self.freeze = record
+        elif key == SHADOW:
+            self.shadow = record
         elif key.startswith(VERSION_PREFIX) and record is not None:
             self.versions[key[len(VERSION_PREFIX) :]] = record
 
@@ -130,14 +137,15 @@ class RegistryFollower:
         return self.registry
 
     def poll(self) -> bool:
-        """Take the records published since the last poll; True when the active version changed."""
+        """Take the records published since the last poll; True when the active or the shadow
+        version changed."""
         if self._consumer is None:
             self._consumer = _consumer(self._settings)
-        before = self.registry.active_version
+        before = (self.registry.active_version, self.registry.shadow_version)
         for message in self._consumer.consume(200, 0):
             if message.error() is None:
                 self.registry.take((message.key() or b"").decode(), message.value())
-        return self.registry.active_version != before
+        return (self.registry.active_version, self.registry.shadow_version) != before
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -231,6 +239,13 @@ def freeze(settings: Settings, until: datetime | None, reason: str | None = None
     _publish(settings, FREEZE, record)
 
 
+def shadow(settings: Settings, version: str | None, reason: str | None = None) -> None:
+    """Score ``version`` beside the active one on every worker (None: stop)."""
+    if version is not None:
+        read_registry(settings).model(version)  # registered and valid
+    _publish(settings, SHADOW, {"version": version, "at": _now(), "by": _who(), "reason": reason})
+
+
 def diff(registry: Registry, a: str, b: str) -> str:
     left, right = registry.versions.get(a), registry.versions.get(b)
     for name, record in ((a, left), (b, right)):
@@ -257,6 +272,8 @@ def listing(registry: Registry, now: float) -> list[str]:
         a = registry.active
         why = f": {a['reason']}" if a.get("reason") else ""
         lines.append(f"active: {a['version']} ({a['action']} {a['at']} by {a['by']}{why})")
+    if registry.shadow_version:
+        lines.append(f"shadow: {registry.shadow_version} (scored beside the active one, never routed)")
     frozen = registry.frozen_until(now)
     if frozen:
         lines.append(f"frozen until {frozen}: {_freeze_reason(registry)}")

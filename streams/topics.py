@@ -98,6 +98,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         topics.lifecycle,
         topics.assignments,
         topics.models,
+        f"{topics.handoffs}.shadow",  # a shadow model's would-be handoffs (streams/shadow.py)
     ]
     missing = [
         NewTopic(

@@ -40,7 +40,8 @@ def _wait_running(redis_client, settings, version, timeout_s=30.0):
     key = registry.running_key(settings.redis_key_prefix)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        running = {v.decode() for v in redis_client.hgetall(key).values()}
+        held = redis_client.hgetall(key).items()
+        running = {v.decode() for k, v in held if not k.endswith(b":shadow")}
         if running == {version}:
             return
         time.sleep(0.2)
@@ -104,3 +105,52 @@ def test_versions_are_immutable_and_freezes_hold(settings):
     assert json.loads(json.dumps(state.active))["reason"] == "hotfix"
     with pytest.raises(registry.RegistryError, match="nothing to roll back"):
         registry.rollback(settings)
+
+
+def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
+    settings, redis_client, start_worker
+):
+    from streams.kafka_io import read_topic
+    from streams.shadow import compare, shadow_topic
+    from tests.factories import GOOD_FIT, at, identify, trial
+
+    ensure_topics(settings)
+    first, loose = load_model().version, "registry-test-loose"
+    registry.register(settings, default_model_text(), "default")
+    text = _second_version(loose).replace("  engagement: 60 ", "  engagement: 40 ", 1)
+    assert "engagement: 40" in text
+    registry.register(settings, text, "loose.yaml")
+    registry.promote(settings, first)
+    registry.shadow(settings, loose, "try a lower bar")
+    worker = start_worker(settings, {"LEADSTREAM_INSTANCE_ID": "shadow-test"})
+    assert worker is not None
+    key = registry.running_key(settings.redis_key_prefix)
+    deadline = time.monotonic() + 30
+    while redis_client.hget(key, "shadow-test:shadow") != loose.encode():
+        assert time.monotonic() < deadline, redis_client.hgetall(key)
+        time.sleep(0.2)
+
+    _produce(settings, ["both-1", "both-2"], day=0)
+    # A fitting trial signup alone: 50 points, under the active bar (60), over the shadow's (40).
+    trials = [identify("loose-1", at(0), "l1@acme-labs.com", **GOOD_FIT), trial("loose-1", "signup", at(0.5))]
+    produce_all(
+        make_producer(settings),
+        [(getattr(settings.topics, TOPIC_OF_TYPE[e["type"]]), b"loose-1", encode(e)) for e in trials],
+    )
+    wait_caught_up(settings)
+    deadline = time.monotonic() + 30
+    while len(read_topic(settings, shadow_topic(settings))) < 3:
+        assert time.monotonic() < deadline, "the shadow's handoffs did not arrive"
+        time.sleep(0.5)
+
+    routed = handoffs(settings)
+    shadowed = read_topic(settings, shadow_topic(settings))
+    assert {h["model_version"] for h in routed} == {first}
+    assert {h["contact_id"] for h in routed if h["kind"] == "mql"} == {"both-1", "both-2"}
+    assert {h["model_version"] for h in shadowed} == {loose}
+    assert {h["contact_id"] for h in shadowed if h["kind"] == "mql"} == {"both-1", "both-2", "loose-1"}
+    overlap = compare(routed + shadowed, first, loose)
+    assert (overlap["both"], overlap["only_a"], overlap["only_b"]) == (2, 0, 1)
+    assert overlap["only_b_examples"][0].startswith("mql loose-1: fit")
+    # The shadow's state lives in a key space of its own.
+    assert list(redis_client.scan_iter(f"{settings.redis_key_prefix}:shadow:*{{c:loose-1}}"))

@@ -46,3 +46,21 @@ def test_diff_names_both_versions():
     assert diff(state, "a", "a") == ""
     with pytest.raises(RegistryError):
         diff(state, "a", "zzz")
+
+
+def test_compare_splits_handoffs_by_version_with_their_signals():
+    from streams.shadow import compare
+
+    def mql(contact, version, score):
+        return {
+            "kind": "mql",
+            "contact_id": contact,
+            "model_version": version,
+            "fit": {"score": 55.0},
+            "engagement": {"score": score, "signals": [{"rule": "trial_signup", "value": score}]},
+        }
+
+    handoffs = [mql("a", "v1", 70), mql("a", "v2", 70), mql("b", "v2", 50), mql("c", "v1", 90)]
+    result = compare(handoffs, "v1", "v2")
+    assert (result["both"], result["only_a"], result["only_b"]) == (1, 1, 1)
+    assert result["only_b_examples"] == ["mql b: fit 55, engagement 50 (trial_signup 50)"]
