@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,29 +170,121 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def topic_records(
+    settings: Settings, topics: Sequence[str], progress: Callable[[str], None]
+) -> list[SourceRecord]:
+    """Every record of ``topics`` from offset 0, merged in event-time order (a backtest is the
+    oracle's view: each account decides as if its members' events had been read in the order
+    they happened, whatever the topics' interleaving)."""
+    from streams.kafka_io import TopicTail
+    from streams.processors.confluent_loop import source_record
+
+    out: list[tuple[float, SourceRecord]] = []
+    for topic in topics:
+        tail = TopicTail(settings, topic, from_beginning=True)
+        try:
+            while True:
+                batch = list(tail.poll(time.monotonic() + 2.0))
+                if not batch:
+                    break
+                for message in batch:
+                    record = source_record(message)
+                    out.append((_event_time(record), record))
+        finally:
+            tail.close()
+        progress(f"read {topic}: {len(out)} records so far")
+    out.sort(key=lambda pair: (pair[0], pair[1].topic, pair[1].partition, pair[1].offset))
+    return [record for _stamp, record in out]
+
+
+EVENT_TIME = re.compile(rb'"(?:occurred_at|updated_at)"\s*:\s*"([^"]{10,40})"')
+
+
+def _event_time(record: SourceRecord) -> float:
+    """The record's event time, read without decoding it; else the time it reached Kafka."""
+    found = EVENT_TIME.search(record.value or b"")
+    if found is not None:
+        try:
+            moment = datetime.fromisoformat(found.group(1).decode().replace("Z", "+00:00"))
+            if moment.tzinfo is not None:
+                return moment.timestamp()
+        except ValueError:
+            pass
+    return (record.timestamp_ms or 0) / 1000.0
+
+
+def compression_png(report: dict[str, Any], path: Path) -> None:
+    """Volume against MQL->SQL per engagement bar, one line per model: the compression curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, m in report["models"].items():
+        points = sorted(
+            [
+                (s["mqls"], s["mql_to_sql"], s["engagement_bar"])
+                for s in m["sweep"]
+                if s["mql_to_sql"] is not None
+            ]
+            + ([(m["mqls"], m["mql_to_sql"], m["engagement_bar"])] if m["mql_to_sql"] is not None else [])
+        )
+        if not points:
+            continue
+        axis.plot([p[0] for p in points], [p[1] * 100 for p in points], marker="o", label=name)
+        for volume, rate, bar in points:
+            axis.annotate(
+                f"{bar:g}", (volume, rate * 100), textcoords="offset points", xytext=(4, 4), fontsize=8
+            )
+    axis.axhspan(10, 40, color="green", alpha=0.08, label="healthy MQL->SQL (10-40%)")
+    axis.set_xlabel("MQLs (volume)")
+    axis.set_ylabel("MQL->SQL (%)")
+    axis.set_title("Threshold sweep: volume against conversion (labels: engagement bar)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def backtest_command(
-    events: Path,
+    events: Path | None,
     model_paths: Sequence[Path],
     outcomes_path: Path | None,
     bars: Sequence[float] | None,
     settings: Settings,
     as_json: bool,
     out: IO[str] | None = None,
+    png: Path | None = None,
 ) -> int:
     from config.loader import ModelFileError, load_model
 
-    for path in [events, *model_paths, *([outcomes_path] if outcomes_path else [])]:
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    for path in [*([events] if events else []), *model_paths, *([outcomes_path] if outcomes_path else [])]:
         if not path.is_file():
             print(f"leadstream backtest: no such file: {path}", file=sys.stderr)
             return 2
+    if png is not None and not png.parent.is_dir():
+        print(f"leadstream backtest: --png: no such directory: {png.parent}", file=sys.stderr)
+        return 2
     try:
         models = [(path.stem, load_model(path)) for path in model_paths] or [("default", load_model())]
     except ModelFileError as exc:
         print(f"leadstream backtest: {exc}", file=sys.stderr)
         return 2
-    lines = events.read_bytes().splitlines()
-    # Outcomes may sit in the events file itself (the feedback topic's records) or in their own.
-    outcome_lines = outcomes_path.read_bytes().splitlines() if outcomes_path else lines
+    if events is not None:
+        records = list(file_records(events, settings.topics.accounts))
+    else:  # --from-topics: the input topics (and the feedback topic's outcomes) from offset 0
+        from streams.topics import require_kafka
+
+        require_kafka(settings)
+        records = topic_records(settings, settings.topics.inputs(), say)
+    # Outcomes may sit among the events (the feedback topic's records) or in a file of their own.
+    outcome_lines = (
+        outcomes_path.read_bytes().splitlines() if outcomes_path else [r.value or b"" for r in records]
+    )
     outcomes = read_outcomes(outcome_lines)
     if not outcomes.accepted and not outcomes.won:
         print(
@@ -199,11 +293,15 @@ def backtest_command(
             "`leadstream generate --outcomes-out`)",
             file=sys.stderr,
         )
-    records = list(file_records(events, settings.topics.accounts))
-    report = run_backtest(
-        records, models, outcomes, settings, bars, lambda line: print(line, file=sys.stderr, flush=True)
-    )
+    report = run_backtest(records, models, outcomes, settings, bars, say)
     print(json.dumps(report, indent=2) if as_json else format_report(report), file=out or sys.stdout)
+    if png is not None:
+        try:
+            compression_png(report, png)
+        except ImportError:
+            print("leadstream backtest: --png needs matplotlib (pip install matplotlib)", file=sys.stderr)
+            return 2
+        say(f"compression curve written to {png}")
     return 0
 
 

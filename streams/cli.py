@@ -147,7 +147,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="a candidate model YAML (repeat for several; default: the configured model)",
     )
-    backtest.add_argument("--events", type=Path, required=True, help="events as JSON lines")
+    source = backtest.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", type=Path, help="events as JSON lines")
+    source.add_argument(
+        "--from-topics",
+        action="store_true",
+        help="the input topics from offset 0 (outcomes: the feedback topic)",
+    )
+    backtest.add_argument("--png", type=Path, help="also draw the compression curve to this PNG")
     backtest.add_argument(
         "--outcomes", type=Path, help="sales_outcome events as JSON lines (default: those in --events)"
     )
@@ -282,7 +289,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from streams.backtest import backtest_command
 
         candidates = args.candidates or ([settings.model_path] if settings.model_path else [])
-        return backtest_command(args.events, candidates, args.outcomes, args.bars, settings, args.json)
+        return backtest_command(
+            args.events, candidates, args.outcomes, args.bars, settings, args.json, png=args.png
+        )
     if command == "models":
         return _models(args, settings)
     if command == "calibrate":

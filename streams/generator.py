@@ -321,6 +321,7 @@ TOPIC_OF_TYPE = {
     "trial": "trials",
     "webinar": "webinars",
     "identify": "identify",
+    "sales_outcome": "feedback",
 }
 
 

@@ -114,7 +114,7 @@ async def run_loop(
             for message in messages:
                 error = message.error()
                 if error is None:
-                    batch.append(_record(message))
+                    batch.append(source_record(message))
                 elif error.fatal():
                     raise KafkaException(error)
                 elif message.topic() is not None and (message.offset() or -1) >= 0:
@@ -126,7 +126,7 @@ async def run_loop(
                 await _dead_letter(broken, settings, errors)
             if batch:
                 await processor.process(batch)
-            done = batch + [_record(m) for m in broken]
+            done = batch + [source_record(m) for m in broken]
             for record in done:
                 key = (record.topic, record.partition)
                 uncommitted[key] = max(record.offset + 1, uncommitted.get(key, 0))
@@ -233,7 +233,8 @@ def _commit(consumer: Consumer, offsets: dict[tuple[str, int], int]) -> bool:
     return True
 
 
-def _record(message: Any) -> SourceRecord:
+def source_record(message: Any) -> SourceRecord:
+    """A consumed confluent-kafka message as the engine reads it."""
     kind, stamp = message.timestamp()
     return SourceRecord(
         topic=message.topic(),

@@ -110,3 +110,12 @@ def test_no_outcomes_is_said(tmp_path, capsys, history):
 
 def test_empty_outcomes_give_empty_rates():
     assert measure([], Outcomes())["mql_to_sql"] is None
+
+
+def test_compression_png(tmp_path, history):
+    events, outcomes = history
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [*events[:2500], *outcomes]))
+    png = tmp_path / "compression.png"
+    assert main(["backtest", "--events", str(path), "--bars", "40,80", "--png", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
