@@ -152,5 +152,45 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     overlap = compare(routed + shadowed, first, loose)
     assert (overlap["both"], overlap["only_a"], overlap["only_b"]) == (2, 0, 1)
     assert overlap["only_b_examples"][0].startswith("mql loose-1: fit")
+    # The router reads the handoffs topic only: it assigns the active version's two handoffs.
+    import redis as sync_redis
+
+    from config.routing import load_routing
+    from streams.router.service import Router
+
+    router = Router(settings, load_routing(), sync_redis.Redis.from_url(settings.redis_url))
+    assert router.run(idle_exit_s=3) == 2
     # The shadow's state lives in a key space of its own.
     assert list(redis_client.scan_iter(f"{settings.redis_key_prefix}:shadow:*{{c:loose-1}}"))
+
+
+def test_models_command_line(settings, tmp_path, capsys, monkeypatch):
+    from config.settings import settings_to_env
+    from streams.cli import main
+
+    for name, value in settings_to_env(settings).items():
+        monkeypatch.setenv(name, value)
+    first, second = load_model().version, "cli-test-v2"
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    one.write_text(default_model_text())
+    two.write_text(_second_version(second).replace("points: 65", "points: 70", 1))
+    assert main(["models", "register", str(one), "--reason", "baseline"]) == 0
+    assert main(["models", "register", str(two)]) == 0
+    assert main(["models", "promote", first]) == 0
+    assert main(["models", "promote", second, "--reason", "more weight on demos"]) == 0
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"* {second}" in listed and first in listed and "more weight on demos" in listed
+    assert main(["models", "show", second]) == 0
+    assert capsys.readouterr().out == two.read_text()
+    assert main(["models", "diff", first, second]) == 0
+    changes = capsys.readouterr().out
+    assert "-    points: 65" in changes and "+    points: 70" in changes
+    assert main(["models", "freeze", "--until", "2099-01-01", "--reason", "quarter"]) == 0
+    assert main(["models", "promote", first]) == 1
+    assert "frozen until 2099-01-01" in capsys.readouterr().err
+    assert main(["models", "rollback", "--reason", "back"]) == 0
+    assert f"rolled back to {first}" in capsys.readouterr().out
+    assert main(["models", "shadow", second]) == 0 and main(["models", "shadow", "--off"]) == 0
+    assert main(["models", "show", "nope"]) == 2
