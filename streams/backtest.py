@@ -31,6 +31,8 @@ from typing import IO, Any
 
 from config.model import ScoringModel
 from config.settings import Settings
+from streams.decode import decode_event
+from streams.errors import InvalidEvent
 from streams.records import SourceRecord
 from streams.replay import file_records, replay_records
 
@@ -107,10 +109,31 @@ def with_bar(model: ScoringModel, bar: float) -> ScoringModel:
     )
 
 
+class DecodeOnce:
+    """Decodes each record once for every model of a backtest (events are immutable); a model
+    with another event policy (size or time bounds) gets decodes of its own."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[Any, str, int, int], Any] = {}
+
+    def __call__(self, record: SourceRecord, policy: Any) -> Any:
+        key = (policy, record.topic, record.partition, record.offset)
+        found = self._memo.get(key)
+        if found is None:
+            try:
+                found = decode_event(record, policy)
+            except InvalidEvent as exc:
+                found = exc
+            self._memo[key] = found
+        if isinstance(found, InvalidEvent):
+            raise found
+        return found
+
+
 async def _handoffs(
-    records: list[SourceRecord], settings: Settings, model: ScoringModel
+    records: list[SourceRecord], settings: Settings, model: ScoringModel, decode: DecodeOnce | None = None
 ) -> list[dict[str, Any]]:
-    summary = await replay_records(iter(records), settings, model)
+    summary = await replay_records(iter(records), settings, model, decode=decode)
     handoffs: list[dict[str, Any]] = summary["handoff_records"]
     return handoffs
 
@@ -130,15 +153,16 @@ def run_backtest(
 ) -> dict[str, Any]:
     """Every model's figures, and per model the sweep over ``bars`` (None: around its own bar)."""
     report: dict[str, Any] = {"events": len(records), "models": {}}
+    decode = DecodeOnce()
     for name, model in models:
         progress(f"{name}: replaying {len(records)} events (model {model.version})")
-        figures = measure(asyncio.run(_handoffs(records, settings, model)), outcomes)
+        figures = measure(asyncio.run(_handoffs(records, settings, model, decode)), outcomes)
         figures["version"] = model.version
         figures["engagement_bar"] = model.thresholds.engagement
         sweep = []
         for bar in default_bars(model) if bars is None else bars:
             progress(f"{name}: sweep, engagement bar {bar:g}")
-            swept = measure(asyncio.run(_handoffs(records, settings, with_bar(model, bar))), outcomes)
+            swept = measure(asyncio.run(_handoffs(records, settings, with_bar(model, bar), decode)), outcomes)
             sweep.append({"engagement_bar": bar, "mqls": swept["mqls"], "mql_to_sql": swept["mql_to_sql"]})
         figures["sweep"] = sweep
         report["models"][name] = figures

@@ -103,6 +103,8 @@ class ScoringPipeline:
         self._swept_to, self._swept_at = float("-inf"), 0.0
         self._reported_at = time.monotonic()
         self.handoff_observers: list[Callable[[dict[str, Any]], None]] = []
+        # How a record becomes an event; a backtest shares one memo across its models.
+        self.decode: Callable[[SourceRecord, Any], Any] = decode_event
 
     @property
     def model(self) -> ScoringModel:
@@ -158,7 +160,7 @@ class ScoringPipeline:
                 if record.topic == self._topics.accounts:
                     at = self._take_firmographics(record, incoming)
                 else:
-                    event = decode_event(record, self._model.event_policy)
+                    event = self.decode(record, self._model.event_policy)
                     expected = key_mismatch(record, event)
                     if expected is not None:
                         outputs.append(self._rekeyed(record, expected))

@@ -45,6 +45,7 @@ async def replay_records(
     settings: Settings,
     model: ScoringModel,
     on_handoff: Callable[[dict[str, Any]], None] | None = None,
+    decode: Callable[[SourceRecord, Any], Any] | None = None,
 ) -> dict[str, Any]:
     # The file is the stream, read in order: accounts decide as the stream passes each point, and
     # once it ends every point still waiting is applied.
@@ -52,6 +53,8 @@ async def replay_records(
     pipeline, sink, store = build_embedded(settings, model, order)
     if on_handoff is not None:
         pipeline.handoff_observers.append(on_handoff)
+    if decode is not None:
+        pipeline.decode = decode
     batch: list[SourceRecord] = []
     for record in records:
         batch.append(record)
