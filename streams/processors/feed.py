@@ -47,6 +47,7 @@ class KafkaFeed:
         self._assigned: list[tuple[str, int]] = []
         self._highs: dict[tuple[str, int], tuple[int, float]] = {}
         self._reading: asyncio.Future[HighsRead] | None = None
+        self._committing: asyncio.Future[dict[tuple[str, int], int]] | None = None
         self._next_highs = 0.0
         self._disturbed = False  # a transport error since the last read
         self._trust_from = 0.0  # reads sent before this moment are not taken (an outage's recovery)
@@ -78,18 +79,29 @@ class KafkaFeed:
         self._assigned = current
         for gone in set(self._starting) - set(current):
             del self._starting[gone]
-        missing = [tp for tp in current if tp not in self._starting]
-        if missing and time.monotonic() >= self._next_offsets:
-            found = await loop.run_in_executor(None, self._committed, missing)
-            self._starting.update(found)
-            if len(found) < len(missing):
-                self._next_offsets = time.monotonic() + 2.0
+        self._read_committed(loop, [tp for tp in current if tp not in self._starting])
         self._read_highs(loop)
         if time.monotonic() >= self._next_metadata:
             self._next_metadata = time.monotonic() + METADATA_EVERY_S
             expected = await loop.run_in_executor(None, self._partitions)
             if expected is not None:
                 self._expected = expected
+
+    def _read_committed(self, loop: asyncio.AbstractEventLoop, missing: list[tuple[str, int]]) -> None:
+        """Where newly assigned partitions start, read in the background: a coordinator that
+        answers slowly after a broker restart must not hold the batches up."""
+        reading = self._committing
+        if reading is not None:
+            if not reading.done():
+                return
+            self._committing = None
+            found = reading.result() if reading.exception() is None else {}
+            self._starting.update((tp, offset) for tp, offset in found.items() if tp in self._assigned)
+            if not found:
+                self._next_offsets = time.monotonic() + 2.0
+            missing = [tp for tp in missing if tp not in self._starting]
+        if missing and time.monotonic() >= self._next_offsets:
+            self._committing = loop.run_in_executor(None, self._committed, missing)
 
     def _read_highs(self, loop: asyncio.AbstractEventLoop) -> None:
         """Take the last read's answer if it is in; start the next one when due (in the
