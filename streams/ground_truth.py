@@ -45,6 +45,17 @@ BIAS = -5.0
 WIN_OFFSET = 1.5
 MAX_COUNTED = 3
 RECENCY_HALF_LIFE_DAYS = 21.0
+# The planted signals and the default model's engagement rules that measure them: how a fitted
+# model's weights are compared with the planted ones (tests, bench/calibration.py).
+MEASURED_BY: dict[str, str] = {
+    "demo_request": "demo_request",
+    "trial_signup": "trial_signup",
+    "trial_activated": "trial_activated",
+    "webinar_attended": "webinar_attended",
+    "bottom_funnel": "bottom_funnel_content",
+    "pricing_view": "pricing_page_repeat",
+    "careers_page": "careers_page",
+}
 GOOD_INDUSTRIES = {"software", "saas", "fintech", "financial_services", "healthcare_it", "ecommerce"}
 SENIOR = re.compile(
     r"\b(vp|vice president|chief|ceo|cto|cfo|coo|cmo|cro|cio|founder|director|head of)\b", re.I

@@ -15,19 +15,8 @@ from streams.backtest import read_outcomes
 from streams.calibrate import calibrate, dataset
 from streams.cli import main
 from streams.generator import JourneyGenerator, default_start
-from streams.ground_truth import SIGNAL_WEIGHTS, planted_outcomes
+from streams.ground_truth import MEASURED_BY, SIGNAL_WEIGHTS, planted_outcomes
 from streams.replay import file_records
-
-# The planted signals and the default model's rules that measure them.
-MEASURED_BY = {
-    "demo_request": "demo_request",
-    "trial_signup": "trial_signup",
-    "trial_activated": "trial_activated",
-    "webinar_attended": "webinar_attended",
-    "bottom_funnel": "bottom_funnel_content",
-    "pricing_view": "pricing_page_repeat",
-    "careers_page": "careers_page",
-}
 
 
 @pytest.fixture(scope="module")
