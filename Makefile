@@ -1,10 +1,10 @@
 .PHONY: lint test demo bench schemas
 PY := .venv/bin/python
 
-lint:            ## ruff (lint + format check) and mypy --strict
+lint:            ## ruff (lint + format check) and mypy --strict over the package and bench/ (CI runs it)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy
+	$(PY) scripts/typecheck
 
 test:            ## the README's test command
 	scripts/run-tests
@@ -13,4 +13,4 @@ demo:            ## the README's run command
 	scripts/run-demo
 
 schemas:         ## regenerate schemas/json from the pydantic models
-	$(PY) -m schemas.export
+	$(PY) -m leadstream.schemas.export

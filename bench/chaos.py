@@ -35,23 +35,23 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from leadstream.bootstrap import build_embedded
+from leadstream.config.loader import load_model
+from leadstream.config.settings import Settings, Topics
+from leadstream.engine.eventtime.watermarks import FileOrder
+from leadstream.engine.records import SourceRecord
+from leadstream.kafka.clients import TopicTail, make_producer, produce_all, read_topic
+from leadstream.kafka.topics import ensure_topics, kafka_client_config
+from leadstream.scoring import compile_model
+from leadstream.scoring.engagement import engagement
+from leadstream.state.keys import contact_key
+from leadstream.state.port import decode_state
+from leadstream.tools.generator import JourneyGenerator, default_start, to_records
+from leadstream.tools.settled import accounts_waiting
+from leadstream.tools.worker_process import WorkerProcess
 
 from bench.faultstack import ROOT, FaultStack
 from bench.hostile import hostile_records, invisible_email
-from config.loader import load_model
-from config.settings import Settings, Topics
-from streams.bootstrap import build_embedded
-from streams.generator import JourneyGenerator, default_start, to_records
-from streams.kafka_io import TopicTail, make_producer, produce_all, read_topic
-from streams.records import SourceRecord
-from streams.scoring import compile_model
-from streams.scoring.engagement import engagement
-from streams.settled import accounts_waiting
-from streams.state.keys import contact_key
-from streams.state.port import decode_state
-from streams.topics import ensure_topics, kafka_client_config
-from streams.watermarks import FileOrder
-from streams.worker_process import WorkerProcess
 
 MODEL = load_model()
 DAY = timedelta(days=1)
@@ -163,7 +163,7 @@ class Data:
         records = to_records(ordered, topics)
         if not scenario.hostile:
             return list(records), 0
-        return with_hostile(records, ordered, topics, scenario.hostile, self.seed)
+        return with_hostile(list(records), ordered, topics, scenario.hostile, self.seed)
 
     def oracle(self, settings: Settings) -> Oracle:
         events = self.events
@@ -324,7 +324,7 @@ def settings_for(stack: FaultStack, scenario: Scenario) -> Settings:
         topics=topics,
         consumer_group=f"chaos{run}",
         redis_key_prefix=f"chaos{run}",
-        worker_engine=scenario.engine,  # type: ignore[arg-type]
+        worker_engine=scenario.engine,
     )
 
 
@@ -422,7 +422,7 @@ def _inject(
 
 
 def _settle(settings: Settings, workers: list[WorkerProcess], timeout_s: float, row: Row) -> None:
-    from streams.kafka_io import consumer_lag
+    from leadstream.kafka.clients import consumer_lag
 
     deadline = time.monotonic() + timeout_s
     lag, waiting = -1, -1
@@ -468,7 +468,7 @@ def _dead_letters(settings: Settings) -> tuple[int, int]:
     """How many records were dead-lettered, and how many of those more than once (their values
     are what came in, not JSON: they are told apart by the headers naming their place)."""
     tail = TopicTail(settings, settings.topics.dead_letters, from_beginning=True)
-    places: dict[tuple[bytes | None, ...], int] = {}
+    places: dict[tuple[str | bytes | None, ...], int] = {}
     try:
         while True:
             got = 0
@@ -509,7 +509,7 @@ def _replay_cli(settings: Settings, records: list[Record], row: Row, oracle: Ora
         for _topic, _key, value in records:
             handle.write((value or b"") + b"\n")
     subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", "--quiet", str(path), "--handoffs-out", str(out)],
+        [sys.executable, "-m", "leadstream.cli", "replay", "--quiet", str(path), "--handoffs-out", str(out)],
         check=True,
         capture_output=True,
         cwd=ROOT,

@@ -17,9 +17,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.settings import Settings
-from streams.generator import TOPIC_OF_TYPE
-from streams.kafka_io import TopicTail, make_producer
+from leadstream.config.settings import Settings
+from leadstream.kafka.clients import TopicTail, make_producer
+from leadstream.tools.generator import TOPIC_OF_TYPE
 
 PROBE_EVERY_S = 0.05
 

@@ -19,15 +19,14 @@ from collections.abc import Callable
 
 import orjson
 import redis
-
-from config.loader import load_model
-from config.settings import Settings
-from streams.bootstrap import build_embedded
-from streams.generator import JourneyGenerator, default_start
-from streams.records import SourceRecord
-from streams.state.keys import account_key, contact_key
-from streams.state.port import RecordWrite, StoredRecord, decode_state
-from streams.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
+from leadstream.bootstrap import build_embedded
+from leadstream.config.loader import load_model
+from leadstream.config.settings import Settings
+from leadstream.engine.records import SourceRecord
+from leadstream.state.keys import account_key, contact_key
+from leadstream.state.port import RecordWrite, StoredRecord, decode_state
+from leadstream.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
+from leadstream.tools.generator import JourneyGenerator, default_start
 
 PIPELINE_DEPTH = 1000
 

@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
-
-from config.settings import Settings
-from streams.topics import kafka_client_config
+from leadstream.config.settings import Settings
+from leadstream.kafka.topics import kafka_client_config
 
 
 def passthrough(

@@ -28,21 +28,21 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
+from leadstream.bootstrap import build_embedded
+from leadstream.config.loader import load_model
+from leadstream.config.settings import Settings, Topics
+from leadstream.engine.records import SourceRecord
+from leadstream.kafka.clients import consumer_lag, make_producer, produce_all
+from leadstream.kafka.topics import ensure_topics, kafka_client_config
+from leadstream.state.keys import contact_key
+from leadstream.state.port import RecordWrite
+from leadstream.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
+from leadstream.tools.generator import JourneyGenerator, default_start, record_key, to_records
+from leadstream.tools.worker_process import WorkerProcess
 
 from bench.latency import measure
 from bench.memory import measure_memory
 from bench.passthrough import PassthroughProcess, passthrough
-from config.loader import load_model
-from config.settings import Settings, Topics
-from streams.bootstrap import build_embedded
-from streams.generator import JourneyGenerator, default_start, record_key, to_records
-from streams.kafka_io import consumer_lag, make_producer, produce_all
-from streams.records import SourceRecord
-from streams.state.keys import contact_key
-from streams.state.port import RecordWrite
-from streams.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
-from streams.topics import ensure_topics, kafka_client_config
-from streams.worker_process import WorkerProcess
 
 OUT = Path(__file__).resolve().parent
 EVENTS_PER_CONTACT = 6.2  # what the generator produces on average
@@ -72,7 +72,7 @@ def fresh_settings(partitions: int, engine: str = "faust", inputs: Topics | None
         consumer_group=f"bench{run}",
         redis_key_prefix=f"bench{run}",
         timer_interval_s=5,
-        worker_engine=engine,  # type: ignore[arg-type]
+        worker_engine=engine,
     )
 
 
@@ -144,7 +144,7 @@ def replay_cli(events: list[dict[str, Any]], count: int) -> tuple[float, int]:
             handle.write(json.dumps(event, separators=(",", ":")) + "\n")
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", "--quiet", str(path)],
+        [sys.executable, "-m", "leadstream.cli", "replay", "--quiet", str(path)],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -206,11 +206,10 @@ def worker_run(settings: Settings, workers: int, seconds: float) -> dict[str, fl
 
 def naive_baseline(settings: Settings, seconds: float) -> float:
     """As a user might write it: a consumer loop, one Redis round trip per event, no batching."""
+    from leadstream.schemas.events import Event
+    from leadstream.scoring import ContactState, score
+    from leadstream.state.port import decode_state, encode_state
     from pydantic import TypeAdapter
-
-    from schemas.events import Event
-    from streams.scoring import ContactState, score
-    from streams.state.port import decode_state, encode_state
 
     model = load_model()
     adapter: TypeAdapter[Any] = TypeAdapter(Event)
@@ -226,16 +225,17 @@ def naive_baseline(settings: Settings, seconds: float) -> float:
     done, started = 0, None
     while started is None or time.perf_counter() - started < seconds:
         message = consumer.poll(1.0)
-        if message is None or message.error() is not None:
+        value = None if message is None or message.error() is not None else message.value()
+        if value is None:
             continue
         started = started or time.perf_counter()
         try:
-            event = adapter.validate_json(message.value())
+            event = adapter.validate_json(value)
         except Exception:
             continue
         key = f"{settings.redis_key_prefix}:naive:{event.contact_id or event.anonymous_id}"
         raw = client.get(key)  # one round trip to read...
-        state = decode_state(raw) if raw else ContactState(key)
+        state = decode_state(raw) if isinstance(raw, bytes) else ContactState(key)
         state = score(state, event, model, max(state.clock, event.occurred_at.timestamp())).state
         client.set(key, encode_state(state))  # ...and one to write, per event
         done += 1

@@ -17,13 +17,12 @@ import uuid
 from pathlib import Path
 
 import redis
-
-from config.settings import Settings, Topics
-from streams.generator import JourneyGenerator, default_start, record_key, to_records
-from streams.kafka_io import consumer_lag, make_producer, produce_all
-from streams.state.keys import contact_key
-from streams.topics import ensure_topics
-from streams.worker_process import WorkerProcess
+from leadstream.config.settings import Settings, Topics
+from leadstream.kafka.clients import consumer_lag, make_producer, produce_all
+from leadstream.kafka.topics import ensure_topics
+from leadstream.state.keys import contact_key
+from leadstream.tools.generator import JourneyGenerator, default_start, record_key, to_records
+from leadstream.tools.worker_process import WorkerProcess
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,9 +6,8 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from leadstream.config.model import ScoringModel
 from pydantic import ValidationError
-
-from config.model import ScoringModel
 
 DEFAULT_MODEL = "default_model.yaml"
 
@@ -22,7 +21,7 @@ class ModelFileError(ValueError):
 
 
 def default_model_text() -> str:
-    return resources.files("config").joinpath(DEFAULT_MODEL).read_text(encoding="utf-8")
+    return resources.files("leadstream.config").joinpath(DEFAULT_MODEL).read_text(encoding="utf-8")
 
 
 def load_model(path: str | Path | None = None) -> ScoringModel:

@@ -57,7 +57,7 @@ class RoutingConfig(_Frozen):
 def load_routing(path: str | Path | None = None) -> RoutingConfig:
     if path is None:
         text, source = (
-            resources.files("config").joinpath("routing.yaml").read_text(),
+            resources.files("leadstream.config").joinpath("routing.yaml").read_text(),
             "<package>/config/routing.yaml",
         )
     else:

@@ -1,7 +1,7 @@
 """Wire contracts: pydantic models of every event on every topic. Imports nothing of ours."""
 
-from schemas.dead_letter import DeadLetterHeaders
-from schemas.events import (
+from leadstream.schemas.dead_letter import DeadLetterHeaders
+from leadstream.schemas.events import (
     AccountFirmographics,
     Event,
     FormSubmission,
@@ -11,7 +11,7 @@ from schemas.events import (
     TrialEvent,
     WebinarEvent,
 )
-from schemas.handoff import BuyingGroupHandoff, MqlHandoff
+from leadstream.schemas.handoff import BuyingGroupHandoff, MqlHandoff
 
 __all__ = [
     "AccountFirmographics",

@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from leadstream.schemas.assignment import Assignment
+from leadstream.schemas.dead_letter import DeadLetterHeaders
+from leadstream.schemas.events import AccountFirmographics, Event
+from leadstream.schemas.handoff import BuyingGroupHandoff, MqlHandoff
+from leadstream.schemas.lifecycle import LifecycleTransition, SlaBreach
 from pydantic import BaseModel, TypeAdapter
-
-from schemas.assignment import Assignment
-from schemas.dead_letter import DeadLetterHeaders
-from schemas.events import AccountFirmographics, Event
-from schemas.handoff import BuyingGroupHandoff, MqlHandoff
-from schemas.lifecycle import LifecycleTransition, SlaBreach
 
 OUT = Path(__file__).resolve().parent / "json"
 

@@ -10,27 +10,26 @@ from typing import Any
 
 import faust
 import redis.asyncio as aioredis
+from leadstream.config.loader import ModelFileError, load_model
+from leadstream.config.model import ScoringModel
+from leadstream.config.settings import Settings
+from leadstream.engine.eventtime.timers import TimerService
+from leadstream.engine.eventtime.watermarks import Watermarks
+from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.retry import RetryingProcessor
+from leadstream.engine.shadow import Shadowing, ShadowSink, follow_shadow, shadow_settings, shadow_topic
+from leadstream.engine.stages.account import Limits
+from leadstream.errors import InfrastructureError
+from leadstream.kafka.faust_app import attach_batch_agent, attach_timer, faust_feed, make_app
+from leadstream.kafka.registry import RegistryError, RegistryFollower, running_key
+from leadstream.kafka.sinks import FaustProducerSink, MemorySink
+from leadstream.scoring import compile_model
+from leadstream.scoring.timeline import Bounds
+from leadstream.state import MemoryStateStore, RedisStateStore
+from leadstream.state.keys import watermark_key
+from leadstream.state.packing import use_hiredis_packing
+from leadstream.state.redis_watermarks import RedisWatermarks
 from redis.exceptions import RedisError
-
-from config.loader import ModelFileError, load_model
-from config.model import ScoringModel
-from config.settings import Settings
-from streams.account_stage import Limits
-from streams.errors import InfrastructureError
-from streams.pipeline import ScoringPipeline
-from streams.processors.faust_app import attach_batch_agent, attach_timer, faust_feed, make_app
-from streams.registry import RegistryError, RegistryFollower, running_key
-from streams.retry import RetryingProcessor
-from streams.scoring import compile_model
-from streams.scoring.timeline import Bounds
-from streams.shadow import Shadowing, ShadowSink, follow_shadow, shadow_settings, shadow_topic
-from streams.sinks import FaustProducerSink, MemorySink
-from streams.state import MemoryStateStore, RedisStateStore
-from streams.state.keys import watermark_key
-from streams.state.packing import use_hiredis_packing
-from streams.state.redis_watermarks import RedisWatermarks
-from streams.timers import TimerService
-from streams.watermarks import Watermarks
 
 logger = logging.getLogger(__name__)
 DAY_S = 86_400
@@ -239,10 +238,9 @@ def stream_tick(pipeline: ScoringPipeline, feed: Any = None, shadowing: Shadowin
 def build_confluent_worker(settings: Settings) -> Any:
     """Wire the confluent-kafka loop: the same pipeline and timer service, no faust."""
     from confluent_kafka import Producer
-
-    from streams.processors.confluent_loop import run_loop
-    from streams.sinks import ConfluentSink
-    from streams.topics import kafka_client_config
+    from leadstream.kafka.confluent_loop import run_loop
+    from leadstream.kafka.sinks import ConfluentSink
+    from leadstream.kafka.topics import kafka_client_config
 
     model, follower = worker_model(settings)
     store = redis_store(settings)

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from leadstream.config.loader import ModelFileError, load_model
+from leadstream.config.settings import Settings, load_settings
+from leadstream.errors import LeadstreamError
 from pydantic import ValidationError
-
-from config.loader import ModelFileError, load_model
-from config.settings import Settings, load_settings
-from streams.errors import LeadstreamError
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +21,8 @@ logger = logging.getLogger(__name__)
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from streams import registry
-    from streams.topics import ensure_topics
+    from leadstream.kafka import registry
+    from leadstream.kafka.topics import ensure_topics
 
     ensure_topics(settings)
     action = args.action
@@ -46,8 +45,8 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         print("shadow scoring stopped" if args.off else f"shadow scoring {args.version} on every worker")
         return 0
     if action == "compare":
-        from streams.kafka_io import read_topic
-        from streams.shadow import compare, shadow_topic
+        from leadstream.engine.shadow import compare, shadow_topic
+        from leadstream.kafka.clients import read_topic
 
         records = read_topic(settings, settings.topics.handoffs) + read_topic(
             settings, shadow_topic(settings)
@@ -127,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         "--outcomes-out",
         type=Path,
         help="also write planted sales outcomes (a hidden propensity per contact, see "
-        "streams/ground_truth.py) as JSON lines, for backtests",
+        "streams/tools/ground_truth.py) as JSON lines, for backtests",
     )
     target = generate.add_mutually_exclusive_group()
     target.add_argument("--out", type=Path, help="write JSON lines to this file (default: stdout)")
@@ -264,12 +263,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     if command == "worker":
-        from streams.worker import run_worker
+        from leadstream.worker import run_worker
 
         run_worker(settings)
         return 0
     if command == "topics":
-        from streams.topics import ensure_topics
+        from leadstream.kafka.topics import ensure_topics
 
         created = ensure_topics(settings)
         print("created: " + (", ".join(created) if created else "nothing, all topics exist"))
@@ -277,7 +276,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "generate":
         return _generate(args, settings)
     if command == "replay":
-        from streams.replay import run_replay
+        from leadstream.tools.replay import run_replay
 
         out = args.handoffs_out
         if out is not None and not out.parent.is_dir():
@@ -286,7 +285,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         return run_replay(args.file, settings, load_model(settings.model_path), args.quiet, out)
     if command == "backtest":
-        from streams.backtest import backtest_command
+        from leadstream.tools.backtest import backtest_command
 
         candidates = args.candidates or ([settings.model_path] if settings.model_path else [])
         return backtest_command(
@@ -295,7 +294,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "models":
         return _models(args, settings)
     if command == "calibrate":
-        from streams.calibrate import calibrate_command
+        from leadstream.tools.calibrate import calibrate_command
 
         return calibrate_command(
             args.events,
@@ -307,16 +306,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             settings,
         )
     if command == "explain":
-        from streams.explain import explain, explain_account
+        from leadstream.tools.explain import explain, explain_account
 
         show = explain_account if args.account else explain
         return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout)
     if command == "route":
         import redis
-
-        from config.routing import RoutingFileError, load_routing
-        from streams.router.service import Router
-        from streams.topics import ensure_topics
+        from leadstream.config.routing import RoutingFileError, load_routing
+        from leadstream.kafka.topics import ensure_topics
+        from leadstream.router.service import Router
 
         try:
             routing = load_routing(args.routing)  # before anything connects: a typo is said at once
@@ -336,17 +334,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"assigned {count} handoffs", file=sys.stderr)
         return 0
     if command == "simulate-sales":
-        from streams.sales_sim import simulate_sales
-        from streams.topics import require_kafka
+        from leadstream.kafka.topics import require_kafka
+        from leadstream.tools.sales_sim import simulate_sales
 
         require_kafka(settings)
         sent = simulate_sales(settings, args.idle_exit, datetime.now(UTC))
         print(f"sent {sent} sales outcomes to {settings.topics.feedback}", file=sys.stderr)
         return 0
     if command == "report":
-        from streams.kafka_io import read_topic
-        from streams.report import conversion, format_report
-        from streams.topics import require_kafka
+        from leadstream.kafka.clients import read_topic
+        from leadstream.kafka.topics import require_kafka
+        from leadstream.tools.report import conversion, format_report
 
         require_kafka(settings)
         handoffs = read_topic(settings, settings.topics.handoffs)
@@ -355,14 +353,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(result, indent=2) if args.json else format_report(result))
         return 0
     if command == "demo":
-        from streams.demo import run_demo
+        from leadstream.tools.demo import run_demo
 
         return run_demo(settings, contacts=args.contacts, seed=args.seed, timeout_s=args.timeout)
     raise AssertionError(command)
 
 
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.generator import JourneyGenerator, default_start, to_records
+    from leadstream.tools.generator import JourneyGenerator, default_start, to_records
 
     start = args.start or default_start()
     if start.tzinfo is None:
@@ -373,7 +371,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     events = JourneyGenerator(args.seed, args.contacts, args.accounts, start=start, days=args.days).events()
     if args.outcomes_out:
-        from streams.ground_truth import planted_outcomes
+        from leadstream.tools.ground_truth import planted_outcomes
 
         outcomes = planted_outcomes(events, args.seed)
         with args.outcomes_out.open("w") as handle:
@@ -381,8 +379,8 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
                 handle.write(json.dumps(outcome, separators=(",", ":")) + "\n")
         print(f"wrote {len(outcomes)} planted sales outcomes to {args.outcomes_out}", file=sys.stderr)
     if args.to_topics:
-        from streams.kafka_io import make_producer, produce_all
-        from streams.topics import ensure_topics
+        from leadstream.kafka.clients import make_producer, produce_all
+        from leadstream.kafka.topics import ensure_topics
 
         ensure_topics(settings)
         count = produce_all(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import faust
-
-from config.settings import Settings
-from streams.bootstrap import build_worker
-from streams.topics import ensure_topics
+from leadstream.bootstrap import build_worker
+from leadstream.config.settings import Settings
+from leadstream.kafka.topics import ensure_topics
 
 
 def run_worker(settings: Settings) -> None:
@@ -15,7 +14,7 @@ def run_worker(settings: Settings) -> None:
     if settings.worker_engine == "confluent":
         import asyncio
 
-        from streams.bootstrap import build_confluent_worker
+        from leadstream.bootstrap import build_confluent_worker
 
         asyncio.run(build_confluent_worker(settings))
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.routing import Queue, RoutingConfig
+from leadstream.config.routing import Queue, RoutingConfig
 
 
 def choose_queue(config: RoutingConfig, handoff: dict[str, Any]) -> Queue:

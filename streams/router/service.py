@@ -24,16 +24,15 @@ from typing import Any
 
 import redis
 from confluent_kafka import Consumer, KafkaException, Producer
-
-from config.routing import RoutingConfig
-from config.settings import Settings
-from schemas.assignment import Assignment
-from streams.errors import BrokerUnavailable, StateUnavailable
-from streams.kafka_io import make_producer
-from streams.router.rules import account_of, choose_queue
-from streams.state.keys import router_key
-from streams.state.redis_store import function_library
-from streams.topics import kafka_client_config
+from leadstream.config.routing import RoutingConfig
+from leadstream.config.settings import Settings
+from leadstream.errors import BrokerUnavailable, StateUnavailable
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topics import kafka_client_config
+from leadstream.router.rules import account_of, choose_queue
+from leadstream.schemas.assignment import Assignment
+from leadstream.state.keys import router_key
+from leadstream.state.redis_store import function_library
 
 logger = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("c3f2a9d1-6e4b-4a7c-8b5d-2e9f0a1c7d34")

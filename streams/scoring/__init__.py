@@ -1,8 +1,8 @@
 """The functional core: pure, synchronous, deterministic. No Kafka, Redis, faust, clock or env."""
 
-from streams.scoring.engine import Decision, apply, mql_handoff_id, score
-from streams.scoring.signals import CompiledModel, compile_model
-from streams.scoring.state import ContactState, RuleState
+from leadstream.scoring.engine import Decision, apply, mql_handoff_id, score
+from leadstream.scoring.signals import CompiledModel, compile_model
+from leadstream.scoring.state import ContactState, RuleState
 
 __all__ = [
     "CompiledModel",

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
-from config.model import ACCOUNT_ATTRIBUTES, BuyingGroupRule
-from schemas.handoff import BuyingGroupHandoff
-from streams.scoring.engagement import rules_engagement
-from streams.scoring.firmographics import add_version, version_at
-from streams.scoring.fit import email_domain, rule_matches
-from streams.scoring.signals import DAY_S, CompiledModel, domain_lists_of, seniority, to_datetime
-from streams.scoring.state import AccountState, ContactState, MemberSnapshot, RuleState
+from leadstream.config.model import ACCOUNT_ATTRIBUTES, BuyingGroupRule
+from leadstream.schemas.handoff import BuyingGroupHandoff
+from leadstream.scoring.engagement import rules_engagement
+from leadstream.scoring.firmographics import add_version, version_at
+from leadstream.scoring.fit import email_domain, rule_matches
+from leadstream.scoring.signals import DAY_S, CompiledModel, domain_lists_of, seniority, to_datetime
+from leadstream.scoring.state import AccountState, ContactState, MemberSnapshot, RuleState
 
 HANDOFF_NAMESPACE = uuid.UUID("2a9e8c41-7d3b-4f6a-b1c5-93e0d4a8f7b2")
 TOP_PER_MEMBER = 3
@@ -168,7 +168,7 @@ def view_account(compiled: CompiledModel, account: AccountState, now: float) -> 
 
 class Release(Protocol):
     """Whether the stream has progressed far enough to apply a point of event time ``at`` whose
-    record reached Kafka at ``record_time`` (see streams/watermarks.py)."""
+    record reached Kafka at ``record_time`` (see engine/eventtime/watermarks.py)."""
 
     def allows(self, at: float, record_time: float | None) -> bool: ...
 

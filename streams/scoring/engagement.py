@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from streams.scoring import decay
-from streams.scoring.signals import DAY_S, CompiledModel, CompiledRule
-from streams.scoring.state import ContactState, RuleState
+from leadstream.scoring import decay
+from leadstream.scoring.signals import DAY_S, CompiledModel, CompiledRule
+from leadstream.scoring.state import ContactState, RuleState
 
 FREQUENCY_HISTORY = 16  # match times kept per frequency rule
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from config.model import ScoringModel
-from schemas.events import FormSubmission, Identify, PageView
-from streams.scoring.accounts import account_of
-from streams.scoring.engagement import add_match, engagement
-from streams.scoring.fit import coerce_trait, evaluate_fit
-from streams.scoring.handoff import build_mql_handoff
-from streams.scoring.lifecycle import fire, on_mql, sales_outcome, transition, watch_decay
-from streams.scoring.signals import (
+from leadstream.config.model import ScoringModel
+from leadstream.schemas.events import FormSubmission, Identify, PageView
+from leadstream.scoring.accounts import account_of
+from leadstream.scoring.engagement import add_match, engagement
+from leadstream.scoring.fit import coerce_trait, evaluate_fit
+from leadstream.scoring.handoff import build_mql_handoff
+from leadstream.scoring.lifecycle import fire, on_mql, sales_outcome, transition, watch_decay
+from leadstream.scoring.signals import (
     CompiledModel,
     compile_model,
     matching_nurture,
@@ -27,7 +27,7 @@ from streams.scoring.signals import (
     properties,
     where,
 )
-from streams.scoring.state import (
+from leadstream.scoring.state import (
     RECENT_EVENT_IDS,
     RECENT_SIGNALS,
     TOP_PAGES,

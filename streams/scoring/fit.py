@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.scoring.signals import CompiledFitRule, CompiledModel, domain_lists_of, seniority
-from streams.scoring.state import ContactState
+from leadstream.scoring.signals import CompiledFitRule, CompiledModel, domain_lists_of, seniority
+from leadstream.scoring.state import ContactState
 
 # Form fields and identify traits that feed fit (anything else in a form is ignored).
 TRAIT_FIELDS = {

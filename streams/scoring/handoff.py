@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.handoff import MqlHandoff
-from streams.scoring.accounts import account_of
-from streams.scoring.fit import Fit
-from streams.scoring.signals import CompiledModel, to_datetime
-from streams.scoring.state import ContactState
+from leadstream.schemas.handoff import MqlHandoff
+from leadstream.scoring.accounts import account_of
+from leadstream.scoring.fit import Fit
+from leadstream.scoring.signals import CompiledModel, to_datetime
+from leadstream.scoring.state import ContactState
 
 HOUR_S = 3600.0
 

@@ -10,11 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from schemas.lifecycle import LifecycleTransition, SlaBreach
-from streams.scoring.accounts import account_of
-from streams.scoring.engagement import engagement, engagement_curve
-from streams.scoring.signals import CompiledModel, to_datetime
-from streams.scoring.state import ContactState
+from leadstream.schemas.lifecycle import LifecycleTransition, SlaBreach
+from leadstream.scoring.accounts import account_of
+from leadstream.scoring.engagement import engagement, engagement_curve
+from leadstream.scoring.signals import CompiledModel, to_datetime
+from leadstream.scoring.state import ContactState
 
 NAMESPACE = uuid.UUID("8d4b1f0e-2c6a-4e9b-a7d3-5f1e0c9b8a26")
 HOUR_S = 3600.0
@@ -170,6 +170,6 @@ def _sla_breach(compiled: CompiledModel, state: ContactState, at: float) -> dict
 
 
 def _current_handoff_id(compiled: CompiledModel, state: ContactState) -> str:
-    from streams.scoring.engine import mql_handoff_id
+    from leadstream.scoring.engine import mql_handoff_id
 
     return mql_handoff_id(state.contact_id, compiled.model.version, state.mql_count)

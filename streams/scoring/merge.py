@@ -3,9 +3,9 @@ when it happened."""
 
 from __future__ import annotations
 
-from streams.scoring.engagement import merge_rules
-from streams.scoring.signals import CompiledModel
-from streams.scoring.state import RECENT_EVENT_IDS, RECENT_SIGNALS, TOP_PAGES, ContactState
+from leadstream.scoring.engagement import merge_rules
+from leadstream.scoring.signals import CompiledModel
+from leadstream.scoring.state import RECENT_EVENT_IDS, RECENT_SIGNALS, TOP_PAGES, ContactState
 
 
 def merge_contacts(

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import translate
 
-from config.model import EngagementRule, Match, ScoringModel
-from schemas.events import FormSubmission, PageView, TrialEvent, WebinarEvent
-from streams.scoring.decay import rate
+from leadstream.config.model import EngagementRule, Match, ScoringModel
+from leadstream.schemas.events import FormSubmission, PageView, TrialEvent, WebinarEvent
+from leadstream.scoring.decay import rate
 
 
 def to_datetime(seconds: float) -> datetime:

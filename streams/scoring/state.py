@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.scoring.firmographics import Version
+from leadstream.scoring.firmographics import Version
 
 # A point on a timeline, ordered as a tuple: (event time, group, id, rank, sub-id). Group 0 holds
 # events and the merges they cause (rank 0 before the event's own rank 1), group 1 the moments a

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.scoring.accounts import account_of, member_snapshot
-from streams.scoring.engine import Decision, apply, fire_due, reevaluate
-from streams.scoring.firmographics import FirmographicsAsOf, Version
-from streams.scoring.fit import evaluate_fit
-from streams.scoring.lifecycle import sales_outcome
-from streams.scoring.merge import merge_contacts
-from streams.scoring.signals import CompiledModel
-from streams.scoring.state import ContactState, MemberSnapshot, PointKey
+from leadstream.scoring.accounts import account_of, member_snapshot
+from leadstream.scoring.engine import Decision, apply, fire_due, reevaluate
+from leadstream.scoring.firmographics import FirmographicsAsOf, Version
+from leadstream.scoring.fit import evaluate_fit
+from leadstream.scoring.lifecycle import sales_outcome
+from leadstream.scoring.merge import merge_contacts
+from leadstream.scoring.signals import CompiledModel
+from leadstream.scoring.state import ContactState, MemberSnapshot, PointKey
 
 LAST: PointKey = (float("inf"), 9, "", 9, "")
 

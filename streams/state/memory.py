@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streams.state.port import RecordWrite, StoredRecord
+from leadstream.state.port import RecordWrite, StoredRecord
 
 
 class MemoryStateStore:

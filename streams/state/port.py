@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
-
-from streams.scoring.state import AccountState, ContactState, MemberSnapshot, PointKey
+from leadstream.scoring.state import AccountState, ContactState, MemberSnapshot, PointKey
 
 
 @dataclass(slots=True)

@@ -8,10 +8,9 @@ from importlib import resources
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from leadstream.errors import StateUnavailable
+from leadstream.state.port import RecordWrite, StoredRecord
 from redis.exceptions import RedisError, ResponseError
-
-from streams.errors import StateUnavailable
-from streams.state.port import RecordWrite, StoredRecord
 
 logger = logging.getLogger(__name__)
 COMMIT_FUNCTION = "ls_commit_record_v3"
@@ -21,7 +20,7 @@ RESCHEDULE_FUNCTION = "ls_reschedule_v1"
 
 
 def function_library() -> str:
-    return resources.files("streams.state").joinpath("lua/leadstream.lua").read_text(encoding="utf-8")
+    return resources.files("leadstream.state").joinpath("lua/leadstream.lua").read_text(encoding="utf-8")
 
 
 class RedisStateStore:

@@ -6,17 +6,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from leadstream.engine.eventtime.watermarks import NEVER, PartitionFeed, PartitionProgress, ReleaseBound
+from leadstream.errors import StateUnavailable
 from redis.exceptions import RedisError
-
-from streams.errors import StateUnavailable
-from streams.watermarks import NEVER, PartitionFeed, PartitionProgress, ReleaseBound
 
 logger = logging.getLogger(__name__)
 
 
 class RedisWatermarks:
     """The progress this process makes on its partitions, published to a Redis hash that every
-    worker reads to bound its accounts (see streams/watermarks.py)."""
+    worker reads to bound its accounts (see engine/eventtime/watermarks.py)."""
 
     def __init__(self, client: Any, key: str, lateness_s: float, grace_s: float, shard_topic: str) -> None:
         self._redis = client

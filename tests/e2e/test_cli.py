@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from config.settings import settings_to_env
+from leadstream.config.settings import settings_to_env
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +16,7 @@ def leadstream(
     *args: str, env: dict[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "leadstream.cli", *args],
         capture_output=True,
         text=True,
         check=check,

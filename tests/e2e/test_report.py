@@ -9,13 +9,13 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+from leadstream.config.loader import load_model
+from leadstream.config.settings import settings_to_env
+from leadstream.kafka.clients import make_producer, produce_all, read_topic
+from leadstream.kafka.topics import ensure_topics
+from leadstream.tools.generator import JourneyGenerator, default_start, to_records
+from leadstream.tools.sales_sim import outcomes_for
 
-from config.loader import load_model
-from config.settings import settings_to_env
-from streams.generator import JourneyGenerator, default_start, to_records
-from streams.kafka_io import make_producer, produce_all, read_topic
-from streams.sales_sim import outcomes_for
-from streams.topics import ensure_topics
 from tests.integration.helpers import wait_caught_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 def leadstream(settings, *args):
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "leadstream.cli", *args],
         capture_output=True,
         text=True,
         check=True,

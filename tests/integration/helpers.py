@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from config.settings import Settings
-from streams.kafka_io import TopicTail
-from streams.settled import wait_settled
+from leadstream.config.settings import Settings
+from leadstream.kafka.clients import TopicTail
+from leadstream.tools.settled import wait_settled
 
 
 def wait_caught_up(settings: Settings, timeout_s: float = 120.0, group: str | None = None) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from leadstream.config.loader import load_model
+from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.topics import ensure_topics
+from leadstream.scoring.accounts import buying_group_handoff_id
+from leadstream.state.keys import account_key, contact_key
+from leadstream.state.port import decode_state
+from leadstream.tools.generator import TOPIC_OF_TYPE
 
-from config.loader import load_model
-from streams.generator import TOPIC_OF_TYPE
-from streams.kafka_io import make_producer, produce_all
-from streams.scoring.accounts import buying_group_handoff_id
-from streams.state.keys import account_key, contact_key
-from streams.state.port import decode_state
-from streams.topics import ensure_topics
 from tests.factories import account, at, encode, engaged_member, form, identify, page
 from tests.integration.helpers import handoffs, wait_caught_up
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from config.loader import default_model_text
-from streams.backtest import backtest_command
-from streams.generator import JourneyGenerator, default_start, to_records
-from streams.ground_truth import planted_outcomes
-from streams.kafka_io import make_producer, produce_all
-from streams.topics import ensure_topics
+from leadstream.config.loader import default_model_text
+from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.topics import ensure_topics
+from leadstream.tools.backtest import backtest_command
+from leadstream.tools.generator import JourneyGenerator, default_start, to_records
+from leadstream.tools.ground_truth import planted_outcomes
 
 pytestmark = pytest.mark.integration
 

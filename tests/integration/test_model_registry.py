@@ -8,12 +8,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from leadstream.config.loader import default_model_text, load_model
+from leadstream.kafka import registry
+from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.topics import ensure_topics
+from leadstream.tools.generator import TOPIC_OF_TYPE
 
-from config.loader import default_model_text, load_model
-from streams import registry
-from streams.generator import TOPIC_OF_TYPE
-from streams.kafka_io import make_producer, produce_all
-from streams.topics import ensure_topics
 from tests.factories import buyer_journey, encode
 from tests.integration.helpers import handoffs, wait_caught_up
 
@@ -110,8 +110,9 @@ def test_versions_are_immutable_and_freezes_hold(settings):
 def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     settings, redis_client, start_worker
 ):
-    from streams.kafka_io import read_topic
-    from streams.shadow import compare, shadow_topic
+    from leadstream.engine.shadow import compare, shadow_topic
+    from leadstream.kafka.clients import read_topic
+
     from tests.factories import GOOD_FIT, at, identify, trial
 
     ensure_topics(settings)
@@ -154,9 +155,8 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     assert overlap["only_b_examples"][0].startswith("mql loose-1: fit")
     # The router reads the handoffs topic only: it assigns the active version's two handoffs.
     import redis as sync_redis
-
-    from config.routing import load_routing
-    from streams.router.service import Router
+    from leadstream.config.routing import load_routing
+    from leadstream.router.service import Router
 
     router = Router(settings, load_routing(), sync_redis.Redis.from_url(settings.redis_url))
     assert router.run(idle_exit_s=3) == 2
@@ -165,8 +165,8 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
 
 
 def test_models_command_line(settings, tmp_path, capsys, monkeypatch):
-    from config.settings import settings_to_env
-    from streams.cli import main
+    from leadstream.cli import main
+    from leadstream.config.settings import settings_to_env
 
     for name, value in settings_to_env(settings).items():
         monkeypatch.setenv(name, value)

@@ -9,15 +9,15 @@ import subprocess
 import sys
 
 import pytest
+from leadstream.config.loader import load_model
+from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.topics import ensure_topics
+from leadstream.scoring import compile_model
+from leadstream.scoring.engagement import engagement
+from leadstream.state.keys import contact_key
+from leadstream.state.port import decode_state
+from leadstream.tools.generator import JourneyGenerator, default_start, record_key, to_records
 
-from config.loader import load_model
-from streams.generator import JourneyGenerator, default_start, record_key, to_records
-from streams.kafka_io import make_producer, produce_all
-from streams.scoring import compile_model
-from streams.scoring.engagement import engagement
-from streams.state.keys import contact_key
-from streams.state.port import decode_state
-from streams.topics import ensure_topics
 from tests.integration.helpers import handoffs, wait_caught_up
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def replay_cli(events, tmp_path):
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
     out_path = tmp_path / "handoffs.jsonl"
     out = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "replay", str(path), "--handoffs-out", str(out_path)],
+        [sys.executable, "-m", "leadstream.cli", "replay", str(path), "--handoffs-out", str(out_path)],
         capture_output=True,
         text=True,
         check=True,
@@ -120,8 +120,8 @@ def test_events_spread_over_topics_give_the_same_handoff_ids_and_scores(
 
 
 async def _replay_states(events, settings):
-    from streams.bootstrap import build_embedded
-    from streams.records import SourceRecord
+    from leadstream.bootstrap import build_embedded
+    from leadstream.engine.records import SourceRecord
 
     pipeline, _, store = build_embedded(settings, MODEL)
     records = [SourceRecord("file", 0, i, json.dumps(e).encode()) for i, e in enumerate(events)]

@@ -9,13 +9,12 @@ from collections import Counter
 
 import pytest
 import redis
-
-from config.routing import load_routing
-from config.settings import settings_to_env
-from streams.kafka_io import make_producer, produce_all, read_topic
-from streams.router.service import Router
-from streams.state.keys import router_key
-from streams.topics import ensure_topics
+from leadstream.config.routing import load_routing
+from leadstream.config.settings import settings_to_env
+from leadstream.kafka.clients import make_producer, produce_all, read_topic
+from leadstream.kafka.topics import ensure_topics
+from leadstream.router.service import Router
+from leadstream.state.keys import router_key
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +70,7 @@ def test_route_command_as_a_user_runs_it(settings):
     h = handoff(1, "acct-cli")
     produce_all(make_producer(settings), [(settings.topics.handoffs, b"c-1", json.dumps(h).encode())])
     out = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "route", "--idle-exit", "3"],
+        [sys.executable, "-m", "leadstream.cli", "route", "--idle-exit", "3"],
         capture_output=True,
         text=True,
         check=True,

@@ -8,16 +8,16 @@ import math
 import time
 
 import pytest
+from leadstream.bootstrap import build_embedded
+from leadstream.config.loader import load_model
+from leadstream.engine.records import SourceRecord
+from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.scoring import compile_model
+from leadstream.scoring.engagement import engagement
+from leadstream.state.keys import contact_key
+from leadstream.state.port import decode_state
+from leadstream.tools.generator import JourneyGenerator, default_start, to_records
 
-from config.loader import load_model
-from streams.bootstrap import build_embedded
-from streams.generator import JourneyGenerator, default_start, to_records
-from streams.kafka_io import make_producer, produce_all
-from streams.records import SourceRecord
-from streams.scoring import compile_model
-from streams.scoring.engagement import engagement
-from streams.state.keys import contact_key
-from streams.state.port import decode_state
 from tests.integration.helpers import handoffs, wait_caught_up
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def test_rebalance_mid_stream_loses_and_duplicates_nothing(settings, redis_clien
     records = to_records(events, settings.topics)
     firmographics = [r for r in records if r[0] == settings.topics.accounts]
     journeys = [r for r in records if r[0] != settings.topics.accounts]
-    from streams.topics import ensure_topics
+    from leadstream.kafka.topics import ensure_topics
 
     ensure_topics(settings)
     leaving = start_worker(settings)

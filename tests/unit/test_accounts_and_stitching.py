@@ -8,19 +8,19 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from leadstream.config.loader import load_model
+from leadstream.config.settings import Topics
+from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.records import SourceRecord
+from leadstream.kafka.sinks import MemorySink
+from leadstream.scoring import ContactState, compile_model, score
+from leadstream.scoring.accounts import account_of, role_of
+from leadstream.scoring.engagement import engagement
+from leadstream.scoring.merge import merge_contacts
+from leadstream.state import MemoryStateStore
+from leadstream.state.keys import account_key, contact_key
+from leadstream.state.port import decode_account, decode_state
 
-from config.loader import load_model
-from config.settings import Topics
-from streams.pipeline import ScoringPipeline
-from streams.records import SourceRecord
-from streams.scoring import ContactState, compile_model, score
-from streams.scoring.accounts import account_of, role_of
-from streams.scoring.engagement import engagement
-from streams.scoring.merge import merge_contacts
-from streams.sinks import MemorySink
-from streams.state import MemoryStateStore
-from streams.state.keys import account_key, contact_key
-from streams.state.port import decode_account, decode_state
 from tests.factories import T0, account, at, encode, engaged_member, form, identify, page, parse
 
 MODEL = load_model()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from schemas.export import documents, render
+from leadstream.schemas.export import documents, render
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_IN_CORE = {
@@ -21,10 +21,12 @@ FORBIDDEN_IN_CORE = {
     "logging",
     "subprocess",
     "pydantic_settings",
-    "streams.state",
-    "streams.processors",
-    "streams.bootstrap",
-    "config.settings",
+    "leadstream.state",
+    "leadstream.kafka",
+    "leadstream.engine",
+    "leadstream.tools",
+    "leadstream.bootstrap",
+    "leadstream.config.settings",
 }
 
 
@@ -48,13 +50,15 @@ def test_scoring_core_does_no_io():
 def test_schemas_import_nothing_of_ours():
     for path in (ROOT / "schemas").glob("*.py"):
         for name in _imports(path):
-            assert not name.startswith(("streams", "config")), f"{path.name} imports {name}"
+            assert not name.startswith("leadstream") or name.startswith("leadstream.schemas"), (
+                f"{path.name} imports {name}"
+            )
 
 
 def test_checked_in_json_schemas_match_the_models():
     for name, doc in documents().items():
         path = ROOT / "schemas" / "json" / name
-        assert path.exists(), f"missing {path}; run python -m schemas.export"
+        assert path.exists(), f"missing {path}; run python -m leadstream.schemas.export"
         assert path.read_text() == render(doc), (
-            f"{name} drifted from the models; run python -m schemas.export"
+            f"{name} drifted from the models; run python -m leadstream.schemas.export"
         )

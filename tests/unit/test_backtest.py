@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from config.loader import load_model
-from config.settings import Settings
-from streams.backtest import Outcomes, measure, read_outcomes, run_backtest, with_bar
-from streams.cli import main
-from streams.generator import JourneyGenerator, default_start, to_records
-from streams.ground_truth import features, planted_outcomes, propensity
-from streams.records import SourceRecord
+from leadstream.cli import main
+from leadstream.config.loader import load_model
+from leadstream.config.settings import Settings
+from leadstream.engine.records import SourceRecord
+from leadstream.tools.backtest import Outcomes, measure, read_outcomes, run_backtest, with_bar
+from leadstream.tools.generator import JourneyGenerator, default_start, to_records
+from leadstream.tools.ground_truth import features, planted_outcomes, propensity
 
 
 @pytest.fixture(scope="module")

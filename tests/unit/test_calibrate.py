@@ -7,16 +7,15 @@ import asyncio
 import json
 
 import pytest
+from leadstream.cli import main
+from leadstream.config.loader import load_model, parse_model
+from leadstream.config.settings import Settings
+from leadstream.tools.backtest import read_outcomes
+from leadstream.tools.calibrate import calibrate, dataset
+from leadstream.tools.generator import JourneyGenerator, default_start
+from leadstream.tools.ground_truth import MEASURED_BY, SIGNAL_WEIGHTS, planted_outcomes
+from leadstream.tools.replay import file_records
 from scipy.stats import spearmanr
-
-from config.loader import load_model, parse_model
-from config.settings import Settings
-from streams.backtest import read_outcomes
-from streams.calibrate import calibrate, dataset
-from streams.cli import main
-from streams.generator import JourneyGenerator, default_start
-from streams.ground_truth import MEASURED_BY, SIGNAL_WEIGHTS, planted_outcomes
-from streams.replay import file_records
 
 
 @pytest.fixture(scope="module")

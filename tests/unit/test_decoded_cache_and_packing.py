@@ -5,9 +5,8 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
-
-from streams.state.decoded_cache import DecodedCache
-from streams.state.packing import use_hiredis_packing
+from leadstream.state.decoded_cache import DecodedCache
+from leadstream.state.packing import use_hiredis_packing
 
 
 def decode(value: bytes) -> list[bytes]:
@@ -58,8 +57,8 @@ def test_hiredis_packing_sends_the_same_bytes_as_redis_py(command, args):
 
 
 def test_contact_state_reads_back_from_either_stored_form():
-    from streams.scoring.state import ContactState, RuleState
-    from streams.state.port import decode_state, encode_contact
+    from leadstream.scoring.state import ContactState, RuleState
+    from leadstream.state.port import decode_state, encode_contact
 
     state = ContactState(
         "c1", email="a@acme.io", traits={"job_title": "CEO"}, rules={"demo": RuleState(1.0, 30.0, 1, 1.0)}

@@ -6,17 +6,18 @@ import asyncio
 import json
 import math
 
-from config.loader import default_model_text, parse_model
-from config.settings import Topics
-from streams.pipeline import ScoringPipeline
-from streams.records import SourceRecord
-from streams.scoring import compile_model
-from streams.scoring.engagement import engagement
-from streams.sinks import MemorySink
-from streams.state import MemoryStateStore
-from streams.state.keys import contact_key
-from streams.state.port import decode_state
-from streams.timers import TimerService
+from leadstream.config.loader import default_model_text, parse_model
+from leadstream.config.settings import Topics
+from leadstream.engine.eventtime.timers import TimerService
+from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.records import SourceRecord
+from leadstream.kafka.sinks import MemorySink
+from leadstream.scoring import compile_model
+from leadstream.scoring.engagement import engagement
+from leadstream.state import MemoryStateStore
+from leadstream.state.keys import contact_key
+from leadstream.state.port import decode_state
+
 from tests.factories import at, buyer_journey, encode, form, page, parse
 
 TOPICS = Topics()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from config.loader import ModelFileError, default_model_text, load_model, parse_model
-from streams.cli import main
+from leadstream.cli import main
+from leadstream.config.loader import ModelFileError, default_model_text, load_model, parse_model
 
 
 def test_default_model_encodes_the_domain_table():

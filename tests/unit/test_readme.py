@@ -19,7 +19,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
 
 
 def test_every_command_of_the_cli_is_documented():
-    from streams.cli import _parser
+    from leadstream.cli import _parser
 
     readme = (ROOT / "README.md").read_text()
     subcommands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]

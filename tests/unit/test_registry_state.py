@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from config.loader import default_model_text, load_model
-from streams.registry import Registry, RegistryError, diff, listing
+from leadstream.config.loader import default_model_text, load_model
+from leadstream.kafka.registry import Registry, RegistryError, diff, listing
 
 
 def _version(name: str, text: str, at: str) -> bytes:
@@ -49,7 +48,7 @@ def test_diff_names_both_versions():
 
 
 def test_compare_splits_handoffs_by_version_with_their_signals():
-    from streams.shadow import compare
+    from leadstream.engine.shadow import compare
 
     def mql(contact, version, score):
         return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streams.report import conversion
+from leadstream.tools.report import conversion
 
 T = datetime(2026, 3, 2, 9, tzinfo=UTC)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from config.loader import load_model
-from streams.scoring import ContactState, mql_handoff_id, score
+from leadstream.config.loader import load_model
+from leadstream.scoring import ContactState, mql_handoff_id, score
+
 from tests.factories import GOOD_FIT, at, buyer_journey, form, identify, page, parse, trial
 
 MODEL = load_model()
@@ -115,7 +116,7 @@ def test_score_does_not_mutate_its_input():
 
 
 def test_state_round_trips_through_json():
-    from streams.state.port import decode_state, encode_state
+    from leadstream.state.port import decode_state, encode_state
 
     state, _ = run(buyer_journey("c13"))
     assert decode_state(encode_state(state)) == state

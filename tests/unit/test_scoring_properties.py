@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from leadstream.config.loader import load_model
+from leadstream.scoring import ContactState, compile_model, score
+from leadstream.scoring.decay import add, rate, value
+from leadstream.scoring.engagement import engagement
 
-from config.loader import load_model
-from streams.scoring import ContactState, compile_model, score
-from streams.scoring.decay import add, rate, value
-from streams.scoring.engagement import engagement
 from tests.factories import T0, form, page, parse, trial, webinar
 
 MODEL = load_model()
@@ -67,7 +67,7 @@ def naive_engagement(history: list[dict], now: float) -> float:
 
 
 def _matching(event):
-    from streams.scoring.signals import matching_rules, properties
+    from leadstream.scoring.signals import matching_rules, properties
 
     return matching_rules(COMPILED, event.type, properties(event))
 
@@ -143,7 +143,7 @@ def test_half_life_halves():
 def test_engagement_curve_equals_engagement_bit_for_bit(history, days):
     """The decay-crossing bisection evaluates a precomputed curve; a timer fired at the predicted
     time re-checks with engagement(), so the two must agree exactly, not approximately."""
-    from streams.scoring.engagement import engagement_curve
+    from leadstream.scoring.engagement import engagement_curve
 
     state = run(history)
     curve = engagement_curve(COMPILED, state.rules)

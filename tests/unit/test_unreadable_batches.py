@@ -11,12 +11,11 @@ from aiokafka.consumer.fetcher import PartitionRecords
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
-
-from config.loader import load_model
-from streams.decode import decode_event
-from streams.errors import InvalidEvent
-from streams.processors.unreadable import tolerate_unreadable_batches
-from streams.records import SourceRecord
+from leadstream.config.loader import load_model
+from leadstream.engine.input.decode import decode_event
+from leadstream.engine.records import SourceRecord
+from leadstream.errors import InvalidEvent
+from leadstream.kafka.unreadable import tolerate_unreadable_batches
 
 LZ4, GZIP = 3, 1
 

@@ -1,0 +1,141 @@
+"""Bytes to validated events, with the event policy applied; every failure is an InvalidEvent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leadstream.config.model import EventPolicy
+from leadstream.engine.records import SourceRecord
+from leadstream.errors import InvalidEvent
+from leadstream.schemas.events import AccountFirmographics, Event, normalise_email
+from pydantic import TypeAdapter, ValidationError
+
+_EVENT: TypeAdapter[Any] = TypeAdapter(Event)
+DAY_S = 86_400.0
+
+
+UNREADABLE_HEADER = "leadstream.unreadable"  # set by processors/unreadable.py
+
+
+def decode_event(record: SourceRecord, policy: EventPolicy) -> Any:
+    """Decode and validate one record; raise InvalidEvent saying what is wrong."""
+    value = record.value
+    for name, reason in record.headers:
+        if name == UNREADABLE_HEADER:
+            raise InvalidEvent("unreadable", reason.decode("utf-8", "replace"))
+    if value is None:
+        raise InvalidEvent("schema", "the record has no value (a tombstone is not an event)")
+    if len(value) > policy.max_event_bytes:
+        raise InvalidEvent("size", f"event is {len(value)} bytes; the limit is {policy.max_event_bytes}")
+    try:
+        event = _EVENT.validate_json(value)
+    except ValidationError as exc:
+        raise InvalidEvent(_reason(exc), _describe(exc)) from exc
+    if record.timestamp_ms is not None:
+        _check_time(event.occurred_at.timestamp(), record.timestamp_ms / 1000.0, policy)
+    return event
+
+
+def parse_event(value: bytes) -> Any:
+    """An event that was validated before (a contact's journal): the model, no policy checks."""
+    return _EVENT.validate_json(value)
+
+
+def _reason(exc: ValidationError) -> str:
+    return "json" if any(e["type"] == "json_invalid" for e in exc.errors()) else "schema"
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error["loc"]) or "event"
+        parts.append(f"{location}: {error['msg']}")
+    more = exc.error_count() - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _check_time(occurred: float, produced: float, policy: EventPolicy) -> None:
+    """Compare event time with the record's produce time (never the wall clock: replays agree)."""
+    if occurred > produced + policy.max_future_seconds:
+        raise InvalidEvent(
+            "timestamp",
+            f"occurred_at is {occurred - produced:.0f}s after the record was produced "
+            f"(limit {policy.max_future_seconds:.0f}s): check the producer's clock and time zone",
+        )
+    if occurred < produced - policy.max_age_days * DAY_S:
+        raise InvalidEvent(
+            "timestamp",
+            f"occurred_at is {(produced - occurred) / DAY_S:.0f} days before the record was produced "
+            f"(limit {policy.max_age_days:.0f} days)",
+        )
+
+
+REKEYED_HEADER = "leadstream.rekeyed_from"
+
+
+def key_mismatch(record: SourceRecord, event: Any) -> str | None:
+    """The key the record should have had, when its Kafka key names another profile than its
+    body (the contact's id, else ``email:<address>``, else ``anon:<id>``); None when it matches
+    or has no key. An ``email:`` key is compared normalised, as the body's address is."""
+    if record.key is None:
+        return None
+    expected = contact_key_of(event)
+    key = record.key.decode("utf-8", "replace")
+    if key.startswith("email:"):
+        key = "email:" + normalise_email(key[len("email:") :])
+    return None if key == expected else expected
+
+
+def contact_key_of(event: Any) -> str:
+    """The contact an event belongs to: its id, else its email, else its anonymous id."""
+    if event.contact_id:
+        return str(event.contact_id)
+    if event.email:
+        return f"email:{event.email}"
+    return f"anon:{event.anonymous_id}"
+
+
+_ACCOUNT: TypeAdapter[AccountFirmographics] = TypeAdapter(AccountFirmographics)
+
+
+def decode_firmographics(record: SourceRecord, policy: EventPolicy) -> AccountFirmographics | None:
+    """An accounts-topic record; ``None`` for a tombstone (the compacted topic deleting an account)."""
+    value = record.value
+    for name, reason in record.headers:
+        if name == UNREADABLE_HEADER:
+            raise InvalidEvent("unreadable", reason.decode("utf-8", "replace"))
+    if value is None:
+        return None
+    if len(value) > policy.max_event_bytes:
+        raise InvalidEvent("size", f"record is {len(value)} bytes; the limit is {policy.max_event_bytes}")
+    try:
+        account = _ACCOUNT.validate_json(value)
+    except ValidationError as exc:
+        raise InvalidEvent(_reason(exc), _describe(exc)) from exc
+    produced = record.timestamp_ms / 1000.0 if record.timestamp_ms is not None else None
+    if produced is not None and account.updated_at.timestamp() > produced + policy.max_future_seconds:
+        # A version valid from the future would move every member's decision time ahead of the
+        # stream. (An old updated_at is fine: a CRM record can be years old and still true.)
+        raise InvalidEvent(
+            "timestamp",
+            f"updated_at is {account.updated_at.timestamp() - produced:.0f}s after the record was "
+            f"produced (limit {policy.max_future_seconds:.0f}s): check the producer's clock and time zone",
+        )
+    return account
+
+
+def identity_links(event: Any) -> list[str]:
+    """Other profile ids an identity-bearing event says belong to its contact.
+
+    Only identify and form events link: they are where a visitor becomes known. Page views that
+    carry both ids are routed by the contact id and link nothing, which keeps the hot path lean.
+    """
+    if not event.contact_id or event.type not in ("identify", "form_submission"):
+        return []
+    links = []
+    if event.anonymous_id:
+        links.append(f"anon:{event.anonymous_id}")
+    if event.email:
+        links.append(f"email:{event.email}")
+    links.extend(getattr(event, "previous_ids", ()))
+    return [link for link in links if link != event.contact_id]

@@ -1,0 +1,346 @@
+"""The batch engine: decode -> contacts -> accounts -> emit, for one batch of records.
+
+Used by the Kafka worker and by ``leadstream replay`` alike, so both decide identically.
+Per batch: the contact stage (one pipelined load, each contact's timeline applied, one pipelined
+compare-and-set commit), then the account stage (member snapshots queued and applied in event-time
+order as far as the watermarks allow), contacts that must decide again with firmographics the
+batch brought, then every handoff and dead letter is produced and awaited, then the delivered
+outbox entries are acknowledged.
+
+Idempotent under replay: each contact stores the last applied offset per source partition
+(records at or below it are skipped) and its recent event ids (a producer's duplicates are
+skipped); an account keeps one snapshot per member point, replaced only by a newer one. Nothing
+decided is lost: handoffs, lifecycle events and member snapshots wait in the outbox of the record
+that decided them until delivered. After a crash the unacknowledged records are consumed again,
+which loads exactly the records whose outbox may still hold something, and delivers it again
+(handoff ids are deterministic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from leadstream.config.model import ScoringModel
+from leadstream.config.settings import Topics
+from leadstream.engine.eventtime.clock import StreamClock
+from leadstream.engine.eventtime.watermarks import BatchIsEverything, Watermarks
+from leadstream.engine.input.dead_letters import dead_letter
+from leadstream.engine.input.decode import (
+    REKEYED_HEADER,
+    contact_key_of,
+    decode_event,
+    decode_firmographics,
+    key_mismatch,
+)
+from leadstream.engine.records import OutputRecord, SourceRecord
+from leadstream.engine.stages.account import AccountResult, AccountStage, Limits
+from leadstream.engine.stages.contact import ContactResult, ContactStage, Incoming, PendingEvent
+from leadstream.engine.stages.delivery import plan
+from leadstream.errors import InvalidEvent
+from leadstream.kafka.sinks import Sink
+from leadstream.scoring import compile_model
+from leadstream.scoring.timeline import Bounds
+from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key
+from leadstream.state.port import StateStore, TimerIndex
+
+logger = logging.getLogger(__name__)
+ROUNDS = 3  # contact stage, accounts, contacts that a new firmographics version concerns, accounts
+SWEEP_EVERY_S = 1.0
+REPORT_EVERY_S = 30.0
+
+
+@dataclass(slots=True)
+class Counters:
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    handoffs: int = 0
+    account_handoffs: int = 0
+    lifecycle: int = 0
+    firmographics: int = 0
+    tombstones: int = 0
+    links: int = 0
+    identity_conflicts: int = 0
+    conflicts: int = 0
+    replays: int = 0
+    late_snapshots: int = 0
+    rekeyed: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+
+
+class ScoringPipeline:
+    def __init__(
+        self,
+        store: StateStore,
+        sink: Sink,
+        model: ScoringModel,
+        topics: Topics,
+        key_prefix: str = "ls",
+        timers: TimerIndex | None = None,
+        cache_size: int = 50_000,
+        compress_state: bool = False,
+        watermarks: Watermarks | None = None,
+        bounds: Bounds | None = None,
+        limits: Limits | None = None,
+        rekey: bool = True,
+    ) -> None:
+        timers = timers if timers is not None else cast(TimerIndex, store)
+        self.clock = StreamClock()
+        self._store = store
+        self._timers = timers
+        self._prefix = key_prefix
+        self._sink = sink
+        self._model = model
+        self.watermarks: Watermarks = watermarks or BatchIsEverything()
+        self._stage_options = (cache_size, compress_state, bounds, limits)
+        self.use_model(model)
+        self._topics = topics
+        self._rekey = rekey
+        self.counters = Counters()
+        # A batch and a tick never interleave: progress is published only for records whose
+        # account snapshots are committed.
+        self._busy = asyncio.Lock()
+        self._swept_to, self._swept_at = float("-inf"), 0.0
+        self._reported_at = time.monotonic()
+        self.handoff_observers: list[Callable[[dict[str, Any]], None]] = []
+        # How a record becomes an event; a backtest shares one memo across its models.
+        self.decode: Callable[[SourceRecord, Any], Any] = decode_event
+
+    @property
+    def model(self) -> ScoringModel:
+        return self._model
+
+    def use_model(self, model: ScoringModel) -> None:
+        """Score with ``model`` from the next batch on (a promotion or a rollback: called between
+        batches, under :attr:`busy`). State is the model's to read as it is: contacts keep their
+        history, and each handoff carries the version that decided it."""
+        cache_size, compress_state, bounds, limits = self._stage_options
+        compiled = compile_model(model)
+        self._model = model
+        self._contacts = ContactStage(self._store, compiled, self._prefix, cache_size, compress_state, bounds)
+        self._accounts = (
+            AccountStage(self._store, self._timers, compiled, self._prefix, cache_size, limits)
+            if model.accounts is not None
+            else None
+        )
+
+    async def process(self, batch: Sequence[SourceRecord]) -> None:
+        """Process one batch completely: state committed and outputs acknowledged."""
+        async with self._busy:
+            try:
+                await self._process(batch)
+            except BaseException:
+                self.watermarks.discard()
+                raise
+
+    @property
+    def busy(self) -> asyncio.Lock:
+        """Held while a batch is processed: other work on the same state (the timer service)
+        takes it too, so an outbox entry is never delivered by two tasks at once."""
+        return self._busy
+
+    async def tick(self) -> int:
+        """Between batches: publish this process's progress (an idle partition must not hold the
+        other workers' accounts back) and apply the accounts the stream has reached."""
+        async with self._busy:
+            await self.watermarks.publish()
+            return await self.release_accounts()
+
+    async def _process(self, batch: Sequence[SourceRecord]) -> None:
+        self.counters.records += len(batch)
+        outputs: list[OutputRecord] = []
+        events: list[PendingEvent] = []
+        incoming: Incoming = {}
+        event_times: dict[str, float] = {}
+        offsets: dict[str, int] = {}
+        for record in batch:
+            partition = f"{record.topic}:{record.partition}"
+            offsets[partition] = max(record.offset + 1, offsets.get(partition, 0))
+            try:
+                if record.topic == self._topics.accounts:
+                    at = self._take_firmographics(record, incoming)
+                else:
+                    event = self.decode(record, self._model.event_policy)
+                    expected = key_mismatch(record, event)
+                    if expected is not None:
+                        outputs.append(self._rekeyed(record, expected))
+                        continue  # applied where it lands, on its contact's partition
+                    at = event.occurred_at.timestamp()
+                    events.append(PendingEvent(record, event, contact_key_of(event), at))
+            except InvalidEvent as exc:
+                outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
+                self.counters.dead_letters += 1
+                continue
+            if at is not None:
+                event_times[partition] = max(at, event_times.get(partition, at))
+                self.clock.observe(at)
+
+        contacts = ContactResult()
+        await self._contacts.run(events, contacts, incoming)
+        self.watermarks.observe(event_times, offsets)
+        results, accounts = [contacts], AccountResult()
+        if self._accounts is not None:
+            bound = await self.watermarks.bound()
+            stream_time = max(self.clock.stream_time, bound.stream_time)
+            await self._accounts.run(contacts.snapshots, incoming, bound, stream_time, accounts)
+            requests = accounts.requests
+            for _round in range(ROUNDS - 1):
+                if not requests:
+                    break
+                # Members of accounts that got a firmographics version decide again with it.
+                again, more = ContactResult(), AccountResult()
+                await self._contacts.run([], again, incoming, requests)
+                await self._accounts.run(again.snapshots, {}, bound, stream_time, more)
+                results.append(again)
+                _merge(accounts, more)
+                requests = more.requests - requests
+        self.watermarks.settle()
+        await self.watermarks.publish()
+        await self._deliver(results, accounts, outputs)
+        self._report()
+
+    def _report(self) -> None:
+        """Now and then, what the pipeline did: an operator's first look at a running worker."""
+        now = time.monotonic()
+        if now - self._reported_at < REPORT_EVERY_S:
+            return
+        self._reported_at = now
+        c = self.counters
+        logger.info(
+            "so far: %d records, %d applied, %d duplicates skipped, %d dead letters, %d re-keyed, "
+            "%d MQL and %d buying-group handoffs, %d contacts applied again for late inputs, "
+            "%d account snapshots late, %d compare-and-set conflicts",
+            c.records,
+            c.applied,
+            c.duplicates,
+            c.dead_letters,
+            c.rekeyed,
+            c.handoffs,
+            c.account_handoffs,
+            c.replays,
+            c.late_snapshots,
+            c.conflicts,
+        )
+
+    async def timer_time(self, wall: float) -> float:
+        """Up to when timers may fire: stream time (the wall clock on a quiet stream), and no
+        later than every input partition that still holds unread records has been read."""
+        bound = await self.watermarks.bound()
+        return min(self.clock.now(wall), bound.upper)
+
+    async def release_accounts(self) -> int:
+        """Apply the waiting points of accounts the stream has now reached (this process's shards
+        of the waiting index); return the buying-group handoffs that decided."""
+        if self._accounts is None:
+            return 0
+        bound = await self.watermarks.bound()
+        # The stream's time as every worker saw it: one restarted a moment ago has seen nothing yet.
+        stream_time = max(self.clock.stream_time, bound.stream_time)
+        limit = min(bound.upper, stream_time)
+        now = time.monotonic()
+        if limit <= self._swept_to and now - self._swept_at < SWEEP_EVERY_S:
+            # The batches apply their own accounts' points; only a watermark that moved (or, now
+            # and then, the passing of the grace time) can release more.
+            return 0
+        self._swept_to, self._swept_at = limit, now
+        swept: dict[str, float] = {}
+        for shard in range(ACCOUNT_SHARDS):
+            if self.watermarks.owns_shard(shard, ACCOUNT_SHARDS):
+                key = account_queue_key(self._prefix, shard)
+                swept.update(await self._timers.due(key, limit, 500))
+        if not swept:
+            return 0
+        accounts = AccountResult()
+        await self._accounts.run([], {}, bound, stream_time, accounts, swept)
+        await self._deliver([], accounts, [])
+        await self._accounts.reindex(accounts)
+        return len(accounts.new_handoffs)
+
+    async def _deliver(
+        self, contacts: list[ContactResult], accounts: AccountResult, outputs: list[OutputRecord]
+    ) -> None:
+        # A contact or account loaded again in a later round of the batch still holds the entries
+        # an earlier round committed: each is delivered once.
+        entries = {(k, e): v for result in contacts for k, e, v in result.entries}
+        entries.update({(k, e): v for k, e, v in accounts.handoffs})
+        deliveries = plan([(k, e, v) for (k, e), v in entries.items()], self._topics, self._prefix)
+        outputs.extend(deliveries.records)
+        await self._sink.send_all(outputs)
+        await self._timers.schedule(deliveries.timers)
+        await self._store.ack(deliveries.acks + accounts.acks)
+        for result in contacts:
+            self._count(result)
+        self.counters.account_handoffs += len(accounts.new_handoffs)
+        self.counters.late_snapshots += accounts.late
+        self.counters.conflicts += accounts.conflicts
+        for handoff in [h for result in contacts for h in result.new_handoffs] + accounts.new_handoffs:
+            for observer in self.handoff_observers:
+                observer(handoff)
+
+    def _rekeyed(self, record: SourceRecord, expected: str) -> OutputRecord:
+        """A record keyed by another profile than its body names would be scored off its
+        contact's partition, out of order with the contact's other events: it is produced again,
+        unchanged, under the right key (or dead-lettered, by ``LEADSTREAM_KEY_MISMATCH``)."""
+        key = (record.key or b"").decode("utf-8", "replace")
+        if not self._rekey or any(name == REKEYED_HEADER for name, _ in record.headers):
+            raise InvalidEvent(
+                "key",
+                f"the record's key {key!r} names another profile than its body ({expected!r}): key "
+                "records by the contact id, else email:<address>, else anon:<id>, so each contact's "
+                "events stay in order on one partition",
+            )
+        self.counters.rekeyed += 1
+        if self.counters.rekeyed in (1, 10, 100) or self.counters.rekeyed % 1000 == 0:
+            logger.warning(
+                "%d records so far were keyed by another profile than their body names (%s:%s@%s: key "
+                "%r, body %r); produced again under the right key: fix the producer's key",
+                self.counters.rekeyed,
+                record.topic,
+                record.partition,
+                record.offset,
+                key,
+                expected,
+            )
+        headers = (*record.headers, (REKEYED_HEADER, record.key or b""))
+        return OutputRecord(record.topic, expected.encode(), record.value, headers)
+
+    def _take_firmographics(self, record: SourceRecord, into: Incoming) -> float | None:
+        account = decode_firmographics(record, self._model.event_policy)
+        if account is None:
+            self.counters.tombstones += 1  # a deleted account: its state ages out by TTL
+            return None
+        values = account.model_dump(mode="json", exclude_none=True, exclude={"type", "updated_at"})
+        at = account.updated_at.timestamp()
+        record_time = record.timestamp_ms / 1000.0 if record.timestamp_ms is not None else None
+        into.setdefault(account.domain, []).append((at, values, record_time))
+        self.counters.firmographics += 1
+        return at
+
+    def _count(self, contacts: ContactResult) -> None:
+        counters = self.counters
+        counters.applied += contacts.applied
+        counters.duplicates += contacts.duplicates
+        counters.links += contacts.links
+        counters.identity_conflicts += contacts.identity_conflicts
+        counters.conflicts += contacts.conflicts
+        counters.replays += contacts.replays
+        counters.handoffs += len(contacts.new_handoffs)
+        counters.lifecycle += len(contacts.lifecycle)
+        for rule in contacts.rules:
+            counters.rules[rule] = counters.rules.get(rule, 0) + 1
+
+
+def _merge(into: AccountResult, more: AccountResult) -> None:
+    into.handoffs += more.handoffs
+    into.new_handoffs += more.new_handoffs
+    into.acks += more.acks
+    into.conflicts += more.conflicts
+    into.applied += more.applied
+    into.late += more.late
+    into.requests |= more.requests

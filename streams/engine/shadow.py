@@ -1,0 +1,131 @@
+"""Shadow scoring: a candidate model version scored live beside the active one, on the same
+batches, with state of its own (``{prefix}:shadow:<version>``) and its would-be handoffs on the
+shadow topic (``<handoffs topic>.shadow``), which the router never reads.
+
+The shadow shares the active pipeline's watermarks and fires no timers (no SLA or decay events:
+it decides handoffs only). A batch the shadow fails on (Redis away) is logged and skipped by the
+shadow, never retried at the active model's expense: the shadow is an estimate, the active
+version is the product.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from leadstream.config.model import ScoringModel
+from leadstream.config.settings import Settings
+from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.records import OutputRecord, SourceRecord
+from leadstream.errors import InfrastructureError
+from leadstream.kafka.faust_app import BatchProcessor
+from leadstream.kafka.sinks import Sink
+
+logger = logging.getLogger(__name__)
+
+
+def shadow_topic(settings: Settings) -> str:
+    return f"{settings.topics.handoffs}.shadow"
+
+
+def shadow_settings(settings: Settings, version: str) -> Settings:
+    """The shadow's own key space: nothing it writes touches the active model's state."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", version)
+    return settings.model_copy(update={"redis_key_prefix": f"{settings.redis_key_prefix}:shadow:{slug}"})
+
+
+class ShadowSink:
+    """Passes on the shadow's handoffs, to the shadow topic; drops everything else (dead letters
+    and re-keyed records are the active pipeline's to send)."""
+
+    def __init__(self, inner: Sink, handoffs: str, shadow: str) -> None:
+        self._inner, self._handoffs, self._shadow = inner, handoffs, shadow
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+        out = [dataclasses.replace(r, topic=self._shadow) for r in records if r.topic == self._handoffs]
+        if out:
+            await self._inner.send_all(out)
+
+
+class Shadowing:
+    """The worker's batch processor: the active pipeline, then the shadow's, if any."""
+
+    def __init__(self, active: BatchProcessor) -> None:
+        self._active = active
+        self.shadow: ScoringPipeline | None = None
+
+    @property
+    def version(self) -> str | None:
+        return self.shadow.model.version if self.shadow is not None else None
+
+    async def process(self, batch: Sequence[SourceRecord]) -> None:
+        await self._active.process(batch)
+        shadow = self.shadow
+        if shadow is None:
+            return
+        try:
+            await shadow.process(batch)
+        except InfrastructureError as exc:
+            logger.error("shadow %s skipped a batch of %d records: %s", shadow.model.version, len(batch), exc)
+
+    async def tick(self) -> None:
+        if self.shadow is not None:
+            try:
+                await self.shadow.tick()
+            except InfrastructureError as exc:
+                logger.error("shadow %s tick failed: %s", self.version, exc)
+
+
+def follow_shadow(
+    shadowing: Shadowing,
+    wanted: str | None,
+    model_of: Callable[[str], ScoringModel],
+    build: Callable[[ScoringModel], ScoringPipeline],
+) -> None:
+    """Start, replace or stop the shadow so that it scores ``wanted`` (None: no shadow)."""
+    if wanted == shadowing.version:
+        return
+    if wanted is None:
+        logger.info("shadow %s stopped", shadowing.version)
+        shadowing.shadow = None
+        return
+    model = model_of(wanted)
+    shadowing.shadow = build(model)
+    logger.info("shadow scoring with model %s (handoffs on the shadow topic, never routed)", wanted)
+
+
+def compare(handoffs: list[dict[str, Any]], a: str, b: str, examples: int = 10) -> dict[str, Any]:
+    """What two versions handed off, from their handoff records: both, only A, only B, with the
+    signals behind each difference."""
+
+    def keyed(version: str) -> dict[tuple[str, str], dict[str, Any]]:
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for h in handoffs:
+            if h.get("model_version") != version:
+                continue
+            who = h.get("contact_id") if h.get("kind") == "mql" else h.get("domain")
+            out.setdefault((str(h.get("kind")), str(who)), h)
+        return out
+
+    left, right = keyed(a), keyed(b)
+
+    def signals(h: dict[str, Any]) -> str:
+        if h.get("kind") != "mql":
+            return f"{h.get('engaged_contacts')} engaged, {h.get('reason')}"
+        parts = ", ".join(f"{s['rule']} {s['value']:.0f}" for s in h["engagement"]["signals"][:4])
+        return f"fit {h['fit']['score']:.0f}, engagement {h['engagement']['score']:.0f} ({parts})"
+
+    def rows(keys: set[tuple[str, str]], source: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+        return [f"{kind} {who}: {signals(source[(kind, who)])}" for kind, who in sorted(keys)[:examples]]
+
+    both, only_a, only_b = left.keys() & right.keys(), left.keys() - right.keys(), right.keys() - left.keys()
+    return {
+        "both": len(both),
+        "only_a": len(only_a),
+        "only_b": len(only_b),
+        "only_a_examples": rows(set(only_a), left),
+        "only_b_examples": rows(set(only_b), right),
+    }

@@ -1,0 +1,157 @@
+"""A contact's journal as stored: its recent timeline points, open to late inputs.
+
+Parts of the contact's hash (see state/port.py): ``b``, the base state (the contact before the
+first journal entry; ``~`` for a contact that had no state then); one ``j:`` part per entry: the
+event's bytes as consumed, or a merged profile's state; and ``c``, the decision checkpoint (the
+contact right after its last published decision), while an entry at or before it remains.
+Without a journal the stored value is the whole story. scoring/timeline.py says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from leadstream.scoring.state import ContactState, PointKey
+from leadstream.scoring.timeline import Entry
+from leadstream.state.port import (
+    BASE_PART,
+    CHECKPOINT_PART,
+    JOURNAL_PART,
+    StoredRecord,
+    decode_journal,
+    decode_state,
+    journal_key,
+    journal_name,
+)
+
+logger = logging.getLogger(__name__)
+# The base of a contact that had no state when its journal started (an empty part would read as
+# a removal in the commit function).
+NO_STATE = b"~"
+
+
+@dataclass(slots=True)
+class Journal:
+    base: bytes | None = None  # None: no journal
+    parts: dict[PointKey, bytes] = field(default_factory=dict)  # entry key -> stored part value
+    checkpoint: bytes | None = None
+
+    @classmethod
+    def of(cls, stored: StoredRecord) -> Journal:
+        parts = {}
+        for name, value in stored.parts.items():
+            if name.startswith(JOURNAL_PART):
+                parts[journal_key(name)] = value
+        return cls(stored.parts.get(BASE_PART), parts, stored.parts.get(CHECKPOINT_PART))
+
+    def checkpoint_state(self) -> ContactState | None:
+        if not self.checkpoint or self.checkpoint == NO_STATE:
+            return None
+        return decode_state(self.checkpoint)
+
+    def base_state(self, contact: str) -> ContactState:
+        return decode_state(self.base) if self.base and self.base != NO_STATE else ContactState(contact)
+
+    def entries(
+        self,
+        parse_event: Callable[[bytes], Any],
+        through: PointKey | None = None,
+        decoded: EntryCache | None = None,
+    ) -> list[Entry]:
+        """The stored entries (up to ``through``), decoded to be applied again. ``decoded`` keeps
+        entries decoded before (they never change: events are immutable, a merged state is
+        only read)."""
+        out = []
+        for key, raw in sorted(self.parts.items()):
+            if through is not None and key > through:
+                break
+            entry = decoded.get((key, raw)) if decoded is not None else None
+            if entry is None:
+                entry = _decode_entry(key, raw, parse_event)
+                if entry is None:
+                    continue
+                if decoded is not None:
+                    decoded.put((key, raw), entry)
+            out.append(entry)
+        return out
+
+
+def _decode_entry(key: PointKey, raw: bytes, parse_event: Callable[[bytes], Any]) -> Entry | None:
+    record_time, payload = decode_journal(raw)
+    try:
+        if key[3] == 0:  # a merge: the profile's state, or nothing for a plain link
+            source = decode_state(payload) if payload else None
+            return Entry(key, merged=(key[4], source), record_time=record_time)
+        return Entry(key, event=parse_event(payload), record_time=record_time)
+    except Exception as exc:  # a journal written by another release that no longer parses
+        logger.warning("dropping journal entry %s of a contact: %s", key, exc)
+        return None
+
+
+class EntryCache:
+    """Decoded journal entries, least recently used first out."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[tuple[PointKey, bytes], Entry] = OrderedDict()
+
+    def get(self, key: tuple[PointKey, bytes]) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[PointKey, bytes], entry: Entry) -> None:
+        if self._capacity <= 0:
+            return
+        self._entries[key] = entry
+        if len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+
+def journal_writes(
+    journal: Journal,
+    added: dict[PointKey, bytes],
+    through: PointKey | None,
+    new_base: bytes | None,
+    value_before: bytes | None,
+    checkpoint: tuple[PointKey | None, bytes | None],
+) -> dict[str, bytes | None]:
+    """The part writes that take the stored journal to its next form.
+
+    ``added``: new entries (key -> stored part value); ``through``: entries at or before it leave
+    the journal and ``new_base`` (the state right after ``through``) becomes the base.
+    ``value_before`` is the contact as stored before this batch: the base of a journal that starts
+    now. ``checkpoint``: the last published decision's point and the state right after it (None
+    when unchanged); kept while an entry at or before that point remains.
+    """
+    writes: dict[str, bytes | None] = {}
+    kept = {k: v for k, v in {**journal.parts, **added}.items() if through is None or k > through}
+    for key in journal.parts:
+        if key not in kept:
+            writes[journal_name(key)] = None
+    for key, value in added.items():
+        if key in kept:
+            writes[journal_name(key)] = value
+    if not kept:
+        if journal.base is not None:
+            writes[BASE_PART] = None
+    elif through is not None:
+        assert new_base is not None
+        writes[BASE_PART] = new_base
+    elif journal.base is None:
+        writes[BASE_PART] = value_before or NO_STATE
+    # Kept while there is a journal to apply again: a late input may fall before the decision.
+    published, state_after = checkpoint
+    needed = published is not None and bool(kept)
+    if needed and state_after is not None:
+        writes[CHECKPOINT_PART] = state_after
+    elif needed and journal.checkpoint is None:
+        writes[CHECKPOINT_PART] = value_before or NO_STATE  # decided before this journal began
+    elif not needed and journal.checkpoint is not None:
+        writes[CHECKPOINT_PART] = None
+    return writes

@@ -1,0 +1,246 @@
+"""The scoring worker as a plain confluent-kafka loop: the alternative to the faust agent.
+
+librdkafka fetches and decodes in C threads; the loop hands batches of raw records to the same
+pipeline the faust agent uses, commits a batch's offsets only after the pipeline returned (state
+committed, outputs acknowledged), and ticks the timer service between batches. Selected with
+``LEADSTREAM_WORKER_ENGINE=confluent``.
+
+Rebalances are incremental (cooperative-sticky: a worker joining or leaving moves only the
+partitions that change owner, the others keep being consumed) and, with
+``LEADSTREAM_INSTANCE_ID``, membership is static: a worker restarted within the session timeout
+gets its partitions back with no rebalance at all. Every assignment, revocation and stall is
+logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from leadstream.config.settings import Settings
+from leadstream.engine.input.dead_letters import dead_letter
+from leadstream.engine.records import SourceRecord
+from leadstream.errors import BrokerUnavailable, InvalidEvent
+from leadstream.kafka.faust_app import BatchProcessor
+from leadstream.kafka.feed import KafkaFeed
+from leadstream.kafka.sinks import Sink
+from leadstream.kafka.topics import kafka_client_config
+
+logger = logging.getLogger(__name__)
+FETCH_WAIT_MS = 100
+STALL_S = 10.0
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        **kafka_client_config(settings),
+        "group.id": settings.consumer_group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": int(settings.session_timeout_s * 1000),
+        "heartbeat.interval.ms": max(1000, int(settings.session_timeout_s * 250)),
+        "fetch.min.bytes": 1,
+        "fetch.wait.max.ms": FETCH_WAIT_MS,
+        "queued.max.messages.kbytes": 65536,
+    }
+    if settings.instance_id:
+        config["group.instance.id"] = settings.instance_id
+    return config
+
+
+async def run_loop(
+    settings: Settings,
+    processor: BatchProcessor,
+    ticks: list[tuple[float, Any]],
+    watermarks: Any,
+    errors: Sink,
+) -> None:
+    """Consume until SIGTERM; between batches run each ``(interval_s, tick)`` when it is due."""
+    consumer = Consumer(consumer_config(settings))
+    # The next batch is fetched while this one is scored, so a revocation can arrive mid-batch:
+    # it waits until the batch is committed, and the partitions move only then (a handoff decided
+    # in this batch is not published again by their next owner).
+    # One thing at a time on the consumer: fetch, score, commit. The rebalance callbacks run inside
+    # consume(), so a revocation happens between batches, never while one is in flight (its
+    # handoffs are not published again by the partitions' next owner); librdkafka keeps fetching
+    # into its own queue in the background meanwhile.
+    assigned: set[tuple[str, int]] = set()
+    # Offsets processed but not committed for certain: a commit during a rebalance fails, and an
+    # idle partition would otherwise keep showing lag it does not have.
+    uncommitted: dict[tuple[str, int], int] = {}
+
+    def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned.update((tp.topic, tp.partition) for tp in partitions)  # incremental (cooperative)
+        logger.info("partitions assigned: %s", _names(partitions))
+
+    def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        logger.info("partitions revoked: %s", _names(partitions))
+
+    def on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        logger.warning("partitions lost (session expired): %s", _names(partitions))
+
+    consumer.subscribe(
+        list(settings.topics.inputs()), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
+    )
+    feed = KafkaFeed(settings, lambda: list(assigned))
+    watermarks.attach(feed)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    due = [0.0] * len(ticks)
+    stall = StallWatch(feed)
+    logger.info(
+        "confluent worker consuming %s (group %s%s)",
+        ", ".join(settings.topics.inputs()),
+        settings.consumer_group,
+        f", static member {settings.instance_id}" if settings.instance_id else "",
+    )
+
+    try:
+        while not stopping.is_set():
+            messages = await loop.run_in_executor(
+                None, consumer.consume, settings.batch_max, settings.batch_within_s
+            )
+            batch, broken = [], []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    batch.append(source_record(message))
+                elif error.fatal():
+                    raise KafkaException(error)
+                elif message.topic() is not None and (message.offset() or -1) >= 0:
+                    broken.append(message)  # a record the client could not read: dead-letter it
+                else:
+                    logger.warning("consumer: %s", error)
+            await feed.refresh()
+            if broken:
+                await _dead_letter(broken, settings, errors)
+            if batch:
+                await processor.process(batch)
+            done = batch + [source_record(m) for m in broken]
+            for record in done:
+                key = (record.topic, record.partition)
+                uncommitted[key] = max(record.offset + 1, uncommitted.get(key, 0))
+            if uncommitted and _commit(consumer, {k: o for k, o in uncommitted.items() if k in assigned}):
+                uncommitted.clear()
+            stall.observe(done)
+            for index, (interval_s, tick) in enumerate(ticks):
+                if time.monotonic() >= due[index]:
+                    await tick(time.time())
+                    due[index] = time.monotonic() + interval_s
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"consumer failed: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+class StallWatch:
+    """Says when the worker consumes nothing while its partitions hold unread records, and when
+    it moves again (a rebalance waiting for a dead member, an unreachable partition leader)."""
+
+    def __init__(self, feed: KafkaFeed) -> None:
+        self._feed = feed
+        self._last_progress = time.monotonic()
+        self._stalled_since: float | None = None
+        self._positions: dict[tuple[str, int], int] = {}
+
+    def observe(self, records: list[SourceRecord]) -> None:
+        now = time.monotonic()
+        for record in records:
+            key = (record.topic, record.partition)
+            self._positions[key] = max(record.offset + 1, self._positions.get(key, 0))
+        if records:
+            if self._stalled_since is not None:
+                logger.warning("consuming again after a %.1f s stall", now - self._stalled_since)
+                self._stalled_since = None
+            self._last_progress = now
+            return
+        if self._stalled_since is None and now - self._last_progress > STALL_S and self._waiting():
+            self._stalled_since = self._last_progress
+            logger.warning(
+                "no records for %.0f s while %d assigned partitions hold unread records (assigned: %s); "
+                "a rebalance may be waiting for a member that died (session timeout), or a partition "
+                "leader is unreachable",
+                now - self._last_progress,
+                self._waiting(),
+                ", ".join(f"{t}:{p}" for t, p in self._feed.assigned()) or "none",
+            )
+
+    def _waiting(self) -> int:
+        feed, count = self._feed, 0
+        for topic, partition in feed.assigned():
+            high = feed.high_watermark(topic, partition)
+            start = feed.starting_offset(topic, partition)
+            position = max(self._positions.get((topic, partition), -1), -1 if start is None else start)
+            if high is not None and position >= 0 and high[0] > position:
+                count += 1
+        return count
+
+
+async def _dead_letter(messages: list[Any], settings: Settings, errors: Sink) -> None:
+    records = [
+        dead_letter(
+            SourceRecord(m.topic(), m.partition(), m.offset(), m.value(), m.key()),
+            InvalidEvent(
+                "unreadable",
+                f"the consumer could not read this record ({m.error()}): check the producer's "
+                "compression codec (gzip, snappy, lz4 and zstd are read) and record format",
+            ),
+            settings.topics.dead_letters,
+            "consume",
+        )
+        for m in messages
+    ]
+    for message in messages:
+        logger.error(
+            "unreadable record at %s:%s@%s (%s): dead-lettered",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.error(),
+        )
+    await errors.send_all(records)
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}:{tp.partition}" for tp in partitions) or "none"
+
+
+def _commit(consumer: Consumer, offsets: dict[tuple[str, int], int]) -> bool:
+    """Commit processed offsets; False when the commit failed (a rebalance in progress): they are
+    committed again after the next batch. A partition revoked meanwhile is its next owner's to
+    consume again, which processing makes harmless (watermarks, compare-and-set)."""
+    if not offsets:
+        return True
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False
+        )
+    except KafkaException as exc:
+        if exc.args and exc.args[0].code() == KafkaError._NO_OFFSET:
+            return True
+        logger.warning("offset commit failed (%s); committing again after the next batch", exc)
+        return False
+    return True
+
+
+def source_record(message: Any) -> SourceRecord:
+    """A consumed confluent-kafka message as the engine reads it."""
+    kind, stamp = message.timestamp()
+    return SourceRecord(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        value=message.value(),
+        key=message.key(),
+        timestamp_ms=stamp if kind != 0 else None,
+        headers=tuple((k, v or b"") for k, v in (message.headers() or ())),
+    )

@@ -1,0 +1,138 @@
+"""The faust application: one agent over the input topics, consuming in batches.
+
+Values stay raw bytes: decoding is ours, so an undecodable record can be dead-lettered with its
+original bytes instead of crashing faust's deserializer.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import faust
+from leadstream.config.settings import Settings
+from leadstream.engine.records import SourceRecord
+from leadstream.kafka.feed import KafkaFeed
+from leadstream.kafka.unreadable import tolerate_unreadable_batches
+
+logger = logging.getLogger(__name__)
+
+
+class BatchProcessor(Protocol):
+    """Processes one batch fully (state written, outputs acknowledged) before returning."""
+
+    async def process(self, batch: Sequence[SourceRecord]) -> None: ...
+
+
+def make_app(settings: Settings) -> faust.App:
+    """A faust app for ``settings``; nothing connects until the worker starts."""
+    tolerate_unreadable_batches()
+    app = faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=_credentials(settings),
+        # A stray BROKER_URL in the environment would otherwise override the broker above.
+        env_prefix="LEADSTREAM_FAUST_",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, settings.batch_max * 4),
+        # A batch can block on Redis or Kafka while they recover; that is not a hang.
+        stream_processing_timeout=600.0,
+        # Static membership: a worker restarted within the session timeout gets its partitions
+        # back without a rebalance (faust's assignor is eager: a rebalance stops every worker).
+        consumer_group_instance_id=settings.instance_id,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 4),
+    )
+    _log_rebalances(app)
+    return app
+
+
+def _log_rebalances(app: faust.App) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def revoked(app: faust.App, revoked: Any, **_kwargs: Any) -> None:
+        logger.info("partitions revoked: %s", _names(revoked))
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def assigned(app: faust.App, assigned: Any, **_kwargs: Any) -> None:
+        logger.info("partitions assigned: %s", _names(assigned))
+
+
+def _names(partitions: Any) -> str:
+    return ", ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)) or "none"
+
+
+def faust_feed(app: faust.App, settings: Settings) -> KafkaFeed:
+    """The faust consumer's partitions for the watermarks."""
+
+    def assignment() -> list[tuple[str, int]]:
+        return [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
+
+    return KafkaFeed(settings, assignment)
+
+
+def attach_batch_agent(
+    app: faust.App, settings: Settings, processor: BatchProcessor, feed: KafkaFeed | None = None
+) -> Any:
+    """Subscribe ``processor`` to the input topics through ``stream.take_events``.
+
+    take_events acks a batch's events only after the loop body returns, so offsets are
+    committed only for batches whose state writes and outputs are done (at-least-once).
+    """
+    topic = app.topic(*settings.topics.inputs(), key_serializer="raw", value_serializer="raw")
+
+    async def score_events(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            if feed is not None:
+                await feed.refresh()
+            await processor.process([_source_record(event) for event in events])
+
+    return app.agent(topic, name="leadstream.score_events")(score_events)
+
+
+def attach_timer(app: faust.App, interval_s: float, tick: Any, name: str) -> Any:
+    """Run ``tick(now)`` every ``interval_s`` seconds on the worker (wall clock)."""
+
+    async def run_tick() -> None:
+        await tick(time.time())
+
+    return app.timer(interval=interval_s, name=f"leadstream.{name}")(run_tick)
+
+
+def _source_record(event: Any) -> SourceRecord:
+    message = event.message
+    timestamp = message.timestamp
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        value=message.value,
+        key=message.key,
+        timestamp_ms=int(timestamp * 1000) if timestamp else None,
+        headers=tuple((k, v if isinstance(v, bytes) else b"") for k, v in (message.headers or ())),
+    )
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    if settings.kafka_security_protocol == "SSL":
+        return faust.SSLCredentials()
+    if settings.kafka_sasl_username is None or settings.kafka_sasl_password is None:
+        raise ValueError("SASL needs LEADSTREAM_KAFKA_SASL_USERNAME and LEADSTREAM_KAFKA_SASL_PASSWORD")
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        ssl_context=ssl.create_default_context() if settings.kafka_security_protocol == "SASL_SSL" else None,
+    )

@@ -1,1 +1,0 @@
-"""The stream processors: decode -> score -> store -> emit."""
