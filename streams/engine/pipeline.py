@@ -37,10 +37,10 @@ from leadstream.engine.input.decode import (
     decode_firmographics,
     key_mismatch,
 )
+from leadstream.engine.outbox import plan
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.engine.stages.account import AccountResult, AccountStage, Limits
 from leadstream.engine.stages.contact import ContactResult, ContactStage, Incoming, PendingEvent
-from leadstream.engine.stages.delivery import plan
 from leadstream.errors import InvalidEvent
 from leadstream.kafka.sinks import Sink
 from leadstream.scoring import compile_model

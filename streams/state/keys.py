@@ -1,4 +1,4 @@
-"""Every Redis key leadstream writes is named here.
+"""Every Redis key leadstream writes is named here, and read back only here.
 
 Keys that must change together share a hash tag (the part in braces), so they live in one slot
 and the code runs unchanged on Redis Cluster. A contact and its account are deliberately in
@@ -9,10 +9,42 @@ from __future__ import annotations
 
 import zlib
 
+__all__ = [
+    "ACCOUNT_SHARDS",
+    "TIMER_SHARDS",
+    "account_key",
+    "account_keys_start",
+    "account_queue_key",
+    "contact_key",
+    "contact_keys_start",
+    "parse_timer_member",
+    "record_id",
+    "router_key",
+    "timer_key",
+    "timer_member",
+    "timer_shard",
+    "watermark_key",
+]
+
 
 def contact_key(prefix: str, contact_id: str) -> str:
     """The hash holding one contact (or anonymous / email-only profile): version, state, outbox."""
     return f"{prefix}:{{c:{contact_id}}}"
+
+
+def contact_keys_start(prefix: str) -> str:
+    """What every contact key under ``prefix`` starts with (add ``*`` for a SCAN pattern)."""
+    return f"{prefix}:{{c:"
+
+
+def account_keys_start(prefix: str) -> str:
+    """What every account key under ``prefix`` starts with (add ``*`` for a SCAN pattern)."""
+    return f"{prefix}:{{a:"
+
+
+def record_id(key: str) -> str:
+    """The contact id or account domain a contact or account key names (inside its hash tag)."""
+    return key[key.index("{") + 3 : key.rindex("}")]
 
 
 TIMER_SHARDS = 16
@@ -28,6 +60,17 @@ def timer_key(prefix: str, shard: int) -> str:
 
 def timer_shard(contact_id: str) -> int:
     return zlib.crc32(contact_id.encode()) % TIMER_SHARDS
+
+
+def timer_member(contact_id: str, kind: str) -> str:
+    """A timer's member in its sorted set."""
+    return f"{contact_id}|{kind}"
+
+
+def parse_timer_member(member: str) -> tuple[str, str]:
+    """(contact id, timer kind) of a timer member; contact ids may contain ``|``, kinds do not."""
+    contact, _, kind = member.rpartition("|")
+    return contact, kind
 
 
 def router_key(prefix: str, name: str) -> str:

@@ -36,6 +36,7 @@ from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import engagement
 from leadstream.scoring.fit import evaluate_fit
 from leadstream.scoring.signals import compile_model
+from leadstream.state.keys import account_keys_start, contact_keys_start, record_id
 from leadstream.state.port import decode_account, decode_state
 from leadstream.tools.backtest import Outcomes, read_outcomes
 from leadstream.tools.replay import BATCH, file_records
@@ -68,10 +69,10 @@ async def dataset(
     await pipeline.release_accounts()
     compiled = compile_model(model)
     prefix = settings.redis_key_prefix
-    stored = await store.load(store.keys(f"{prefix}:{{c:"))
-    accounts = await store.load(store.keys(f"{prefix}:{{a:"))
+    stored = await store.load(store.keys(contact_keys_start(prefix)))
+    accounts = await store.load(store.keys(account_keys_start(prefix)))
     firmographics = {
-        key[key.index("{a:") + 3 : -1]: decode_account(r.value).firmographics
+        record_id(key): decode_account(r.value).firmographics
         for key, r in accounts.items()
         if r.value is not None
     }

@@ -9,12 +9,13 @@ from typing import IO
 from leadstream.bootstrap import redis_store
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
+from leadstream.engine.outbox import EntryKind, is_kind
 from leadstream.scoring import ContactState, compile_model
 from leadstream.scoring.accounts import view_account
 from leadstream.scoring.engagement import engagement
 from leadstream.scoring.fit import evaluate_fit
 from leadstream.scoring.signals import seniority
-from leadstream.state.keys import account_key, contact_key
+from leadstream.state.keys import account_key, contact_key, record_id
 from leadstream.state.port import StoredRecord, decode_account, decode_state
 
 
@@ -41,7 +42,7 @@ def explain(
             file=out,
         )
         return 1
-    if not key.endswith(f"{{c:{contact_id}}}"):
+    if record_id(key) != contact_id:
         print(f"{contact_id} was stitched into {key}; showing that contact\n", file=out)
     print(
         describe(decode_state(stored.value), model, (at or datetime.now(UTC)).timestamp(), stored), file=out
@@ -123,7 +124,7 @@ def describe(state: ContactState, model: ScoringModel, now: float, stored: Store
             f"  re-armed: {'yes' if armed else 'no'} (needs engagement below "
             f"{thresholds.rearm.engagement_below:g} and {thresholds.rearm.cooldown_days:g} d after the last)"
         )
-    pending = [entry for entry in (stored.outbox if stored else {}) if entry.startswith("h:")]
+    pending = [e for e in (stored.outbox if stored else {}) if is_kind(e, EntryKind.HANDOFF)]
     if pending:
         lines.append(f"  handoffs decided, not yet confirmed published: {', '.join(pending)}")
     if state.linked:

@@ -14,6 +14,7 @@ from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.watermarks import FileOrder
 from leadstream.engine.records import SourceRecord
+from leadstream.state.keys import contact_keys_start
 
 BATCH = 1000
 
@@ -67,7 +68,7 @@ async def replay_records(
     order.finish()
     await pipeline.release_accounts()
     counters = pipeline.counters
-    stored = await store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))
+    stored = await store.load(store.keys(contact_keys_start(settings.redis_key_prefix)))
     contacts = sum(1 for r in stored.values() if r.value is not None and r.alias is None)
     handoffs = [json.loads(r.value or b"{}") for r in sink.on_topic(settings.topics.handoffs)]
     mql_contacts = len({h["contact_id"] for h in handoffs if h["kind"] == "mql"})

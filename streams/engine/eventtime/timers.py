@@ -14,12 +14,12 @@ import logging
 from typing import Any
 
 from leadstream.config.settings import Topics
-from leadstream.engine.stages.delivery import lifecycle_entries, plan, timer_entries
+from leadstream.engine.outbox import EntryKind, is_kind, lifecycle_entries, plan, timer_entries
 from leadstream.kafka.sinks import Sink
 from leadstream.scoring.engine import fire_due
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.timeline import fired_key
-from leadstream.state.keys import TIMER_SHARDS, contact_key, timer_key
+from leadstream.state.keys import TIMER_SHARDS, contact_key, parse_timer_member, timer_key
 from leadstream.state.port import (
     CHECKPOINT_PART,
     JOURNAL_PART,
@@ -70,7 +70,7 @@ class TimerService:
     async def _fire(self, index: str, due: list[tuple[str, float]]) -> int:
         latest: dict[str, float] = {}
         for member, when in due:
-            contact = member.rsplit("|", 1)[0]
+            contact, _ = parse_timer_member(member)
             latest[contact] = max(when, latest.get(contact, when))
         keys = {contact: contact_key(self._prefix, contact) for contact in latest}
         records = await self._store.load(list(keys.values()))
@@ -102,7 +102,11 @@ class TimerService:
         for key in keys.values():
             if key not in conflicts:
                 delivered.update(
-                    {(key, e): v for e, v in records[key].outbox.items() if not e.startswith("a:")}
+                    {
+                        (key, e): v
+                        for e, v in records[key].outbox.items()
+                        if not is_kind(e, EntryKind.SNAPSHOTS)
+                    }
                 )
         for w in writes:
             if w.key not in conflicts:
@@ -114,7 +118,9 @@ class TimerService:
         # A conflicted contact changed under us (an event arrived): its timers fire on the next tick
         # or with that event. Everything else that was due is done.
         done = [
-            (index, m, w) for m, w in due if contact_key(self._prefix, m.rsplit("|", 1)[0]) not in conflicts
+            (index, m, w)
+            for m, w in due
+            if contact_key(self._prefix, parse_timer_member(m)[0]) not in conflicts
         ]
         await self._timers.unschedule(done)
         fired_events = [e for key, batch in events.items() if key not in conflicts for e in batch]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from leadstream.engine.outbox import EntryKind, handoff_entries, is_kind
 from leadstream.engine.stages.contact import Incoming, PendingSnapshots
 from leadstream.errors import StateUnavailable
 from leadstream.scoring.accounts import Release, add_firmographics, advance, lacks_versions, receive
@@ -180,7 +180,7 @@ class AccountStage:
         queued = [n for n, s in account.pending.items() if waiting.get(n) is not s]
         queued += [n for n in waiting if n not in account.pending]
         parts = {**member_parts(account, members), **pending_parts(account, queued)}
-        entries = {f"h:{h['handoff_id']}": orjson.dumps(h) for h in moved.handoffs}
+        entries = handoff_entries(moved.handoffs)
         value = encode_state(account)
         if value != stored.value or entries or parts:
             plan.write = RecordWrite(key, stored.version, value, entries, parts=parts)
@@ -195,7 +195,7 @@ class AccountStage:
             self._decoded.put(key, version, value, plan.account)
         new_outbox = plan.write.new_outbox if plan.write else {}
         for entry, payload in {**stored.outbox, **new_outbox}.items():
-            if entry.startswith("h:"):
+            if is_kind(entry, EntryKind.HANDOFF):
                 result.handoffs.append((key, entry, payload))
         result.new_handoffs.extend(plan.decided)
         result.acks.extend(plan.acks)

@@ -23,8 +23,16 @@ from typing import Any
 
 import orjson
 from leadstream.engine.input.decode import identity_links, parse_event
+from leadstream.engine.outbox import (
+    EntryKind,
+    OutboxEntry,
+    handoff_entries,
+    is_kind,
+    lifecycle_entries,
+    snapshot_entries,
+    timer_entries,
+)
 from leadstream.engine.records import SourceRecord
-from leadstream.engine.stages.delivery import lifecycle_entries, snapshot_entry, timer_entries
 from leadstream.engine.stages.journal import EntryCache, Journal, journal_writes
 from leadstream.errors import StateUnavailable
 from leadstream.scoring import ContactState
@@ -326,11 +334,11 @@ class ContactStage:
         if not changed:
             return outcome
         parts = self._journal_parts(plan, points, state, history)
-        entries_out = {f"h:{h['handoff_id']}": orjson.dumps(h) for h in outcome.handoffs}
+        entries_out = handoff_entries(outcome.handoffs)
         entries_out.update(lifecycle_entries(outcome.lifecycle))
         entries_out.update(timer_entries(plan.timers_before, state.timers))
         for account, snapshots in outcome.snapshots.items():
-            entries_out.update(snapshot_entry(account, contact, version, snapshots))
+            entries_out.update(snapshot_entries(account, contact, version, snapshots))
         outcome.write = RecordWrite(
             self._key(contact), stored.version, self._encode(state), entries_out, parts=parts
         )
@@ -399,14 +407,16 @@ class ContactStage:
         write = outcome.write
         entries = {**outcome.plan.stored.outbox, **(write.new_outbox if write is not None else {})}
         fresh = {
-            f"a:{account}|{outcome.plan.contact}|{outcome.plan.stored.version + 1}": snapshots
+            OutboxEntry.snapshots(account, outcome.plan.contact, outcome.plan.stored.version + 1).encode(): (
+                snapshots
+            )
             for account, snapshots in outcome.snapshots.items()
         }
         for entry, value in entries.items():
-            if entry.startswith("a:"):
+            if is_kind(entry, EntryKind.SNAPSHOTS):
                 # Snapshots taken just now are at hand; only older pending ones need decoding.
                 snapshots = fresh.get(entry) or _snapshots(value)
-                domain = entry[2:].split("|", 1)[0]
+                domain = OutboxEntry.parse(entry).domain
                 result.snapshots.append(PendingSnapshots(domain, snapshots, (key, entry, value)))
             else:
                 result.entries.append((key, entry, value))

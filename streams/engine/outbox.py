@@ -1,0 +1,134 @@
+"""The outbox: what a commit decided, kept in the record until it is delivered.
+
+Every entry is a field of the contact's (or account's) hash, named ``<kind>:<name>``:
+
+    h:<handoff id>                  a handoff            -> the handoff topic
+    e:<event id>                    a lifecycle event    -> the lifecycle topic
+    t:<timer kind>                  a timer's due time   -> the timer index (a sorted set)
+    a:<domain>|<contact>|<version>  the member snapshots of one commit -> the account (stages/account.py)
+
+An entry is acknowledged (removed) only after it was delivered, and only if unchanged since. This
+module is the only place that writes or reads those names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from leadstream.config.settings import Topics
+from leadstream.engine.records import OutputRecord
+from leadstream.scoring.state import MemberSnapshot
+from leadstream.state.keys import record_id, timer_key, timer_member, timer_shard
+
+__all__ = [
+    "Deliveries",
+    "EntryKind",
+    "OutboxEntry",
+    "handoff_entries",
+    "lifecycle_entries",
+    "plan",
+    "snapshot_entries",
+    "timer_entries",
+]
+
+
+class EntryKind(StrEnum):
+    HANDOFF = "h"
+    LIFECYCLE = "e"
+    TIMER = "t"
+    SNAPSHOTS = "a"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One outbox field name, typed. ``name`` is the handoff id, event id, timer kind, or, for
+    snapshots, ``<domain>|<contact>|<version>``."""
+
+    kind: EntryKind
+    name: str
+
+    def encode(self) -> str:
+        return f"{self.kind.value}:{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> OutboxEntry:
+        kind, sep, name = text.partition(":")
+        if not sep:
+            raise ValueError(f"not an outbox entry: {text!r}")
+        return cls(EntryKind(kind), name)
+
+    @classmethod
+    def snapshots(cls, domain: str, contact: str, version: int) -> OutboxEntry:
+        return cls(EntryKind.SNAPSHOTS, f"{domain}|{contact}|{version}")
+
+    @property
+    def domain(self) -> str:
+        """The account a snapshots entry is for."""
+        if self.kind is not EntryKind.SNAPSHOTS:
+            raise ValueError(f"{self.encode()!r} is not a snapshots entry")
+        return self.name.split("|", 1)[0]
+
+
+def is_kind(entry: str, kind: EntryKind) -> bool:
+    """Whether an encoded entry is of ``kind``, without building one (called per outbox field)."""
+    return entry.startswith(f"{kind.value}:")
+
+
+def handoff_entries(handoffs: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:
+    return {OutboxEntry(EntryKind.HANDOFF, h["handoff_id"]).encode(): orjson.dumps(h) for h in handoffs}
+
+
+def lifecycle_entries(events: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+    return {
+        OutboxEntry(EntryKind.LIFECYCLE, e.get("transition_id") or e["breach_id"]).encode(): orjson.dumps(e)
+        for e in events
+    }
+
+
+def snapshot_entries(
+    domain: str, contact: str, version: int, snapshots: Sequence[MemberSnapshot]
+) -> dict[str, bytes]:
+    """The snapshots one contact commit took for one account, in the contact's outbox until the
+    account has them (a crash in between loses nothing: the next load delivers them again)."""
+    entry = OutboxEntry.snapshots(domain, contact, version).encode()
+    return {entry: orjson.dumps([s.to_dict() for s in snapshots])}
+
+
+def timer_entries(before: dict[str, float], after: dict[str, float]) -> dict[str, bytes]:
+    """An entry for every timer set or moved (a cancelled timer fires stale and does nothing)."""
+    return {
+        OutboxEntry(EntryKind.TIMER, kind).encode(): repr(due).encode()
+        for kind, due in after.items()
+        if before.get(kind) != due
+    }
+
+
+@dataclass(slots=True)
+class Deliveries:
+    records: list[OutputRecord] = field(default_factory=list)
+    timers: list[tuple[str, str, float]] = field(default_factory=list)
+    acks: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+
+def plan(entries: Sequence[tuple[str, str, bytes]], topics: Topics, prefix: str) -> Deliveries:
+    """Where each (record key, entry, value) goes; snapshots are left to the account stage."""
+    out = Deliveries()
+    for key, text, value in entries:
+        entry = OutboxEntry.parse(text)
+        if entry.kind is EntryKind.HANDOFF:
+            out.records.append(OutputRecord(topics.handoffs, record_id(key).encode(), value))
+        elif entry.kind is EntryKind.LIFECYCLE:
+            out.records.append(OutputRecord(topics.lifecycle, record_id(key).encode(), value))
+        elif entry.kind is EntryKind.TIMER:
+            contact = record_id(key)
+            out.timers.append(
+                (timer_key(prefix, timer_shard(contact)), timer_member(contact, entry.name), float(value))
+            )
+        else:
+            continue
+        out.acks.append((key, text, value))
+    return out
