@@ -2,9 +2,7 @@
 PY := .venv/bin/python
 
 lint:            ## ruff (lint + format check) and mypy --strict over the package and bench/ (CI runs it)
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
-	$(PY) scripts/typecheck
+	scripts/lint
 
 test:            ## the README's test command
 	scripts/run-tests

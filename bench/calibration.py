@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scipy.stats import spearmanr
+
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings
 from leadstream.tools.backtest import read_outcomes
@@ -22,7 +24,6 @@ from leadstream.tools.calibrate import calibrate, dataset
 from leadstream.tools.generator import JourneyGenerator, default_start
 from leadstream.tools.ground_truth import MEASURED_BY, SIGNAL_WEIGHTS, planted_outcomes
 from leadstream.tools.replay import file_records
-from scipy.stats import spearmanr
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,9 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+
+from bench.faultstack import ROOT, FaultStack
+from bench.hostile import hostile_records, invisible_email
 from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings, Topics
@@ -49,9 +52,6 @@ from leadstream.state.port import decode_state
 from leadstream.tools.generator import JourneyGenerator, default_start, to_records
 from leadstream.tools.settled import accounts_waiting
 from leadstream.tools.worker_process import WorkerProcess
-
-from bench.faultstack import ROOT, FaultStack
-from bench.hostile import hostile_records, invisible_email
 
 MODEL = load_model()
 DAY = timedelta(days=1)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import orjson
 import redis
+
 from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
+
 from leadstream.config.settings import Settings
 from leadstream.kafka.topics import kafka_client_config
 

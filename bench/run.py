@@ -28,6 +28,10 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
+
+from bench.latency import measure
+from bench.memory import measure_memory
+from bench.passthrough import PassthroughProcess, passthrough
 from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings, Topics
@@ -39,10 +43,6 @@ from leadstream.state.port import RecordWrite
 from leadstream.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
 from leadstream.tools.generator import JourneyGenerator, default_start, record_key, to_records
 from leadstream.tools.worker_process import WorkerProcess
-
-from bench.latency import measure
-from bench.memory import measure_memory
-from bench.passthrough import PassthroughProcess, passthrough
 
 OUT = Path(__file__).resolve().parent
 EVENTS_PER_CONTACT = 6.2  # what the generator produces on average
@@ -206,10 +206,11 @@ def worker_run(settings: Settings, workers: int, seconds: float) -> dict[str, fl
 
 def naive_baseline(settings: Settings, seconds: float) -> float:
     """As a user might write it: a consumer loop, one Redis round trip per event, no batching."""
+    from pydantic import TypeAdapter
+
     from leadstream.schemas.events import Event
     from leadstream.scoring import ContactState, score
     from leadstream.state.port import decode_state, encode_state
-    from pydantic import TypeAdapter
 
     model = load_model()
     adapter: TypeAdapter[Any] = TypeAdapter(Event)

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import redis
+
 from leadstream.config.settings import Settings, Topics
 from leadstream.kafka.clients import consumer_lag, make_producer, produce_all
 from leadstream.kafka.topics import ensure_topics

@@ -6,18 +6,14 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from leadstream.config.model import ScoringModel
 from pydantic import ValidationError
 
+from leadstream.config.model import ScoringModel
+from leadstream.errors import ModelFileError
+
+__all__ = ["DEFAULT_MODEL", "ModelFileError", "default_model_text", "load_model", "parse_model"]
+
 DEFAULT_MODEL = "default_model.yaml"
-
-
-class ModelFileError(ValueError):
-    """The scoring model file is invalid; ``problems`` holds one 'file:line: reason' per error."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def default_model_text() -> str:

@@ -12,6 +12,32 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+__all__ = [
+    "ACCOUNT_ATTRIBUTES",
+    "EVENT_TYPES",
+    "MATCHABLE",
+    "AccountModel",
+    "BuyingGroupRule",
+    "DomainList",
+    "EngagementRule",
+    "EventPolicy",
+    "FitRule",
+    "Frequency",
+    "Lifecycle",
+    "Match",
+    "Name",
+    "NurtureSignal",
+    "Rearm",
+    "RoleRule",
+    "ScoringModel",
+    "Segment",
+    "SeniorityPattern",
+    "SignalFamily",
+    "SlaStep",
+    "Thresholds",
+    "valid_regex",
+]
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 EVENT_TYPES = ("page_view", "form_submission", "trial", "webinar", "identify")
 # Properties a rule may match on, per event type (see streams/scoring/signals.py).

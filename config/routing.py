@@ -9,6 +9,10 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from leadstream.errors import RoutingFileError
+
+__all__ = ["Name", "Queue", "QueueMatch", "Rep", "RoutingConfig", "RoutingFileError", "load_routing"]
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
@@ -69,7 +73,3 @@ def load_routing(path: str | Path | None = None) -> RoutingConfig:
         return RoutingConfig.model_validate(yaml.safe_load(text))
     except (ValidationError, yaml.YAMLError) as exc:
         raise RoutingFileError(f"invalid routing file {source}: {exc}") from exc
-
-
-class RoutingFileError(ValueError):
-    """A routing file that cannot be read or is not valid (said before anything connects)."""

@@ -12,8 +12,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leadstream.errors import SettingsError, SettingsFileMissing
+
+__all__ = ["SETTINGS_FILE_VARIABLE", "Settings", "Topics", "load_settings", "settings_to_env"]
 
 SETTINGS_FILE_VARIABLE = "LEADSTREAM_SETTINGS_FILE"
 
@@ -120,6 +124,13 @@ class Settings(BaseSettings):
     # right key (its contact's partition, in order with its other events), or dead-lettered.
     key_mismatch: Literal["rekey", "dead_letter"] = "rekey"
 
+    # The error policy (leadstream/engine/policy.py): an event that fails decoding or validation
+    # is dead-lettered (or skipped, counted; or stops the worker); a Redis or Kafka failure is
+    # retried with back-off until the dependency is back (or stops the worker, for a supervisor
+    # that prefers restarts). Any other error stops the worker.
+    on_invalid_event: Literal["dead_letter", "skip", "stop"] = "dead_letter"
+    on_infrastructure_error: Literal["retry", "stop"] = "retry"
+
     # Consumer group membership. A stable id per worker process (e.g. its host name) makes it a
     # static member: restarted within the session timeout, it gets its partitions back without
     # a rebalance of the others.
@@ -152,8 +163,11 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
     """Read settings from the environment and the optional settings file."""
     chosen = env_file or os.environ.get(SETTINGS_FILE_VARIABLE)
     if chosen is not None and not Path(chosen).is_file():
-        raise FileNotFoundError(f"settings file {chosen} does not exist (set by {SETTINGS_FILE_VARIABLE})")
-    return Settings(_env_file=chosen, **overrides)  # type: ignore[arg-type]
+        raise SettingsFileMissing(f"settings file {chosen} does not exist (set by {SETTINGS_FILE_VARIABLE})")
+    try:
+        return Settings(_env_file=chosen, **overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

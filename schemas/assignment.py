@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+__all__ = ["Assignment"]
+
 
 class Assignment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["DeadLetterHeaders"]
+
 
 class DeadLetterHeaders(BaseModel):
     """Headers leadstream adds to a dead-lettered record (header values are UTF-8 text)."""

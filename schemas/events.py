@@ -15,6 +15,27 @@ from urllib.parse import urlsplit
 from pydantic import AliasPath, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+__all__ = [
+    "EMAIL",
+    "EVENT_TYPES",
+    "INVISIBLE",
+    "AccountFirmographics",
+    "ContactTraits",
+    "Domain",
+    "Event",
+    "FormSubmission",
+    "Id",
+    "Identify",
+    "PageView",
+    "SalesOutcome",
+    "Text",
+    "TouchContext",
+    "TrialEvent",
+    "WebinarEvent",
+    "normalise_domain",
+    "normalise_email",
+]
+
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 Domain = Annotated[str, Field(min_length=3, max_length=253, pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)+$")]
 Text = Annotated[str, Field(max_length=1024)]

@@ -11,12 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, TypeAdapter
+
 from leadstream.schemas.assignment import Assignment
 from leadstream.schemas.dead_letter import DeadLetterHeaders
 from leadstream.schemas.events import AccountFirmographics, Event
 from leadstream.schemas.handoff import BuyingGroupHandoff, MqlHandoff
 from leadstream.schemas.lifecycle import LifecycleTransition, SlaBreach
-from pydantic import BaseModel, TypeAdapter
+
+__all__ = ["OUT", "documents", "main", "render"]
 
 OUT = Path(__file__).resolve().parent / "json"
 

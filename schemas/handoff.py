@@ -10,6 +10,23 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+__all__ = [
+    "AccountEngagement",
+    "AccountFit",
+    "AccountSignal",
+    "BuyingGroupHandoff",
+    "BuyingGroupMember",
+    "EngagementBreakdown",
+    "FirstTouch",
+    "FitBreakdown",
+    "FitContribution",
+    "MemberSignal",
+    "MqlHandoff",
+    "PageVisits",
+    "RecentSignal",
+    "SignalContribution",
+]
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+__all__ = ["LifecycleTransition", "SlaBreach", "Stage"]
+
 Stage = Literal["subscriber", "lead", "mql", "sql", "opportunity", "customer", "recycled", "disqualified"]
 
 

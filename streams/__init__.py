@@ -1,0 +1,22 @@
+"""leadstream: a real-time lead lifecycle engine.
+
+Events flow through the folders in this order: ``schemas`` (wire contracts) -> ``kafka`` (the
+consumers of both engines) -> ``engine`` (decode, stages, outbox, event time) -> ``scoring`` (the
+pure core) -> ``state`` (Redis or memory) -> back out through ``kafka`` to the handoff topic ->
+``router`` (SDR queues). ``config`` holds what operators edit, ``tools`` the operator commands,
+``bootstrap`` the one place that builds them all from settings, ``cli`` the ``leadstream`` command.
+"""
+
+from importlib import metadata as _metadata
+
+from leadstream.config.loader import load_model
+from leadstream.config.model import ScoringModel
+from leadstream.config.settings import Settings, load_settings
+from leadstream.errors import LeadstreamError
+
+try:
+    __version__ = _metadata.version("leadstream")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["LeadstreamError", "ScoringModel", "Settings", "__version__", "load_model", "load_settings"]

@@ -10,26 +10,51 @@ from typing import Any
 
 import faust
 import redis.asyncio as aioredis
-from leadstream.config.loader import ModelFileError, load_model
+from redis.exceptions import RedisError
+
+from leadstream.config.loader import load_model
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.timers import TimerService
 from leadstream.engine.eventtime.watermarks import Watermarks
+from leadstream.engine.guard import RetryingProcessor
 from leadstream.engine.pipeline import ScoringPipeline
-from leadstream.engine.retry import RetryingProcessor
+from leadstream.engine.policy import ErrorPolicy, policy_from
+from leadstream.engine.ports import MemorySink
 from leadstream.engine.shadow import Shadowing, ShadowSink, follow_shadow, shadow_settings, shadow_topic
 from leadstream.engine.stages.account import Limits
-from leadstream.errors import InfrastructureError
+from leadstream.errors import InfrastructureError, ModelFileError, RegistryError
 from leadstream.kafka.faust_app import attach_batch_agent, attach_timer, faust_feed, make_app
-from leadstream.kafka.registry import RegistryError, RegistryFollower, running_key
-from leadstream.kafka.sinks import FaustProducerSink, MemorySink
+from leadstream.kafka.registry import RegistryFollower, running_key
+from leadstream.kafka.sinks import FaustProducerSink
 from leadstream.scoring import compile_model
 from leadstream.scoring.timeline import Bounds
 from leadstream.state import MemoryStateStore, RedisStateStore
 from leadstream.state.keys import watermark_key
 from leadstream.state.packing import use_hiredis_packing
 from leadstream.state.redis_watermarks import RedisWatermarks
-from redis.exceptions import RedisError
+
+__all__ = [
+    "DAY_S",
+    "MODEL_TICK_S",
+    "STREAM_TICK_S",
+    "build_confluent_worker",
+    "build_embedded",
+    "build_worker",
+    "error_policy",
+    "guarded",
+    "model_tick",
+    "pipeline_of",
+    "redis_client",
+    "redis_store",
+    "redis_watermarks",
+    "scoring_model",
+    "stream_tick",
+    "timer_tick",
+    "timers_of",
+    "worker_instance",
+    "worker_model",
+]
 
 logger = logging.getLogger(__name__)
 DAY_S = 86_400
@@ -163,6 +188,19 @@ def pipeline_of(
         bounds=Bounds(horizon_s, settings.late_data_max_events),
         limits=Limits(horizon_s, settings.account_max_waiting_points),
         rekey=settings.key_mismatch == "rekey",
+        on_error=error_policy(settings),
+    )
+
+
+def error_policy(settings: Settings) -> ErrorPolicy:
+    """What the engine does on errors, as the settings say (engine/policy.py)."""
+    return policy_from(settings.on_invalid_event, settings.on_infrastructure_error)
+
+
+def guarded(pipeline: ScoringPipeline, settings: Settings) -> RetryingProcessor:
+    """The pipeline with the error policy applied to whole batches."""
+    return RetryingProcessor(
+        pipeline, on_error=error_policy(settings), dead_letter_batch=pipeline.dead_letter_batch
     )
 
 
@@ -199,7 +237,7 @@ def build_worker(settings: Settings) -> faust.App:
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
     feed = faust_feed(app, settings)
     watermarks.attach(feed)
-    shadowing = Shadowing(RetryingProcessor(pipeline))
+    shadowing = Shadowing(guarded(pipeline, settings))
     attach_batch_agent(app, settings, shadowing, feed)
     timers = timers_of(settings, store, sink, model)
     attach_timer(app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers)), "fire_timers")
@@ -238,6 +276,7 @@ def stream_tick(pipeline: ScoringPipeline, feed: Any = None, shadowing: Shadowin
 def build_confluent_worker(settings: Settings) -> Any:
     """Wire the confluent-kafka loop: the same pipeline and timer service, no faust."""
     from confluent_kafka import Producer
+
     from leadstream.kafka.confluent_loop import run_loop
     from leadstream.kafka.sinks import ConfluentSink
     from leadstream.kafka.topics import kafka_client_config
@@ -256,7 +295,7 @@ def build_confluent_worker(settings: Settings) -> Any:
     watermarks = redis_watermarks(settings)
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
     timers = timers_of(settings, store, sink, model)
-    shadowing = Shadowing(RetryingProcessor(pipeline))
+    shadowing = Shadowing(guarded(pipeline, settings))
     build = _shadow_builder(settings, store, sink, watermarks)
     ticks = [
         (settings.timer_interval_s, _logged(timer_tick(pipeline, timers))),

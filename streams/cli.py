@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from leadstream.config.loader import ModelFileError, load_model
+from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings, load_settings
-from leadstream.errors import LeadstreamError
-from pydantic import ValidationError
+from leadstream.errors import ConfigurationError, LeadstreamError, ModelFileError, SettingsError
+
+__all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-    except (ValidationError, FileNotFoundError) as exc:
+    except SettingsError as exc:
         print(f"leadstream: invalid settings: {exc}", file=sys.stderr)
         return 2
     if args.model is not None:
@@ -244,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, settings)
     except ModelFileError as exc:
         print(f"leadstream: invalid scoring model:\n{exc}", file=sys.stderr)
+        return 2
+    except ConfigurationError as exc:
+        print(f"leadstream: {exc}", file=sys.stderr)
         return 2
     except LeadstreamError as exc:
         print(f"leadstream: {exc}", file=sys.stderr)
@@ -312,7 +316,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout)
     if command == "route":
         import redis
-        from leadstream.config.routing import RoutingFileError, load_routing
+
+        from leadstream.config.routing import load_routing
+        from leadstream.errors import RoutingFileError
         from leadstream.kafka.topics import ensure_topics
         from leadstream.router.service import Router
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import faust
+
 from leadstream.bootstrap import build_worker
 from leadstream.config.settings import Settings
 from leadstream.kafka.topics import ensure_topics
+
+__all__ = ["run_worker"]
 
 
 def run_worker(settings: Settings) -> None:

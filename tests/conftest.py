@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from leadstream.config.settings import Settings, Topics
 from leadstream.tools.worker_process import WorkerProcess
-
 from tests import infra
 
 

@@ -7,8 +7,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from leadstream.schemas.events import Event
 from pydantic import TypeAdapter
+
+from leadstream.schemas.events import Event
 
 # Thirty days ago, 09:00 UTC: recent enough for the event-age policy whenever the tests run.
 T0 = (datetime.now(UTC) - timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)

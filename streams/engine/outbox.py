@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+
 from leadstream.config.settings import Topics
 from leadstream.engine.records import OutputRecord
 from leadstream.scoring.state import MemberSnapshot
@@ -29,6 +30,7 @@ __all__ = [
     "EntryKind",
     "OutboxEntry",
     "handoff_entries",
+    "is_kind",
     "lifecycle_entries",
     "plan",
     "snapshot_entries",

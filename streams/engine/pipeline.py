@@ -38,15 +38,18 @@ from leadstream.engine.input.decode import (
     key_mismatch,
 )
 from leadstream.engine.outbox import plan
+from leadstream.engine.policy import Action, ErrorPolicy, default_policy
+from leadstream.engine.ports import Sink
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.engine.stages.account import AccountResult, AccountStage, Limits
 from leadstream.engine.stages.contact import ContactResult, ContactStage, Incoming, PendingEvent
-from leadstream.errors import InvalidEvent
-from leadstream.kafka.sinks import Sink
+from leadstream.errors import InvalidEvent, StreamStopped
 from leadstream.scoring import compile_model
 from leadstream.scoring.timeline import Bounds
 from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key
 from leadstream.state.port import StateStore, TimerIndex
+
+__all__ = ["REPORT_EVERY_S", "ROUNDS", "SWEEP_EVERY_S", "Counters", "ScoringPipeline"]
 
 logger = logging.getLogger(__name__)
 ROUNDS = 3  # contact stage, accounts, contacts that a new firmographics version concerns, accounts
@@ -60,6 +63,7 @@ class Counters:
     applied: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    skipped: int = 0
     handoffs: int = 0
     account_handoffs: int = 0
     lifecycle: int = 0
@@ -89,6 +93,7 @@ class ScoringPipeline:
         bounds: Bounds | None = None,
         limits: Limits | None = None,
         rekey: bool = True,
+        on_error: ErrorPolicy = default_policy,
     ) -> None:
         timers = timers if timers is not None else cast(TimerIndex, store)
         self.clock = StreamClock()
@@ -102,6 +107,7 @@ class ScoringPipeline:
         self.use_model(model)
         self._topics = topics
         self._rekey = rekey
+        self._on_error = on_error
         self.counters = Counters()
         # A batch and a tick never interleave: progress is published only for records whose
         # account snapshots are committed.
@@ -174,8 +180,7 @@ class ScoringPipeline:
                     at = event.occurred_at.timestamp()
                     events.append(PendingEvent(record, event, contact_key_of(event), at))
             except InvalidEvent as exc:
-                outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
-                self.counters.dead_letters += 1
+                self._invalid(record, exc, outputs)
                 continue
             if at is not None:
                 event_times[partition] = max(at, event_times.get(partition, at))
@@ -282,6 +287,30 @@ class ScoringPipeline:
         for handoff in [h for result in contacts for h in result.new_handoffs] + accounts.new_handoffs:
             for observer in self.handoff_observers:
                 observer(handoff)
+
+    def _invalid(self, record: SourceRecord, exc: InvalidEvent, outputs: list[OutputRecord]) -> None:
+        """An event that cannot be decoded or validated: as the error policy says."""
+        action = self._on_error(exc, record)
+        if action is Action.DEAD_LETTER:
+            outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
+            self.counters.dead_letters += 1
+        elif action is Action.SKIP:
+            self.counters.skipped += 1
+        elif action is Action.RETRY:
+            raise exc  # the batch-level policy decides how the batch is tried again
+        else:
+            raise StreamStopped(
+                f"stopped on an invalid event at {record.topic}:{record.partition}@{record.offset}: {exc}"
+            ) from exc
+
+    async def dead_letter_batch(self, batch: Sequence[SourceRecord], exc: BaseException) -> None:
+        """Every record of a batch to the dead letters (the error policy's choice for a batch that
+        cannot be processed), acknowledged by the topic before the batch is."""
+        error = InvalidEvent("processing", f"{type(exc).__name__}: {exc}")
+        await self._sink.send_all(
+            [dead_letter(r, error, self._topics.dead_letters, "process") for r in batch]
+        )
+        self.counters.dead_letters += len(batch)
 
     def _rekeyed(self, record: SourceRecord, expected: str) -> OutputRecord:
         """A record keyed by another profile than its body names would be scored off its

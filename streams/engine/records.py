@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+__all__ = ["OutputRecord", "SourceRecord"]
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:

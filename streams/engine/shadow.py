@@ -19,10 +19,11 @@ from typing import Any
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
 from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.ports import BatchProcessor, Sink
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.errors import InfrastructureError
-from leadstream.kafka.faust_app import BatchProcessor
-from leadstream.kafka.sinks import Sink
+
+__all__ = ["ShadowSink", "Shadowing", "compare", "follow_shadow", "shadow_settings", "shadow_topic"]
 
 logger = logging.getLogger(__name__)
 

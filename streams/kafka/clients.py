@@ -15,9 +15,12 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+
 from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable
 from leadstream.kafka.topics import kafka_client_config
+
+__all__ = ["TopicTail", "consumer_lag", "make_producer", "produce_all", "read_topic"]
 
 
 def make_producer(settings: Settings, **extra: str | int) -> Producer:

@@ -21,14 +21,16 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
 from leadstream.config.settings import Settings
 from leadstream.engine.input.dead_letters import dead_letter
+from leadstream.engine.ports import BatchProcessor, Sink
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import BrokerUnavailable, InvalidEvent
-from leadstream.kafka.faust_app import BatchProcessor
 from leadstream.kafka.feed import KafkaFeed
-from leadstream.kafka.sinks import Sink
 from leadstream.kafka.topics import kafka_client_config
+
+__all__ = ["FETCH_WAIT_MS", "STALL_S", "StallWatch", "consumer_config", "run_loop", "source_record"]
 
 logger = logging.getLogger(__name__)
 FETCH_WAIT_MS = 100

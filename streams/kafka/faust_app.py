@@ -9,22 +9,19 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import faust
+
 from leadstream.config.settings import Settings
+from leadstream.engine.ports import BatchProcessor
 from leadstream.engine.records import SourceRecord
 from leadstream.kafka.feed import KafkaFeed
 from leadstream.kafka.unreadable import tolerate_unreadable_batches
 
+__all__ = ["attach_batch_agent", "attach_timer", "faust_feed", "make_app"]
+
 logger = logging.getLogger(__name__)
-
-
-class BatchProcessor(Protocol):
-    """Processes one batch fully (state written, outputs acknowledged) before returning."""
-
-    async def process(self, batch: Sequence[SourceRecord]) -> None: ...
 
 
 def make_app(settings: Settings) -> faust.App:

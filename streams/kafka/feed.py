@@ -21,8 +21,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
 from leadstream.config.settings import Settings
 from leadstream.kafka.topics import kafka_client_config
+
+__all__ = ["HIGHS_EVERY_S", "METADATA_EVERY_S", "SLOW_READ_S", "HighsRead", "KafkaFeed"]
 
 logger = logging.getLogger(__name__)
 METADATA_EVERY_S = 30.0

@@ -27,18 +27,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
 from leadstream.config.loader import parse_model
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
-from leadstream.errors import LeadstreamError
+from leadstream.errors import RegistryError
 from leadstream.kafka.topics import kafka_client_config
+
+__all__ = [
+    "Registry",
+    "RegistryError",
+    "RegistryFollower",
+    "diff",
+    "freeze",
+    "listing",
+    "promote",
+    "read_registry",
+    "register",
+    "rollback",
+    "running_key",
+    "shadow",
+]
 
 logger = logging.getLogger(__name__)
 ACTIVE, FREEZE, SHADOW, VERSION_PREFIX = "active", "freeze", "shadow", "version/"
-
-
-class RegistryError(LeadstreamError):
-    """A registry operation that cannot be done as asked (the message says why and what to do)."""
 
 
 @dataclass(slots=True)

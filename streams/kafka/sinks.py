@@ -1,35 +1,18 @@
-"""Where emitted records go: a port with a Kafka adapter (faust's producer) and an in-memory twin."""
+"""The Kafka adapters of the engine's sink port (engine/ports.py): faust's producer and confluent-kafka's."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from leadstream.engine.records import OutputRecord
 from leadstream.errors import BrokerUnavailable
 
+__all__ = ["ConfluentSink", "FaustProducerSink"]
+
 logger = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    """Sends records; returns only when every record is acknowledged by the destination."""
-
-    async def send_all(self, records: Sequence[OutputRecord]) -> None: ...
-
-
-class MemorySink:
-    """Keeps sent records in a list, per topic order preserved. Used by replay and tests."""
-
-    def __init__(self) -> None:
-        self.records: list[OutputRecord] = []
-
-    async def send_all(self, records: Sequence[OutputRecord]) -> None:
-        self.records.extend(records)
-
-    def on_topic(self, topic: str) -> list[OutputRecord]:
-        return [r for r in self.records if r.topic == topic]
 
 
 class FaustProducerSink:

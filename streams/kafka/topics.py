@@ -10,8 +10,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
 from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable
+
+__all__ = ["ensure_topics", "kafka_client_config", "librdkafka_logger", "require_kafka"]
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,10 @@ from typing import Any
 from aiokafka.consumer import fetcher
 from aiokafka.errors import CorruptRecordException, UnsupportedCodecError
 from aiokafka.structs import ConsumerRecord
+
 from leadstream.engine.input.decode import UNREADABLE_HEADER
+
+__all__ = ["tolerate_unreadable_batches"]
 
 logger = logging.getLogger(__name__)
 _PATCHED = "_leadstream_tolerant"

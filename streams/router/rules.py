@@ -6,6 +6,8 @@ from typing import Any
 
 from leadstream.config.routing import Queue, RoutingConfig
 
+__all__ = ["account_of", "choose_queue"]
+
 
 def choose_queue(config: RoutingConfig, handoff: dict[str, Any]) -> Queue:
     firmographics = handoff.get("firmographics") or {}

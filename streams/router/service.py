@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 from confluent_kafka import Consumer, KafkaException, Producer
+
 from leadstream.config.routing import RoutingConfig
 from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable, StateUnavailable
@@ -33,6 +34,8 @@ from leadstream.router.rules import account_of, choose_queue
 from leadstream.schemas.assignment import Assignment
 from leadstream.state.keys import router_key
 from leadstream.state.redis_store import function_library
+
+__all__ = ["ASSIGN_FUNCTION", "NAMESPACE", "PUBLISH", "Router"]
 
 logger = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("c3f2a9d1-6e4b-4a7c-8b5d-2e9f0a1c7d34")

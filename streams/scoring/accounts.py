@@ -15,6 +15,30 @@ from leadstream.scoring.fit import email_domain, rule_matches
 from leadstream.scoring.signals import DAY_S, CompiledModel, domain_lists_of, seniority, to_datetime
 from leadstream.scoring.state import AccountState, ContactState, MemberSnapshot, RuleState
 
+__all__ = [
+    "HANDOFF_NAMESPACE",
+    "RECHECK_POINT",
+    "TOP_PER_MEMBER",
+    "VERSION_POINT",
+    "AccountView",
+    "Advance",
+    "MemberView",
+    "Release",
+    "Waiting",
+    "account_of",
+    "add_firmographics",
+    "advance",
+    "buying_group_handoff_id",
+    "firmographic_fit",
+    "group_rule",
+    "lacks_versions",
+    "member_snapshot",
+    "pending_name",
+    "receive",
+    "role_of",
+    "view_account",
+]
+
 HANDOFF_NAMESPACE = uuid.UUID("2a9e8c41-7d3b-4f6a-b1c5-93e0d4a8f7b2")
 TOP_PER_MEMBER = 3
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+__all__ = ["LN2", "REBASE_EXPONENT", "add", "decayed", "rate", "value"]
+
 LN2 = math.log(2.0)
 REBASE_EXPONENT = 20.0  # e^20 ~ 5e8: far below where doubles lose the small contributions
 

@@ -9,6 +9,16 @@ from leadstream.scoring import decay
 from leadstream.scoring.signals import DAY_S, CompiledModel, CompiledRule
 from leadstream.scoring.state import ContactState, RuleState
 
+__all__ = [
+    "FREQUENCY_HISTORY",
+    "add_match",
+    "engagement",
+    "engagement_curve",
+    "merge_rules",
+    "rule_value",
+    "rules_engagement",
+]
+
 FREQUENCY_HISTORY = 16  # match times kept per frequency rule
 
 

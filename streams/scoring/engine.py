@@ -36,6 +36,20 @@ from leadstream.scoring.state import (
     event_fingerprint,
 )
 
+__all__ = [
+    "DAY_S",
+    "HANDOFF_NAMESPACE",
+    "REQUALIFYING_STAGES",
+    "Decision",
+    "FirmographicsLookup",
+    "apply",
+    "epoch",
+    "fire_due",
+    "mql_handoff_id",
+    "reevaluate",
+    "score",
+]
+
 HANDOFF_NAMESPACE = uuid.UUID("6f1c3a52-3f0e-4b8e-9a57-5c1d2f6e7a10")
 # Sales has the lead in the other stages: no new MQL handoff until it comes back to nurture.
 REQUALIFYING_STAGES = ("subscriber", "lead", "recycled")

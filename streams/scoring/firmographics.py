@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+__all__ = ["MAX_VERSIONS", "FirmographicsAsOf", "Version", "add_version", "valid_from_times", "version_at"]
+
 # (valid_from, values, Kafka record time of the record that brought it, seconds or None)
 Version = tuple[float, dict[str, Any], float | None]
 MAX_VERSIONS = 16  # per account; older versions fall off (a lookup before them sees the oldest)

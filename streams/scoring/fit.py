@@ -8,6 +8,8 @@ from typing import Any
 from leadstream.scoring.signals import CompiledFitRule, CompiledModel, domain_lists_of, seniority
 from leadstream.scoring.state import ContactState
 
+__all__ = ["TRAIT_FIELDS", "Fit", "coerce_trait", "email_domain", "evaluate_fit", "rule_matches"]
+
 # Form fields and identify traits that feed fit (anything else in a form is ignored).
 TRAIT_FIELDS = {
     "job_title": str,

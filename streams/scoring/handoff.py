@@ -10,6 +10,8 @@ from leadstream.scoring.fit import Fit
 from leadstream.scoring.signals import CompiledModel, to_datetime
 from leadstream.scoring.state import ContactState
 
+__all__ = ["HOUR_S", "build_mql_handoff"]
+
 HOUR_S = 3600.0
 
 

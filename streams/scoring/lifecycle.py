@@ -16,6 +16,20 @@ from leadstream.scoring.engagement import engagement, engagement_curve
 from leadstream.scoring.signals import CompiledModel, to_datetime
 from leadstream.scoring.state import ContactState
 
+__all__ = [
+    "HOUR_S",
+    "NAMESPACE",
+    "OPEN_MQL",
+    "OUTCOME_STAGES",
+    "PREDICTION_HORIZON_S",
+    "fire",
+    "on_mql",
+    "predict_below",
+    "sales_outcome",
+    "transition",
+    "watch_decay",
+]
+
 NAMESPACE = uuid.UUID("8d4b1f0e-2c6a-4e9b-a7d3-5f1e0c9b8a26")
 HOUR_S = 3600.0
 PREDICTION_HORIZON_S = 730 * 86_400.0

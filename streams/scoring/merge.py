@@ -7,6 +7,8 @@ from leadstream.scoring.engagement import merge_rules
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import RECENT_EVENT_IDS, RECENT_SIGNALS, TOP_PAGES, ContactState
 
+__all__ = ["merge_contacts"]
+
 
 def merge_contacts(
     target: ContactState, source: ContactState, source_key: str, compiled: CompiledModel

@@ -11,6 +11,26 @@ from leadstream.config.model import EngagementRule, Match, ScoringModel
 from leadstream.schemas.events import FormSubmission, PageView, TrialEvent, WebinarEvent
 from leadstream.scoring.decay import rate
 
+__all__ = [
+    "DAY_S",
+    "MEMO_LIMIT",
+    "AnyEvent",
+    "CompiledDomainList",
+    "CompiledFitRule",
+    "CompiledModel",
+    "CompiledRule",
+    "Patterns",
+    "compile_model",
+    "domain_lists_of",
+    "glob_regex",
+    "matching_nurture",
+    "matching_rules",
+    "properties",
+    "seniority",
+    "to_datetime",
+    "where",
+]
+
 
 def to_datetime(seconds: float) -> datetime:
     """Epoch seconds (event time) as an aware UTC datetime, for output records."""

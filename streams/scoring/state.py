@@ -12,6 +12,21 @@ from typing import Any
 
 from leadstream.scoring.firmographics import Version
 
+__all__ = [
+    "RECENT_EVENT_IDS",
+    "RECENT_SIGNALS",
+    "TOP_PAGES",
+    "AccountState",
+    "ContactState",
+    "MemberSnapshot",
+    "PointKey",
+    "RuleState",
+    "event_fingerprint",
+    "point_key",
+    "rule_from_list",
+    "rule_to_list",
+]
+
 # A point on a timeline, ordered as a tuple: (event time, group, id, rank, sub-id). Group 0 holds
 # events and the merges they cause (rank 0 before the event's own rank 1), group 1 the moments a
 # firmographics version starts to hold, after any event at the same time.

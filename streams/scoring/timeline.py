@@ -32,6 +32,23 @@ from leadstream.scoring.merge import merge_contacts
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import ContactState, MemberSnapshot, PointKey
 
+__all__ = [
+    "DECISION_FIELDS",
+    "LAST",
+    "Bounds",
+    "Entry",
+    "PointOutcome",
+    "cut",
+    "event_key",
+    "fired_key",
+    "firmographics_key",
+    "late",
+    "merge_key",
+    "recheck_key",
+    "restore_decisions",
+    "run",
+]
+
 LAST: PointKey = (float("inf"), 9, "", 9, "")
 
 

@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+__all__ = ["DecodedCache", "T"]
+
 T = TypeVar("T")
 
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from leadstream.state.port import RecordWrite, StoredRecord
 
+__all__ = ["MemoryStateStore"]
+
 
 class MemoryStateStore:
     def __init__(self) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import hiredis
 import redis.asyncio as aioredis
 
+__all__ = ["use_hiredis_packing"]
+
 
 class _HiredisPacking:
     encoder: Any

@@ -18,7 +18,30 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
+
 from leadstream.scoring.state import AccountState, ContactState, MemberSnapshot, PointKey
+
+__all__ = [
+    "BASE_PART",
+    "CHECKPOINT_PART",
+    "JOURNAL_PART",
+    "MEMBER_PART",
+    "PENDING_PART",
+    "RecordWrite",
+    "StateStore",
+    "StoredRecord",
+    "TimerIndex",
+    "decode_account",
+    "decode_journal",
+    "decode_state",
+    "encode_contact",
+    "encode_journal",
+    "encode_state",
+    "journal_key",
+    "journal_name",
+    "member_parts",
+    "pending_parts",
+]
 
 
 @dataclass(slots=True)

@@ -8,9 +8,20 @@ from importlib import resources
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
 from leadstream.errors import StateUnavailable
 from leadstream.state.port import RecordWrite, StoredRecord
-from redis.exceptions import RedisError, ResponseError
+
+__all__ = [
+    "ACK_FUNCTION",
+    "COMMIT_FUNCTION",
+    "RESCHEDULE_FUNCTION",
+    "UNSCHEDULE_FUNCTION",
+    "RedisStateStore",
+    "commit_args",
+    "function_library",
+]
 
 logger = logging.getLogger(__name__)
 COMMIT_FUNCTION = "ls_commit_record_v3"

@@ -6,9 +6,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from leadstream.engine.eventtime.watermarks import NEVER, PartitionFeed, PartitionProgress, ReleaseBound
 from leadstream.errors import StateUnavailable
-from redis.exceptions import RedisError
+
+__all__ = ["RedisWatermarks"]
 
 logger = logging.getLogger(__name__)
 

@@ -36,6 +36,22 @@ from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
 from leadstream.tools.replay import file_records, replay_records
 
+__all__ = [
+    "ACCEPTED",
+    "EVENT_TIME",
+    "DecodeOnce",
+    "Outcomes",
+    "backtest_command",
+    "compression_png",
+    "default_bars",
+    "format_report",
+    "measure",
+    "read_outcomes",
+    "run_backtest",
+    "topic_records",
+    "with_bar",
+]
+
 ACCEPTED = {"accepted", "opportunity_created", "closed_won"}
 
 
@@ -281,7 +297,8 @@ def backtest_command(
     out: IO[str] | None = None,
     png: Path | None = None,
 ) -> int:
-    from leadstream.config.loader import ModelFileError, load_model
+    from leadstream.config.loader import load_model
+    from leadstream.errors import ModelFileError
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
+
 from leadstream.bootstrap import build_embedded
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
@@ -40,6 +41,8 @@ from leadstream.state.keys import account_keys_start, contact_keys_start, record
 from leadstream.state.port import decode_account, decode_state
 from leadstream.tools.backtest import Outcomes, read_outcomes
 from leadstream.tools.replay import BATCH, file_records
+
+__all__ = ["Dataset", "calibrate", "calibrate_command", "dataset"]
 
 MIN_CONTACTS, MIN_POSITIVES = 200, 30
 
@@ -244,7 +247,8 @@ def calibrate_command(
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
     out: IO[str] | None = None,
 ) -> int:
-    from leadstream.config.loader import ModelFileError, parse_model
+    from leadstream.config.loader import parse_model
+    from leadstream.errors import ModelFileError
 
     out = out or sys.stdout
     for path in [events, *([outcomes_path] if outcomes_path else [])]:

@@ -21,6 +21,8 @@ from leadstream.tools.generator import JourneyGenerator, default_start, to_recor
 from leadstream.tools.replay import format_handoff
 from leadstream.tools.worker_process import WorkerProcess
 
+__all__ = ["QUIET_S", "run_demo"]
+
 QUIET_S = 3.0
 
 

@@ -18,6 +18,8 @@ from leadstream.scoring.signals import seniority
 from leadstream.state.keys import account_key, contact_key, record_id
 from leadstream.state.port import StoredRecord, decode_account, decode_state
 
+__all__ = ["describe", "explain", "explain_account"]
+
 
 async def _load(settings: Settings, key: str) -> tuple[str, StoredRecord]:
     """Load a record, following aliases (a stitched profile points at its contact)."""

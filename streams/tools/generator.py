@@ -14,6 +14,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+__all__ = [
+    "BLOG",
+    "COMMITTEE_TITLES",
+    "CONTENT",
+    "DEFAULT_START",
+    "GOOD_INDUSTRIES",
+    "NAMESPACE",
+    "OTHER_INDUSTRIES",
+    "OTHER_TITLES",
+    "PERSONAS",
+    "REGIONS",
+    "SENIOR_TITLES",
+    "SOURCES",
+    "SUFFIXES",
+    "TOPIC_OF_TYPE",
+    "WORDS",
+    "Account",
+    "JourneyGenerator",
+    "default_start",
+    "record_key",
+    "to_records",
+]
+
 NAMESPACE = uuid.UUID("0b5f6a4e-8f1d-4c2b-9d3e-1a7c5e9b2f40")
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 

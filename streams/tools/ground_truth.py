@@ -20,6 +20,24 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+__all__ = [
+    "BIAS",
+    "COMPETITORS",
+    "FIT_WEIGHTS",
+    "GOOD_INDUSTRIES",
+    "MAX_COUNTED",
+    "MEASURED_BY",
+    "PERSONAL",
+    "RECENCY_HALF_LIFE_DAYS",
+    "SENIOR",
+    "SIGNAL_WEIGHTS",
+    "WIN_OFFSET",
+    "features",
+    "planted_outcomes",
+    "propensity",
+    "signal_of",
+]
+
 # Per occurrence, at most MAX_COUNTED occurrences of a signal count.
 SIGNAL_WEIGHTS: dict[str, float] = {
     "demo_request": 2.4,

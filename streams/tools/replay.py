@@ -16,6 +16,8 @@ from leadstream.engine.eventtime.watermarks import FileOrder
 from leadstream.engine.records import SourceRecord
 from leadstream.state.keys import contact_keys_start
 
+__all__ = ["BATCH", "file_records", "format_handoff", "format_summary", "replay_records", "run_replay"]
+
 BATCH = 1000
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+__all__ = ["LOOSE_BELOW", "STRICT_ABOVE", "Cohort", "conversion", "format_report", "verdict"]
+
 LOOSE_BELOW = 0.125  # MQL -> SQL below 10-15%: the bar is too loose
 STRICT_ABOVE = 0.45  # above 40-50%: too strict
 

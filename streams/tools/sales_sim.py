@@ -16,6 +16,8 @@ from typing import Any
 from leadstream.config.settings import Settings
 from leadstream.kafka.clients import TopicTail, make_producer, produce_all
 
+__all__ = ["REASONS", "outcomes_for", "simulate_sales"]
+
 REASONS = [
     "no budget this year",
     "wrong persona",

@@ -11,10 +11,13 @@ import time
 from typing import cast
 
 import redis
+
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.watermarks import PartitionProgress
 from leadstream.kafka.clients import consumer_lag
 from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key, watermark_key
+
+__all__ = ["accounts_waiting", "wait_settled"]
 
 
 def accounts_waiting(settings: Settings) -> int:

@@ -10,8 +10,11 @@ from pathlib import Path
 
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
+
 from leadstream.config.settings import Settings, settings_to_env
 from leadstream.kafka.topics import kafka_client_config
+
+__all__ = ["WorkerProcess"]
 
 
 class WorkerProcess:

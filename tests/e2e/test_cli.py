@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from leadstream.config.settings import settings_to_env
 
 pytestmark = pytest.mark.e2e

@@ -9,13 +9,13 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+
 from leadstream.config.loader import load_model
 from leadstream.config.settings import settings_to_env
 from leadstream.kafka.clients import make_producer, produce_all, read_topic
 from leadstream.kafka.topics import ensure_topics
 from leadstream.tools.generator import JourneyGenerator, default_start, to_records
 from leadstream.tools.sales_sim import outcomes_for
-
 from tests.integration.helpers import wait_caught_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from leadstream.config.loader import load_model
 from leadstream.kafka.clients import make_producer, produce_all
 from leadstream.kafka.topics import ensure_topics
@@ -12,7 +13,6 @@ from leadstream.scoring.accounts import buying_group_handoff_id
 from leadstream.state.keys import account_key, contact_key
 from leadstream.state.port import decode_state
 from leadstream.tools.generator import TOPIC_OF_TYPE
-
 from tests.factories import account, at, encode, engaged_member, form, identify, page
 from tests.integration.helpers import handoffs, wait_caught_up
 

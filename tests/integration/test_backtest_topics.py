@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from leadstream.config.loader import default_model_text
 from leadstream.kafka.clients import make_producer, produce_all
 from leadstream.kafka.topics import ensure_topics

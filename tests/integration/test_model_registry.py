@@ -8,12 +8,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from leadstream.config.loader import default_model_text, load_model
 from leadstream.kafka import registry
 from leadstream.kafka.clients import make_producer, produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.tools.generator import TOPIC_OF_TYPE
-
 from tests.factories import buyer_journey, encode
 from tests.integration.helpers import handoffs, wait_caught_up
 
@@ -112,7 +112,6 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
 ):
     from leadstream.engine.shadow import compare, shadow_topic
     from leadstream.kafka.clients import read_topic
-
     from tests.factories import GOOD_FIT, at, identify, trial
 
     ensure_topics(settings)
@@ -155,6 +154,7 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     assert overlap["only_b_examples"][0].startswith("mql loose-1: fit")
     # The router reads the handoffs topic only: it assigns the active version's two handoffs.
     import redis as sync_redis
+
     from leadstream.config.routing import load_routing
     from leadstream.router.service import Router
 

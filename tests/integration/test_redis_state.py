@@ -7,17 +7,18 @@ import json
 
 import pytest
 import redis.asyncio as aioredis
+
 from leadstream.config.loader import load_model
 from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
 from leadstream.kafka.clients import make_producer
-from leadstream.kafka.sinks import ConfluentSink, MemorySink
+from leadstream.kafka.sinks import ConfluentSink
 from leadstream.kafka.topics import ensure_topics
 from leadstream.state import RecordWrite, RedisStateStore
 from leadstream.state.keys import contact_key
 from leadstream.state.packing import use_hiredis_packing
 from leadstream.state.redis_store import function_library
-
 from tests.factories import buyer_journey, encode
 from tests.integration.helpers import handoffs
 

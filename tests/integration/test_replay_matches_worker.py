@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+
 from leadstream.config.loader import load_model
 from leadstream.kafka.clients import make_producer, produce_all
 from leadstream.kafka.topics import ensure_topics
@@ -17,7 +18,6 @@ from leadstream.scoring.engagement import engagement
 from leadstream.state.keys import contact_key
 from leadstream.state.port import decode_state
 from leadstream.tools.generator import JourneyGenerator, default_start, record_key, to_records
-
 from tests.integration.helpers import handoffs, wait_caught_up
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 import redis
+
 from leadstream.config.routing import load_routing
 from leadstream.config.settings import settings_to_env
 from leadstream.kafka.clients import make_producer, produce_all, read_topic

@@ -8,6 +8,7 @@ import math
 import time
 
 import pytest
+
 from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.engine.records import SourceRecord
@@ -17,7 +18,6 @@ from leadstream.scoring.engagement import engagement
 from leadstream.state.keys import contact_key
 from leadstream.state.port import decode_state
 from leadstream.tools.generator import JourneyGenerator, default_start, to_records
-
 from tests.integration.helpers import handoffs, wait_caught_up
 
 pytestmark = pytest.mark.integration

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+
 from leadstream.config.loader import load_model
 from leadstream.kafka.clients import make_producer, produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring import mql_handoff_id
 from leadstream.state.keys import contact_key
 from leadstream.tools.generator import TOPIC_OF_TYPE
-
 from tests.factories import GOOD_FIT, at, buyer_journey, encode, identify, page
 from tests.integration.helpers import handoffs, read_all, wait_caught_up
 

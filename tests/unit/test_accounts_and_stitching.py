@@ -8,11 +8,12 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Topics
 from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.sinks import MemorySink
 from leadstream.scoring import ContactState, compile_model, score
 from leadstream.scoring.accounts import account_of, role_of
 from leadstream.scoring.engagement import engagement
@@ -20,7 +21,6 @@ from leadstream.scoring.merge import merge_contacts
 from leadstream.state import MemoryStateStore
 from leadstream.state.keys import account_key, contact_key
 from leadstream.state.port import decode_account, decode_state
-
 from tests.factories import T0, account, at, encode, engaged_member, form, identify, page, parse
 
 MODEL = load_model()

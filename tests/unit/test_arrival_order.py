@@ -15,15 +15,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Topics
 from leadstream.engine.eventtime.watermarks import FileOrder, PartitionProgress, ReleaseBound
 from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.sinks import MemorySink
 from leadstream.scoring.timeline import Bounds
 from leadstream.state import MemoryStateStore
-
 from tests.factories import account, at, encode, form, identify, page, webinar
 
 MODEL = load_model()

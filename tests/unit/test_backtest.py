@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from leadstream.cli import main
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings

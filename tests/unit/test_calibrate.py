@@ -7,6 +7,8 @@ import asyncio
 import json
 
 import pytest
+from scipy.stats import spearmanr
+
 from leadstream.cli import main
 from leadstream.config.loader import load_model, parse_model
 from leadstream.config.settings import Settings
@@ -15,7 +17,6 @@ from leadstream.tools.calibrate import calibrate, dataset
 from leadstream.tools.generator import JourneyGenerator, default_start
 from leadstream.tools.ground_truth import MEASURED_BY, SIGNAL_WEIGHTS, planted_outcomes
 from leadstream.tools.replay import file_records
-from scipy.stats import spearmanr
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from leadstream.cli import main
 
+from leadstream.cli import main
 from tests.factories import at, form
 
 

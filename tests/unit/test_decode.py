@@ -7,11 +7,11 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from leadstream.config.model import EventPolicy
 from leadstream.engine.input.decode import decode_event
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
-
 from tests.factories import T0, at, encode, page
 
 POLICY = EventPolicy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
+
 from leadstream.state.decoded_cache import DecodedCache
 from leadstream.state.packing import use_hiredis_packing
 

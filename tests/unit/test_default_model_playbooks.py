@@ -10,13 +10,13 @@ import json
 from typing import Any
 
 import pytest
+
 from leadstream.config.loader import default_model_text, parse_model
 from leadstream.config.settings import Topics
 from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.sinks import MemorySink
 from leadstream.state import MemoryStateStore
-
 from tests.factories import account, at, encode, form, identify, page, trial, webinar
 
 TOPICS = Topics()

@@ -10,14 +10,13 @@ from leadstream.config.loader import default_model_text, parse_model
 from leadstream.config.settings import Topics
 from leadstream.engine.eventtime.timers import TimerService
 from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.sinks import MemorySink
 from leadstream.scoring import compile_model
 from leadstream.scoring.engagement import engagement
 from leadstream.state import MemoryStateStore
 from leadstream.state.keys import contact_key
 from leadstream.state.port import decode_state
-
 from tests.factories import at, buyer_journey, encode, form, page, parse
 
 TOPICS = Topics()

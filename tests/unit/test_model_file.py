@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from leadstream.cli import main
 from leadstream.config.loader import ModelFileError, default_model_text, load_model, parse_model
 

@@ -6,16 +6,16 @@ import asyncio
 import json
 
 import pytest
+
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Topics
 from leadstream.engine.pipeline import ScoringPipeline
+from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.sinks import MemorySink
 from leadstream.scoring.state import event_fingerprint
 from leadstream.state import MemoryStateStore
 from leadstream.state.keys import contact_key
 from leadstream.state.port import decode_state
-
 from tests.factories import buyer_journey, encode
 
 MODEL = load_model()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from leadstream.config.loader import default_model_text, load_model
 from leadstream.kafka.registry import Registry, RegistryError, diff, listing
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from leadstream.config.loader import load_model
 from leadstream.scoring import ContactState, mql_handoff_id, score
-
 from tests.factories import GOOD_FIT, at, buyer_journey, form, identify, page, parse, trial
 
 MODEL = load_model()

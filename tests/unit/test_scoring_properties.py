@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from leadstream.config.loader import load_model
 from leadstream.scoring import ContactState, compile_model, score
 from leadstream.scoring.decay import add, rate, value
 from leadstream.scoring.engagement import engagement
-
 from tests.factories import T0, form, page, parse, trial, webinar
 
 MODEL = load_model()

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from leadstream.config.settings import Settings, load_settings, settings_to_env
 from pydantic import ValidationError
+
+from leadstream.config.settings import Settings, load_settings, settings_to_env
 
 
 def test_defaults_point_at_the_local_stack(monkeypatch):

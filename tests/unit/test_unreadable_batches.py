@@ -11,6 +11,7 @@ from aiokafka.consumer.fetcher import PartitionRecords
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
+
 from leadstream.config.loader import load_model
 from leadstream.engine.input.decode import decode_event
 from leadstream.engine.records import SourceRecord

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+__all__ = ["StreamClock"]
+
 
 class StreamClock:
     def __init__(self, idle_s: float = 30.0) -> None:

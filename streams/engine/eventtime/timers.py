@@ -15,7 +15,7 @@ from typing import Any
 
 from leadstream.config.settings import Topics
 from leadstream.engine.outbox import EntryKind, is_kind, lifecycle_entries, plan, timer_entries
-from leadstream.kafka.sinks import Sink
+from leadstream.engine.ports import Sink
 from leadstream.scoring.engine import fire_due
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.timeline import fired_key
@@ -29,6 +29,8 @@ from leadstream.state.port import (
     decode_state,
     encode_contact,
 )
+
+__all__ = ["BATCH", "TimerService"]
 
 logger = logging.getLogger(__name__)
 BATCH = 500

@@ -24,6 +24,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+__all__ = [
+    "NEVER",
+    "BatchIsEverything",
+    "Everything",
+    "FileOrder",
+    "PartitionFeed",
+    "PartitionProgress",
+    "ReleaseBound",
+    "Watermarks",
+]
+
 NEVER = -math.inf
 
 

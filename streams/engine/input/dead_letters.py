@@ -9,6 +9,8 @@ from __future__ import annotations
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.errors import InvalidEvent
 
+__all__ = ["HEADER_PREFIX", "MAX_MESSAGE_BYTES", "dead_letter"]
+
 HEADER_PREFIX = "__connect.errors."
 MAX_MESSAGE_BYTES = 2000
 

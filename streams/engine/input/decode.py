@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from leadstream.config.model import EventPolicy
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
 from leadstream.schemas.events import AccountFirmographics, Event, normalise_email
-from pydantic import TypeAdapter, ValidationError
+
+__all__ = [
+    "DAY_S",
+    "REKEYED_HEADER",
+    "UNREADABLE_HEADER",
+    "contact_key_of",
+    "decode_event",
+    "decode_firmographics",
+    "identity_links",
+    "key_mismatch",
+    "parse_event",
+]
 
 _EVENT: TypeAdapter[Any] = TypeAdapter(Event)
 DAY_S = 86_400.0

@@ -39,6 +39,8 @@ from leadstream.state.port import (
     pending_parts,
 )
 
+__all__ = ["MAX_ATTEMPTS", "AccountResult", "AccountStage", "Limits", "account_shard"]
+
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from leadstream.engine.input.decode import identity_links, parse_event
 from leadstream.engine.outbox import (
     EntryKind,
@@ -63,6 +64,18 @@ from leadstream.state.port import (
     encode_journal,
     encode_state,
 )
+
+__all__ = [
+    "DAY_S",
+    "MAX_ALIAS_HOPS",
+    "MAX_ATTEMPTS",
+    "REMOVAL_VERSION",
+    "ContactResult",
+    "ContactStage",
+    "Incoming",
+    "PendingEvent",
+    "PendingSnapshots",
+]
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8

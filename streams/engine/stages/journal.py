@@ -28,6 +28,8 @@ from leadstream.state.port import (
     journal_name,
 )
 
+__all__ = ["NO_STATE", "EntryCache", "Journal", "journal_writes"]
+
 logger = logging.getLogger(__name__)
 # The base of a contact that had no state when its journal started (an empty part would read as
 # a removal in the commit function).
