@@ -1,0 +1,65 @@
+"""The outbox codec and the key module: what they write, they read back."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from leadstream.config.settings import Topics
+from leadstream.engine.outbox import EntryKind, OutboxEntry, is_kind, plan, timer_entries
+from leadstream.state.keys import (
+    account_key,
+    account_keys_start,
+    contact_key,
+    contact_keys_start,
+    parse_timer_member,
+    record_id,
+    timer_member,
+)
+
+# what the settings and the event schema allow: prefixes without braces, ids of printable ASCII
+prefixes = st.from_regex(r"[A-Za-z0-9_.-]{1,32}", fullmatch=True)
+ids = st.from_regex(r"[\x21-\x7e]{1,40}", fullmatch=True)
+names = st.text(max_size=40)
+
+
+@given(st.sampled_from(list(EntryKind)), names)
+def test_an_entry_parses_back_to_itself(kind, name):
+    entry = OutboxEntry(kind, name)
+    assert OutboxEntry.parse(entry.encode()) == entry
+    assert is_kind(entry.encode(), kind)
+
+
+@given(ids.filter(lambda s: "|" not in s), ids, st.integers(min_value=0))
+def test_a_snapshots_entry_names_its_account(domain, contact, version):
+    entry = OutboxEntry.parse(OutboxEntry.snapshots(domain, contact, version).encode())
+    assert entry.kind is EntryKind.SNAPSHOTS
+    assert entry.domain == domain
+
+
+@given(prefixes, ids)
+def test_keys_give_back_the_id_they_name(prefix, ident):
+    assert record_id(contact_key(prefix, ident)) == ident
+    assert record_id(account_key(prefix, ident)) == ident
+    assert contact_key(prefix, ident).startswith(contact_keys_start(prefix))
+    assert account_key(prefix, ident).startswith(account_keys_start(prefix))
+
+
+@given(ids, st.text(min_size=1, max_size=20).filter(lambda s: "|" not in s))
+def test_a_timer_member_parses_back(contact, kind):
+    assert parse_timer_member(timer_member(contact, kind)) == (contact, kind)
+
+
+def test_plan_sends_each_entry_where_it_belongs():
+    topics = Topics()
+    key = contact_key("ls", "c1")
+    entries = [
+        (key, OutboxEntry(EntryKind.HANDOFF, "h1").encode(), b"{}"),
+        (key, OutboxEntry(EntryKind.LIFECYCLE, "e1").encode(), b"{}"),
+        *[(key, e, v) for e, v in timer_entries({}, {"sla": 12.5}).items()],
+        (key, OutboxEntry.snapshots("acme.com", "c1", 3).encode(), b"[]"),
+    ]
+    out = plan(entries, topics, "ls")
+    assert [(r.topic, r.key) for r in out.records] == [(topics.handoffs, b"c1"), (topics.lifecycle, b"c1")]
+    assert [(member, due) for _index, member, due in out.timers] == [("c1|sla", 12.5)]
+    assert len(out.acks) == 3  # snapshots are acknowledged by the account stage, not here
