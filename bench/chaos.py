@@ -43,8 +43,9 @@ from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings, Topics
 from leadstream.engine.eventtime.watermarks import FileOrder
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.clients import TopicTail, make_producer, produce_all, read_topic
-from leadstream.kafka.topics import ensure_topics, kafka_client_config
+from leadstream.kafka.clients import kafka_client_config, make_producer
+from leadstream.kafka.topic_io import TopicTail, produce_all, read_topic
+from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring import compile_model
 from leadstream.scoring.engagement import engagement
 from leadstream.state.keys import contact_key
@@ -422,7 +423,7 @@ def _inject(
 
 
 def _settle(settings: Settings, workers: list[WorkerProcess], timeout_s: float, row: Row) -> None:
-    from leadstream.kafka.clients import consumer_lag
+    from leadstream.kafka.topic_io import consumer_lag
 
     deadline = time.monotonic() + timeout_s
     lag, waiting = -1, -1

@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from leadstream.config.settings import Settings
-from leadstream.kafka.clients import TopicTail, make_producer
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import TopicTail
 from leadstream.tools.generator import TOPIC_OF_TYPE
 
 PROBE_EVERY_S = 0.05

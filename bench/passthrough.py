@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from leadstream.config.settings import Settings
-from leadstream.kafka.topics import kafka_client_config
+from leadstream.kafka.clients import kafka_client_config
 
 
 def passthrough(

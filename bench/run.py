@@ -36,8 +36,9 @@ from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings, Topics
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.clients import consumer_lag, make_producer, produce_all
-from leadstream.kafka.topics import ensure_topics, kafka_client_config
+from leadstream.kafka.clients import kafka_client_config, make_producer
+from leadstream.kafka.topic_io import consumer_lag, produce_all
+from leadstream.kafka.topics import ensure_topics
 from leadstream.state.keys import contact_key
 from leadstream.state.port import RecordWrite
 from leadstream.state.redis_store import COMMIT_FUNCTION, commit_args, function_library

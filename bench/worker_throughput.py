@@ -19,7 +19,8 @@ from pathlib import Path
 import redis
 
 from leadstream.config.settings import Settings, Topics
-from leadstream.kafka.clients import consumer_lag, make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import consumer_lag, produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.state.keys import contact_key
 from leadstream.tools.generator import JourneyGenerator, default_start, record_key, to_records

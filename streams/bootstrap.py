@@ -1,4 +1,10 @@
-"""The composition root: the only code that reads settings and opens connections."""
+"""The composition root: every command's objects are built here from settings.
+
+Redis clients (asyncio for the engine, blocking for the router and the tools), the state store,
+the scoring model (file or registry), the pipeline with its error policy, the worker of either
+engine, replay's embedded engine and the router. Kafka clients come from one factory,
+kafka/clients.py, which every adapter uses.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from leadstream.config.loader import load_model
 from leadstream.config.model import ScoringModel
+from leadstream.config.routing import RoutingConfig
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.timers import TimerService
 from leadstream.engine.eventtime.watermarks import Watermarks
@@ -27,6 +35,7 @@ from leadstream.errors import InfrastructureError, ModelFileError, RegistryError
 from leadstream.kafka.faust_app import attach_batch_agent, attach_timer, faust_feed, make_app
 from leadstream.kafka.registry import RegistryFollower, running_key
 from leadstream.kafka.sinks import FaustProducerSink
+from leadstream.router.service import Router
 from leadstream.scoring import compile_model
 from leadstream.scoring.timeline import Bounds
 from leadstream.state import MemoryStateStore, RedisStateStore
@@ -40,11 +49,13 @@ __all__ = [
     "STREAM_TICK_S",
     "build_confluent_worker",
     "build_embedded",
+    "build_router",
     "build_worker",
     "error_policy",
     "guarded",
     "model_tick",
     "pipeline_of",
+    "redis_blocking",
     "redis_client",
     "redis_store",
     "redis_watermarks",
@@ -64,11 +75,24 @@ STREAM_TICK_S = 0.2
 MODEL_TICK_S = 1.0  # how often a worker looks for a promoted or rolled back model version
 
 
+def _redis_password(settings: Settings) -> str | None:
+    return settings.redis_password.get_secret_value() if settings.redis_password else None
+
+
 def redis_client(settings: Settings) -> Any:
     """An asyncio Redis client; it connects on first use."""
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    client = aioredis.from_url(settings.redis_url, password=password, decode_responses=False)
+    client = aioredis.from_url(settings.redis_url, password=_redis_password(settings), decode_responses=False)
     return use_hiredis_packing(client)
+
+
+def redis_blocking(settings: Settings) -> redis.Redis:
+    """A blocking Redis client, for the router and the tools; it connects on first use."""
+    return redis.Redis.from_url(settings.redis_url, password=_redis_password(settings))
+
+
+def build_router(settings: Settings, routing: RoutingConfig) -> Router:
+    """The SDR router over the handoff topic, with its Redis state."""
+    return Router(settings, routing, redis_blocking(settings))
 
 
 def redis_store(settings: Settings) -> RedisStateStore:
@@ -275,22 +299,14 @@ def stream_tick(pipeline: ScoringPipeline, feed: Any = None, shadowing: Shadowin
 
 def build_confluent_worker(settings: Settings) -> Any:
     """Wire the confluent-kafka loop: the same pipeline and timer service, no faust."""
-    from confluent_kafka import Producer
 
+    from leadstream.kafka.clients import make_producer
     from leadstream.kafka.confluent_loop import run_loop
     from leadstream.kafka.sinks import ConfluentSink
-    from leadstream.kafka.topics import kafka_client_config
 
     model, follower = worker_model(settings)
     store = redis_store(settings)
-    producer = Producer(
-        {
-            **kafka_client_config(settings),
-            "linger.ms": 2,
-            "enable.idempotence": True,
-            "partitioner": "murmur2_random",
-        }
-    )
+    producer = make_producer(settings, **{"linger.ms": 2})
     sink = ConfluentSink(producer)
     watermarks = redis_watermarks(settings)
     pipeline = pipeline_of(settings, store, sink, model, watermarks)

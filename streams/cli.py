@@ -47,7 +47,7 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if action == "compare":
         from leadstream.engine.shadow import compare, shadow_topic
-        from leadstream.kafka.clients import read_topic
+        from leadstream.kafka.topic_io import read_topic
 
         records = read_topic(settings, settings.topics.handoffs) + read_topic(
             settings, shadow_topic(settings)
@@ -315,12 +315,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         show = explain_account if args.account else explain
         return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout)
     if command == "route":
-        import redis
-
+        from leadstream.bootstrap import build_router
         from leadstream.config.routing import load_routing
         from leadstream.errors import RoutingFileError
         from leadstream.kafka.topics import ensure_topics
-        from leadstream.router.service import Router
 
         try:
             routing = load_routing(args.routing)  # before anything connects: a typo is said at once
@@ -328,8 +326,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"leadstream route: {exc}", file=sys.stderr)
             return 2
         ensure_topics(settings)
-        password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        router = Router(settings, routing, redis.Redis.from_url(settings.redis_url, password=password))
+        router = build_router(settings, routing)
         count = router.run(
             args.idle_exit,
             lambda a: print(
@@ -340,7 +337,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"assigned {count} handoffs", file=sys.stderr)
         return 0
     if command == "simulate-sales":
-        from leadstream.kafka.topics import require_kafka
+        from leadstream.kafka.clients import require_kafka
         from leadstream.tools.sales_sim import simulate_sales
 
         require_kafka(settings)
@@ -348,8 +345,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"sent {sent} sales outcomes to {settings.topics.feedback}", file=sys.stderr)
         return 0
     if command == "report":
-        from leadstream.kafka.clients import read_topic
-        from leadstream.kafka.topics import require_kafka
+        from leadstream.kafka.clients import require_kafka
+        from leadstream.kafka.topic_io import read_topic
         from leadstream.tools.report import conversion, format_report
 
         require_kafka(settings)
@@ -385,7 +382,8 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
                 handle.write(json.dumps(outcome, separators=(",", ":")) + "\n")
         print(f"wrote {len(outcomes)} planted sales outcomes to {args.outcomes_out}", file=sys.stderr)
     if args.to_topics:
-        from leadstream.kafka.clients import make_producer, produce_all
+        from leadstream.kafka.clients import make_producer
+        from leadstream.kafka.topic_io import produce_all
         from leadstream.kafka.topics import ensure_topics
 
         ensure_topics(settings)

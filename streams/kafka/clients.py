@@ -1,173 +1,114 @@
-"""Plain confluent-kafka producing and tailing, for the CLI, the generator and the tests."""
+"""Every Kafka client leadstream makes, configured from settings in one place.
+
+Producers hash keys like the Java client (murmur2), so partitions agree with faust and every other
+producer; librdkafka's own log goes through Python logging with repeats dropped.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_END,
-    Consumer,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 
 from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable
-from leadstream.kafka.topics import kafka_client_config
 
-__all__ = ["TopicTail", "consumer_lag", "make_producer", "produce_all", "read_topic"]
+__all__ = [
+    "kafka_client_config",
+    "librdkafka_logger",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+    "require_kafka",
+]
 
 
-def make_producer(settings: Settings, **extra: str | int) -> Producer:
-    """A producer that hashes keys like the Java client (murmur2), so partitions agree with faust."""
-    config: dict[str, str | int | float | bool] = {
-        **kafka_client_config(settings),
-        "partitioner": "murmur2_random",
-        "linger.ms": 5,
-        "enable.idempotence": True,
+class _RepeatsDropped(logging.Filter):
+    """librdkafka retries a refused connection every few tens of milliseconds and logs each try
+    (hundreds of identical lines while a broker restarts): one line per distinct message a minute
+    is what an operator can read."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Client names and timings ("consumer-89", "after 0ms") differ between repeats.
+        shape = re.sub(r"\d+", "#", record.getMessage())
+        now = time.monotonic()
+        if now - self._last.get(shape, -self._every_s) < self._every_s:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[shape] = now
+        return True
+
+
+librdkafka_logger = logging.getLogger("leadstream.librdkafka")
+librdkafka_logger.addFilter(_RepeatsDropped())
+
+
+def kafka_client_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka configuration for ``settings`` (shared by admin, producers and consumers); the
+    client's own log goes through Python logging, repeats dropped."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        "logger": librdkafka_logger,
     }
-    config.update(extra)
-    return Producer(config)
+    if settings.kafka_sasl_mechanism:
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+    if settings.kafka_sasl_username:
+        config["sasl.username"] = settings.kafka_sasl_username
+    if settings.kafka_sasl_password:
+        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    return config
 
 
-def produce_all(
-    producer: Producer,
-    records: Iterable[tuple[str, bytes | None, bytes | None] | tuple[str, bytes | None, bytes | None, int]],
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """Produce (topic, key, value[, timestamp ms]) records; wait until all are acknowledged."""
-    failures: list[str] = []
-
-    def on_delivery(err: object, _msg: Message) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    count = 0
-    for record in records:
-        topic, key, value = record[0], record[1], record[2]
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    on_delivery=on_delivery,
-                    timestamp=record[3] if len(record) > 3 else 0,
-                )
-                break
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                producer.poll(0.1)
-        count += 1
-        if count % 10_000 == 0:
-            producer.poll(0)
-            if progress is not None:
-                progress(count)
-    remaining = producer.flush(60)
-    if remaining or failures:
-        raise BrokerUnavailable(f"{remaining} records undelivered, {len(failures)} failed: {failures[:3]}")
-    return count
-
-
-class TopicTail:
-    """Reads a topic from its current end (or its beginning) without joining a consumer group."""
-
-    def __init__(self, settings: Settings, topic: str, from_beginning: bool = False) -> None:
-        self._consumer = Consumer(
-            {
-                **kafka_client_config(settings),
-                "group.id": "leadstream-tail",
-                "enable.auto.commit": False,
-                "enable.partition.eof": False,
-            }
-        )
+def require_kafka(settings: Settings, timeout_s: float = 3.0) -> None:
+    """Fail fast, in one line, when no bootstrap server accepts a connection (the client itself
+    would retry for half a minute, logging every attempt)."""
+    servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+    problems = []
+    for server in servers:
+        address = server.split("://", 1)[-1]
+        host, _, port = address.rpartition(":")
         try:
-            metadata = self._consumer.list_topics(topic, timeout=15)
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"cannot read topic {topic}: {exc}") from exc
-        partitions = metadata.topics[topic].partitions
-        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        assignment = [TopicPartition(topic, p, start) for p in partitions]
-        if not from_beginning:
-            # Resolve the end offsets now, so records produced after this call are not missed.
-            assignment = [TopicPartition(topic, tp.partition, self._end_offset(tp)) for tp in assignment]
-        self._consumer.assign(assignment)
-
-    def _end_offset(self, tp: TopicPartition) -> int:
-        # A topic created a moment ago may not have elected its leaders yet.
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                return int(self._consumer.get_watermark_offsets(tp, timeout=5)[1])
-            except KafkaException as exc:
-                if time.monotonic() > deadline:
-                    raise BrokerUnavailable(f"cannot read the end of {tp.topic}: {exc}") from exc
-                time.sleep(0.2)
-
-    def poll(self, until: float, wait_s: float = 0.5) -> Iterator[Message]:
-        """Yield records until the monotonic deadline ``until``. A fetch returns once it holds
-        500 records or after ``wait_s``: keep it short where arrival times are measured."""
-        while time.monotonic() < until:
-            batch = self._consumer.consume(500, timeout=min(wait_s, max(0.0, until - time.monotonic())))
-            for message in batch:
-                if message.error() is None:
-                    yield message
-
-    def read(self, count: int, timeout_s: float) -> list[Message]:
-        """Collect ``count`` records, or as many as arrive within ``timeout_s``."""
-        out: list[Message] = []
-        for message in self.poll(time.monotonic() + timeout_s):
-            out.append(message)
-            if len(out) >= count:
-                break
-        return out
-
-    def close(self) -> None:
-        self._consumer.close()
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s):
+                return
+        except (OSError, ValueError) as exc:
+            problems.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
+    raise BrokerUnavailable(
+        f"cannot reach Kafka ({'; '.join(problems) or 'no bootstrap servers'}). Start the local stack "
+        "with scripts/stack up, or set LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS."
+    )
 
 
-def consumer_lag(settings: Settings, topics: Iterable[str], group: str | None = None) -> int:
-    """Records in ``topics`` not yet committed by the consumer group (all of them if it never committed)."""
-    consumer = Consumer(
+def make_producer(settings: Settings, **extra: Any) -> Producer:
+    """An idempotent producer that partitions like the Java client; ``extra`` adds or overrides."""
+    return Producer(
         {
             **kafka_client_config(settings),
-            "group.id": group or settings.consumer_group,
-            "enable.auto.commit": False,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "enable.idempotence": True,
+            **extra,
         }
     )
-    try:
-        partitions: list[TopicPartition] = []
-        for topic in topics:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            partitions.extend(TopicPartition(topic, p) for p in metadata.partitions)
-        committed = consumer.committed(partitions, timeout=10)
-        lag = 0
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            position = tp.offset if tp.offset >= 0 else low
-            lag += max(0, high - position)
-        return lag
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read consumer lag: {exc}") from exc
-    finally:
-        consumer.close()
 
 
-def read_topic(settings: Settings, topic: str, settle_s: float = 2.0) -> list[dict[str, Any]]:
-    """Every JSON record on ``topic`` from the beginning, until nothing new for ``settle_s``."""
-    import json
+def make_consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
+    """A consumer in ``group`` that commits only when told; ``extra`` adds or overrides."""
+    return Consumer(
+        {**kafka_client_config(settings), "group.id": group, "enable.auto.commit": False, **extra}
+    )
 
-    tail = TopicTail(settings, topic, from_beginning=True)
-    out: list[dict[str, Any]] = []
-    try:
-        while True:
-            batch = list(tail.poll(time.monotonic() + settle_s))
-            if not batch:
-                return out
-            out.extend(json.loads(m.value() or b"{}") for m in batch)
-    finally:
-        tail.close()
+
+def make_admin(settings: Settings, **extra: Any) -> AdminClient:
+    return AdminClient({**kafka_client_config(settings), **extra})

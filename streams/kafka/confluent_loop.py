@@ -27,8 +27,8 @@ from leadstream.engine.input.dead_letters import dead_letter
 from leadstream.engine.ports import BatchProcessor, Sink
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import BrokerUnavailable, InvalidEvent
+from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
-from leadstream.kafka.topics import kafka_client_config
 
 __all__ = ["FETCH_WAIT_MS", "STALL_S", "StallWatch", "consumer_config", "run_loop", "source_record"]
 
@@ -38,10 +38,8 @@ STALL_S = 10.0
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
+    """The worker's consumer, beyond what every client has (kafka/clients.py)."""
     config: dict[str, Any] = {
-        **kafka_client_config(settings),
-        "group.id": settings.consumer_group,
-        "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": int(settings.session_timeout_s * 1000),
@@ -63,7 +61,7 @@ async def run_loop(
     errors: Sink,
 ) -> None:
     """Consume until SIGTERM; between batches run each ``(interval_s, tick)`` when it is due."""
-    consumer = Consumer(consumer_config(settings))
+    consumer = make_consumer(settings, settings.consumer_group, **consumer_config(settings))
     # The next batch is fetched while this one is scored, so a revocation can arrive mid-batch:
     # it waits until the batch is committed, and the partitions move only then (a handoff decided
     # in this batch is not published again by their next owner).

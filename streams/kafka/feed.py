@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 from leadstream.config.settings import Settings
-from leadstream.kafka.topics import kafka_client_config
+from leadstream.kafka.clients import make_admin
 
 __all__ = ["HIGHS_EVERY_S", "METADATA_EVERY_S", "SLOW_READ_S", "HighsRead", "KafkaFeed"]
 
@@ -43,9 +43,7 @@ class KafkaFeed:
     ) -> None:
         self._settings = settings
         self._assignment = assignment
-        config = kafka_client_config(settings)
-        config["error_cb"] = self._kafka_error
-        self._admin = AdminClient(config)
+        self._admin = make_admin(settings, error_cb=self._kafka_error)
         self._assigned: list[tuple[str, int]] = []
         self._highs: dict[tuple[str, int], tuple[int, float]] = {}
         self._reading: asyncio.Future[HighsRead] | None = None

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from leadstream.config.loader import parse_model
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
 from leadstream.errors import RegistryError
-from leadstream.kafka.topics import kafka_client_config
+from leadstream.kafka.clients import make_consumer, make_producer
 
 __all__ = [
     "Registry",
@@ -95,16 +95,9 @@ class Registry:
 
 
 def _consumer(settings: Settings) -> Consumer:
-    config = kafka_client_config(settings)
-    config.update(
-        {
-            # Assigned, never subscribed: no group is joined, nothing is committed.
-            "group.id": f"leadstream-registry-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    consumer = Consumer(config)
+    # Assigned, never subscribed: no group is joined, nothing is committed.
+    group = f"leadstream-registry-{uuid.uuid4().hex[:8]}"
+    consumer = make_consumer(settings, group, **{"enable.partition.eof": True})
     consumer.assign([TopicPartition(settings.topics.models, 0, OFFSET_BEGINNING)])
     return consumer
 
@@ -164,7 +157,7 @@ class RegistryFollower:
 
 
 def _publish(settings: Settings, key: str, record: dict[str, Any]) -> None:
-    producer = Producer({**kafka_client_config(settings), "enable.idempotence": True})
+    producer = make_producer(settings)
     failures: list[str] = []
 
     def delivered(error: Any, _message: Any) -> None:

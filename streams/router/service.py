@@ -28,8 +28,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from leadstream.config.routing import RoutingConfig
 from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable, StateUnavailable
-from leadstream.kafka.clients import make_producer
-from leadstream.kafka.topics import kafka_client_config
+from leadstream.kafka.clients import make_consumer, make_producer
 from leadstream.router.rules import account_of, choose_queue
 from leadstream.schemas.assignment import Assignment
 from leadstream.state.keys import router_key
@@ -111,13 +110,10 @@ class Router:
         """Consume the handoff topic until stopped (or idle for ``idle_exit_s``); return how many
         assignments were published."""
         settings = self._settings
-        consumer = Consumer(
-            {
-                **kafka_client_config(settings),
-                "group.id": f"{settings.consumer_group}-router",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            }
+        consumer = make_consumer(
+            settings,
+            f"{settings.consumer_group}-router",
+            **{"auto.offset.reset": "earliest"},
         )
         producer = self._transactional_producer()
         consumer.subscribe([settings.topics.handoffs])

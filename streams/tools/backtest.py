@@ -216,8 +216,8 @@ def topic_records(
     """Every record of ``topics`` from offset 0, merged in event-time order (a backtest is the
     oracle's view: each account decides as if its members' events had been read in the order
     they happened, whatever the topics' interleaving)."""
-    from leadstream.kafka.clients import TopicTail
     from leadstream.kafka.confluent_loop import source_record
+    from leadstream.kafka.topic_io import TopicTail
 
     out: list[tuple[float, SourceRecord]] = []
     for topic in topics:
@@ -318,7 +318,7 @@ def backtest_command(
     if events is not None:
         records = list(file_records(events, settings.topics.accounts))
     else:  # --from-topics: the input topics (and the feedback topic's outcomes) from offset 0
-        from leadstream.kafka.topics import require_kafka
+        from leadstream.kafka.clients import require_kafka
 
         require_kafka(settings)
         records = topic_records(settings, settings.topics.inputs(), say)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from leadstream.config.settings import Settings
-from leadstream.kafka.clients import TopicTail, consumer_lag, make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import TopicTail, consumer_lag, produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.tools.generator import JourneyGenerator, default_start, to_records
 from leadstream.tools.replay import format_handoff

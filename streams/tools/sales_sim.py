@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadstream.config.settings import Settings
-from leadstream.kafka.clients import TopicTail, make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import TopicTail, produce_all
 
 __all__ = ["REASONS", "outcomes_for", "simulate_sales"]
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from typing import cast
 
-import redis
-
+from leadstream.bootstrap import redis_blocking
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.watermarks import PartitionProgress
-from leadstream.kafka.clients import consumer_lag
+from leadstream.kafka.topic_io import consumer_lag
 from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key, watermark_key
 
 __all__ = ["accounts_waiting", "wait_settled"]
@@ -22,8 +21,7 @@ __all__ = ["accounts_waiting", "wait_settled"]
 
 def accounts_waiting(settings: Settings) -> int:
     """Accounts with points the stream has reached but not applied yet."""
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    client = redis.Redis.from_url(settings.redis_url, password=password)
+    client = redis_blocking(settings)
     try:
         table = cast(
             dict[bytes, bytes],

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 from confluent_kafka import ConsumerGroupState
-from confluent_kafka.admin import AdminClient
 
 from leadstream.config.settings import Settings, settings_to_env
-from leadstream.kafka.topics import kafka_client_config
+from leadstream.kafka.clients import make_admin
 
 __all__ = ["WorkerProcess"]
 
@@ -43,7 +42,7 @@ class WorkerProcess:
         return self
 
     def _wait_stable(self, timeout_s: float) -> None:
-        admin = AdminClient(kafka_client_config(self.settings))
+        admin = make_admin(self.settings)
         deadline = time.monotonic() + timeout_s
         group = self.settings.consumer_group
         while time.monotonic() < deadline:

@@ -12,7 +12,8 @@ import pytest
 
 from leadstream.config.loader import load_model
 from leadstream.config.settings import settings_to_env
-from leadstream.kafka.clients import make_producer, produce_all, read_topic
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all, read_topic
 from leadstream.kafka.topics import ensure_topics
 from leadstream.tools.generator import JourneyGenerator, default_start, to_records
 from leadstream.tools.sales_sim import outcomes_for

@@ -6,7 +6,7 @@ import json
 import time
 
 from leadstream.config.settings import Settings
-from leadstream.kafka.clients import TopicTail
+from leadstream.kafka.topic_io import TopicTail
 from leadstream.tools.settled import wait_settled
 
 

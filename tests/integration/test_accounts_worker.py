@@ -7,7 +7,8 @@ import json
 import pytest
 
 from leadstream.config.loader import load_model
-from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring.accounts import buying_group_handoff_id
 from leadstream.state.keys import account_key, contact_key

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from leadstream.config.loader import default_model_text
-from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.tools.backtest import backtest_command
 from leadstream.tools.generator import JourneyGenerator, default_start, to_records

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.tools.generator import TOPIC_OF_TYPE
 from tests.factories import buyer_journey, encode

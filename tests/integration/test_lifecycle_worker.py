@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from leadstream.config.loader import default_model_text
-from leadstream.kafka.clients import TopicTail, make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import TopicTail, produce_all
 from leadstream.kafka.topics import ensure_topics
 from tests.factories import GOOD_FIT, encode, form, identify, page
 from tests.integration.helpers import wait_caught_up

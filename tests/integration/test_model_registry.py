@@ -11,7 +11,8 @@ import pytest
 
 from leadstream.config.loader import default_model_text, load_model
 from leadstream.kafka import registry
-from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.tools.generator import TOPIC_OF_TYPE
 from tests.factories import buyer_journey, encode
@@ -111,7 +112,7 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     settings, redis_client, start_worker
 ):
     from leadstream.engine.shadow import compare, shadow_topic
-    from leadstream.kafka.clients import read_topic
+    from leadstream.kafka.topic_io import read_topic
     from tests.factories import GOOD_FIT, at, identify, trial
 
     ensure_topics(settings)

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from leadstream.config.loader import load_model
-from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring import compile_model
 from leadstream.scoring.engagement import engagement

@@ -12,7 +12,8 @@ import redis
 
 from leadstream.config.routing import load_routing
 from leadstream.config.settings import settings_to_env
-from leadstream.kafka.clients import make_producer, produce_all, read_topic
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all, read_topic
 from leadstream.kafka.topics import ensure_topics
 from leadstream.router.service import Router
 from leadstream.state.keys import router_key

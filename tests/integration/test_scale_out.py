@@ -12,7 +12,8 @@ import pytest
 from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all
 from leadstream.scoring import compile_model
 from leadstream.scoring.engagement import engagement
 from leadstream.state.keys import contact_key

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from leadstream.config.loader import load_model
-from leadstream.kafka.clients import make_producer, produce_all
+from leadstream.kafka.clients import make_producer
+from leadstream.kafka.topic_io import produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring import mql_handoff_id
 from leadstream.state.keys import contact_key
