@@ -15,28 +15,31 @@ from leadstream.scoring.accounts import view_account
 from leadstream.scoring.engagement import engagement
 from leadstream.scoring.fit import evaluate_fit
 from leadstream.scoring.signals import seniority
+from leadstream.state.aliases import resolve_aliases
 from leadstream.state.keys import account_key, contact_key, record_id
 from leadstream.state.port import StoredRecord, decode_account, decode_state
 
 __all__ = ["describe", "explain", "explain_account"]
 
 
-async def _load(settings: Settings, key: str) -> tuple[str, StoredRecord]:
-    """Load a record, following aliases (a stitched profile points at its contact)."""
-    store = redis_store(settings)
-    stored = (await store.load([key]))[key]
-    for _hop in range(4):
-        if stored.alias is None:
-            break
-        key = contact_key(settings.redis_key_prefix, stored.alias)
-        stored = (await store.load([key]))[key]
-    return key, stored
+async def _load_contact(settings: Settings, contact_id: str) -> tuple[str, StoredRecord]:
+    """A contact's record, following aliases (a stitched profile points at its contact)."""
+    prefix = settings.redis_key_prefix
+    records: dict[str, StoredRecord] = {}
+    routes = await resolve_aliases(redis_store(settings), prefix, [contact_id], records)
+    key = contact_key(prefix, routes[contact_id])
+    return key, records[key]
+
+
+async def _load_account(settings: Settings, domain: str) -> StoredRecord:
+    key = account_key(settings.redis_key_prefix, domain)
+    return (await redis_store(settings).load([key]))[key]
 
 
 def explain(
     settings: Settings, model: ScoringModel, contact_id: str, at: datetime | None, out: IO[str]
 ) -> int:
-    key, stored = asyncio.run(_load(settings, contact_key(settings.redis_key_prefix, contact_id)))
+    key, stored = asyncio.run(_load_contact(settings, contact_id))
     if stored.value is None:
         print(
             f"no state for contact {contact_id!r} under key prefix {settings.redis_key_prefix!r} "
@@ -55,7 +58,7 @@ def explain(
 def explain_account(
     settings: Settings, model: ScoringModel, domain: str, at: datetime | None, out: IO[str]
 ) -> int:
-    _, stored = asyncio.run(_load(settings, account_key(settings.redis_key_prefix, domain)))
+    stored = asyncio.run(_load_account(settings, domain))
     if stored.value is None or model.accounts is None:
         print(
             f"no state for account {domain!r} (unknown, expired, or accounts are off in the model)", file=out

@@ -62,3 +62,28 @@ def test_checked_in_json_schemas_match_the_models():
         assert path.read_text() == render(doc), (
             f"{name} drifted from the models; run python -m leadstream.schemas.export"
         )
+
+
+def test_contact_decisions_are_pure():
+    """The per-contact decisions take what was loaded and return an outcome: no I/O, no awaiting."""
+    path = ROOT / "streams" / "engine" / "stages" / "contact_decisions.py"
+    io = {"asyncio", "redis", "faust", "confluent_kafka", "aiokafka", "logging", "time", "socket", "os"}
+    io |= {"leadstream.kafka", "leadstream.state.redis_store", "leadstream.bootstrap"}
+    for name in _imports(path):
+        assert not any(name == f or name.startswith(f + ".") for f in io), f"contact_decisions imports {name}"
+    tree = ast.parse(path.read_text())
+    assert not [n.name for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef)]
+
+
+def test_the_engine_imports_no_transport():
+    """Kafka lives in leadstream.kafka: the engine talks to it through engine/ports.py."""
+    transports = ("faust", "confluent_kafka", "aiokafka", "leadstream.kafka")
+    for path in (ROOT / "streams" / "engine").rglob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith(transports), f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_at_most_eight_loose_modules_at_the_top_of_each_package():
+    for package in (ROOT / "streams", ROOT / "streams" / "engine"):
+        loose = [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
+        assert len(loose) <= 8, f"{package.relative_to(ROOT)} has {len(loose)} loose modules: {loose}"
