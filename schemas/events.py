@@ -208,8 +208,8 @@ class AccountFirmographics(_Strict):
     updated_at: AwareDatetime
 
 
-Event = Annotated[
-    PageView | FormSubmission | TrialEvent | WebinarEvent | Identify | SalesOutcome,
-    Field(discriminator="type"),
-]
+# Every event a contact can receive, as a type (what decoding returns)...
+AnyEvent = PageView | FormSubmission | TrialEvent | WebinarEvent | Identify | SalesOutcome
+# ...and as the discriminated union pydantic validates with.
+Event = Annotated[AnyEvent, Field(discriminator="type")]
 EVENT_TYPES = ("page_view", "form_submission", "trial", "webinar", "identify", "sales_outcome")

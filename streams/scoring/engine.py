@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from leadstream.config.model import ScoringModel
-from leadstream.schemas.events import FormSubmission, Identify, PageView
+from leadstream.schemas.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import add_match, engagement
 from leadstream.scoring.fit import coerce_trait, evaluate_fit
@@ -88,7 +88,7 @@ class FirmographicsLookup(Protocol):
 
 def score(
     state: ContactState,
-    event: Any,
+    event: AnyEvent,
     model: ScoringModel | CompiledModel,
     now: float,
     firmographics: FirmographicsLookup | None = None,
@@ -99,7 +99,7 @@ def score(
 
 def apply(
     state: ContactState,
-    event: Any,
+    event: AnyEvent,
     model: ScoringModel | CompiledModel,
     now: float,
     firmographics: FirmographicsLookup | None = None,
@@ -119,7 +119,7 @@ def apply(
     # Timers that came due before this event fire first, exactly as the timer service would have
     # fired them: the same events give the same lifecycle whether timers ran live or not.
     lifecycle = fire_due(compiled, state, now) if decide else []
-    if event.type == "sales_outcome":
+    if isinstance(event, SalesOutcome):
         if not decide:
             state.seen_ids.append(fingerprint)
             del state.seen_ids[:-RECENT_EVENT_IDS]
@@ -246,7 +246,7 @@ def fire_due(compiled: CompiledModel, state: ContactState, now: float) -> list[d
     return fired
 
 
-def _update_identity(state: ContactState, event: Any) -> None:
+def _update_identity(state: ContactState, event: AnyEvent) -> None:
     if event.email:
         state.email = event.email
         state.email_display = event.email_display
@@ -265,7 +265,7 @@ def _update_identity(state: ContactState, event: Any) -> None:
 
 
 def _record_context(
-    state: ContactState, event: Any, at: float, rules: list[str], nurtured: list[str]
+    state: ContactState, event: AnyEvent, at: float, rules: list[str], nurtured: list[str]
 ) -> None:
     """Keep what a sales rep wants to see: recent signals, top pages, the first touch."""
     place = where(event)

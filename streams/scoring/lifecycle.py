@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from leadstream.schemas.events import SalesOutcome
 from leadstream.schemas.lifecycle import LifecycleTransition, SlaBreach
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import engagement, engagement_curve
@@ -76,7 +77,7 @@ def transition(
 
 
 def sales_outcome(
-    compiled: CompiledModel, state: ContactState, event: Any, at: float
+    compiled: CompiledModel, state: ContactState, event: SalesOutcome, at: float
 ) -> list[dict[str, Any]]:
     to_stage, reason = OUTCOME_STAGES[event.outcome]
     if event.reason:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fnmatch import translate
 
 from leadstream.config.model import EngagementRule, Match, ScoringModel
-from leadstream.schemas.events import FormSubmission, PageView, TrialEvent, WebinarEvent
+from leadstream.schemas.events import AnyEvent, FormSubmission, PageView, TrialEvent, WebinarEvent
 from leadstream.scoring.decay import rate
 
 __all__ = [
@@ -37,7 +37,6 @@ def to_datetime(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-AnyEvent = PageView | FormSubmission | TrialEvent | WebinarEvent | object
 DAY_S = 86_400.0
 
 

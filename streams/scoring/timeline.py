@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
+from leadstream.schemas.events import AnyEvent, SalesOutcome
 from leadstream.scoring.accounts import account_of, member_snapshot
 from leadstream.scoring.engine import Decision, apply, fire_due, reevaluate
 from leadstream.scoring.firmographics import FirmographicsAsOf, Version
@@ -81,7 +81,7 @@ class Entry:
     """One input on the timeline: an event, or a merge of another profile into this contact."""
 
     key: PointKey
-    event: Any = None
+    event: AnyEvent | None = None
     merged: tuple[str, ContactState | None] | None = None  # (profile, its state; None: link only)
     record_time: float | None = None  # the Kafka record's time, seconds
     new: bool = False  # consumed in this batch (counted), rather than applied again from the journal
@@ -177,7 +177,7 @@ def _decide_late(
     key: PointKey = (decided[0], 4, entry.key[2], entry.key[3], entry.key[4])
     now = max(state.clock, entry.key[0])
     event = entry.event
-    if event is not None and event.type == "sales_outcome":
+    if isinstance(event, SalesOutcome):
         lifecycle = fire_due(compiled, state, now) + sales_outcome(compiled, state, event, entry.key[0])
         decision = Decision(state, lifecycle=tuple(lifecycle))
     else:
@@ -230,7 +230,7 @@ def _apply(
         elif profile not in state.linked:
             state.linked.append(profile)
         disqualified = evaluate_fit(compiled, state).disqualified_by is not None
-    else:
+    elif entry.event is not None:
         now = max(state.clock, entry.key[0])
         decision = apply(state, entry.event, compiled, now, FirmographicsAsOf(history, now), decide)
         outcome.decision = decision
@@ -238,6 +238,8 @@ def _apply(
         if decision.duplicate:
             return outcome
         disqualified = decision.disqualified
+    else:
+        raise ValueError(f"timeline entry {entry.key} holds no event, merge or recheck")
     if accounts:
         after = account_of(compiled, state)
         if after:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import TypeAdapter, ValidationError
 
 from leadstream.config.model import EventPolicy
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
-from leadstream.schemas.events import AccountFirmographics, Event, normalise_email
+from leadstream.schemas.events import AccountFirmographics, AnyEvent, Event, normalise_email
 
 __all__ = [
     "DAY_S",
@@ -23,14 +21,14 @@ __all__ = [
     "parse_event",
 ]
 
-_EVENT: TypeAdapter[Any] = TypeAdapter(Event)
+_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 DAY_S = 86_400.0
 
 
 UNREADABLE_HEADER = "leadstream.unreadable"  # set by processors/unreadable.py
 
 
-def decode_event(record: SourceRecord, policy: EventPolicy) -> Any:
+def decode_event(record: SourceRecord, policy: EventPolicy) -> AnyEvent:
     """Decode and validate one record; raise InvalidEvent saying what is wrong."""
     value = record.value
     for name, reason in record.headers:
@@ -49,7 +47,7 @@ def decode_event(record: SourceRecord, policy: EventPolicy) -> Any:
     return event
 
 
-def parse_event(value: bytes) -> Any:
+def parse_event(value: bytes) -> AnyEvent:
     """An event that was validated before (a contact's journal): the model, no policy checks."""
     return _EVENT.validate_json(value)
 
@@ -86,7 +84,7 @@ def _check_time(occurred: float, produced: float, policy: EventPolicy) -> None:
 REKEYED_HEADER = "leadstream.rekeyed_from"
 
 
-def key_mismatch(record: SourceRecord, event: Any) -> str | None:
+def key_mismatch(record: SourceRecord, event: AnyEvent) -> str | None:
     """The key the record should have had, when its Kafka key names another profile than its
     body (the contact's id, else ``email:<address>``, else ``anon:<id>``); None when it matches
     or has no key. An ``email:`` key is compared normalised, as the body's address is."""
@@ -99,7 +97,7 @@ def key_mismatch(record: SourceRecord, event: Any) -> str | None:
     return None if key == expected else expected
 
 
-def contact_key_of(event: Any) -> str:
+def contact_key_of(event: AnyEvent) -> str:
     """The contact an event belongs to: its id, else its email, else its anonymous id."""
     if event.contact_id:
         return str(event.contact_id)
@@ -137,7 +135,7 @@ def decode_firmographics(record: SourceRecord, policy: EventPolicy) -> AccountFi
     return account
 
 
-def identity_links(event: Any) -> list[str]:
+def identity_links(event: AnyEvent) -> list[str]:
     """Other profile ids an identity-bearing event says belong to its contact.
 
     Only identify and form events link: they are where a visitor becomes known. Page views that

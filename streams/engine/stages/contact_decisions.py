@@ -17,6 +17,7 @@ from leadstream.engine.input.decode import parse_event
 from leadstream.engine.outbox import handoff_entries, lifecycle_entries, snapshot_entries, timer_entries
 from leadstream.engine.records import SourceRecord
 from leadstream.engine.stages.journal import EntryCache, Journal, journal_writes
+from leadstream.schemas.events import AnyEvent
 from leadstream.scoring import ContactState
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.firmographics import Version, valid_from_times
@@ -52,7 +53,7 @@ REMOVAL_VERSION = 1 << 62
 @dataclass(slots=True)
 class PendingEvent:
     record: SourceRecord
-    event: Any
+    event: AnyEvent
     profile: str  # the id the event names: contact id, email:<address> or anon:<id>
     at: float  # event time, epoch seconds
 
