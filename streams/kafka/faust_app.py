@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import ssl
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -36,6 +38,9 @@ def make_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,
+        # faust keeps table data in "<app id>-data" under the working directory by default; we
+        # hold no faust tables, so keep its empty directories out of the user's checkout.
+        datadir=str(Path(tempfile.gettempdir()) / "leadstream-faust" / "{conf.name}-data"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
