@@ -40,7 +40,7 @@ def make_app(settings: Settings) -> faust.App:
         web_enabled=False,
         # faust keeps table data in "<app id>-data" under the working directory by default; we
         # hold no faust tables, so keep its empty directories out of the user's checkout.
-        datadir=str(Path(tempfile.gettempdir()) / "leadstream-faust" / "{conf.name}-data"),
+        datadir=str(Path(tempfile.gettempdir()) / "leadstream-faust-{conf.name}"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
