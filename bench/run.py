@@ -25,10 +25,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from bench.floor import compare
 from bench.latency import measure
 from bench.memory import measure_memory
 from bench.passthrough import PassthroughProcess, passthrough
@@ -288,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=OUT, help="where results.json, results.md and latency.png go"
     )
+    parser.add_argument(
+        "--floor-events", type=int, default=60_000, help="events the floor and engine CPU are measured on"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the topics and Redis keys it created")
     args = parser.parse_args(argv)
     try:
@@ -327,6 +332,9 @@ def run_bench(args: argparse.Namespace) -> int:
     log("ceiling: decode + score in memory (the replay engine)")
     rate, done = embedded(data, events, min(args.window, 30.0))
     results.update(embedded_events_per_s=rate, embedded_events=done, embedded_us_per_event=1e6 / rate)
+    floor_events = min(len(events), args.floor_events)
+    log(f"floor: the minimal scoring loop and the engine, CPU on the same {floor_events:,} events, x3")
+    results.update(compare([orjson.dumps(e) for e in events[:floor_events]], load_model(), repeats=3))
     log("replay: leadstream replay --quiet FILE")
     rate, done = replay_cli(events, min(len(events), 100_000))
     results.update(replay_events_per_s=rate, replay_events=done)
@@ -449,6 +457,7 @@ def ratios(results: dict[str, Any], engines: list[str]) -> dict[str, float]:
     if "redis_bytes_per_contact" in results:
         out["redis bytes per contact / 160 target"] = results["redis_bytes_per_contact"] / 160
     out["replay / 100k events/s target"] = results["replay_events_per_s"] / 100_000
+    out["embedded engine CPU / floor CPU per event (target <= 3)"] = results["engine_over_floor"]
     return out
 
 

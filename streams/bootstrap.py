@@ -8,6 +8,7 @@ kafka/clients.py, which every adapter uses.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -45,6 +46,7 @@ from leadstream.state.redis_watermarks import RedisWatermarks
 
 __all__ = [
     "DAY_S",
+    "GC_THRESHOLDS",
     "MODEL_TICK_S",
     "STREAM_TICK_S",
     "build_confluent_worker",
@@ -63,6 +65,7 @@ __all__ = [
     "stream_tick",
     "timer_tick",
     "timers_of",
+    "tune_gc",
     "worker_instance",
     "worker_model",
 ]
@@ -339,4 +342,19 @@ def build_embedded(
     """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``).
     Without ``watermarks`` every batch counts as the whole stream so far."""
     store, sink = MemoryStateStore(), MemorySink()
+    tune_gc()
     return pipeline_of(settings, store, sink, model, watermarks), sink, store
+
+
+# The engine allocates many small objects and almost never makes cyclic garbage (10 objects in a
+# 125k-event run), while the decoded-state cache keeps tens of thousands of live ones: with
+# CPython's default thresholds every full collection walks that whole heap for nothing. Measured
+# with `python -m bench.floor` (125k events): engine CPU 353 -> 206 µs per event.
+GC_THRESHOLDS = (100_000, 50, 1000)
+
+
+def tune_gc() -> None:
+    """Keep the collector off the long-lived heap: what exists now (modules, the model) is frozen
+    out of every collection, and young collections run every 100k allocations, not 700."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

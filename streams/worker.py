@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from leadstream.bootstrap import build_worker
+from leadstream.bootstrap import build_worker, tune_gc
 from leadstream.config.settings import Settings
 from leadstream.kafka.topics import ensure_topics
 
@@ -19,8 +19,10 @@ def run_worker(settings: Settings) -> None:
 
         from leadstream.bootstrap import build_confluent_worker
 
+        tune_gc()
         asyncio.run(build_confluent_worker(settings))
         return
     app = build_worker(settings)
+    tune_gc()
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()
