@@ -354,7 +354,10 @@ GC_THRESHOLDS = (100_000, 50, 1000)
 
 
 def tune_gc() -> None:
-    """Keep the collector off the long-lived heap: what exists now (modules, the model) is frozen
-    out of every collection, and young collections run every 100k allocations, not 700."""
-    gc.freeze()
+    """Keep the collector off the long-lived heap: what exists at the first call (modules, the
+    model) is frozen out of every collection, and young collections run every 100k allocations,
+    not 700. Frozen once per process: a later call (a backtest's next model) must not freeze the
+    previous run's garbage, which only the collector could free."""
+    if not gc.get_freeze_count():
+        gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
