@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: SecretStr | None = None
+    # A Redis Cluster: LEADSTREAM_REDIS_URL names any one of its nodes, the rest are discovered.
+    redis_cluster: bool = False
     # Every Redis key starts with this prefix, so several deployments (or tests) share one Redis.
     redis_key_prefix: str = Field(default="ls", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
 

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
 import redis
@@ -40,6 +40,7 @@ from leadstream.router.service import Router
 from leadstream.scoring import compile_model
 from leadstream.scoring.timeline import Bounds
 from leadstream.state import MemoryStateStore, RedisStateStore
+from leadstream.state.cluster import AsyncCluster, BlockingCluster
 from leadstream.state.keys import watermark_key
 from leadstream.state.packing import use_hiredis_packing
 from leadstream.state.redis_watermarks import RedisWatermarks
@@ -83,13 +84,20 @@ def _redis_password(settings: Settings) -> str | None:
 
 
 def redis_client(settings: Settings) -> Any:
-    """An asyncio Redis client; it connects on first use."""
+    """An asyncio Redis client (of the cluster, with ``LEADSTREAM_REDIS_CLUSTER``); it connects on
+    first use."""
+    if settings.redis_cluster:
+        return AsyncCluster.from_url(settings.redis_url, password=_redis_password(settings))
     client = aioredis.from_url(settings.redis_url, password=_redis_password(settings), decode_responses=False)
     return use_hiredis_packing(client)
 
 
 def redis_blocking(settings: Settings) -> redis.Redis:
     """A blocking Redis client, for the router and the tools; it connects on first use."""
+    if settings.redis_cluster:
+        return cast(
+            redis.Redis, BlockingCluster.from_url(settings.redis_url, password=_redis_password(settings))
+        )
     return redis.Redis.from_url(settings.redis_url, password=_redis_password(settings))
 
 

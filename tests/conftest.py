@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from leadstream.bootstrap import redis_blocking
 from leadstream.config.settings import Settings, Topics
 from leadstream.tools.worker_process import WorkerProcess
 from tests import infra
@@ -55,7 +56,8 @@ def settings(kafka_bootstrap: str, redis_url: str) -> Settings:
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+    # a cluster client when LEADSTREAM_REDIS_CLUSTER says the stack is a Redis Cluster
+    client = redis_blocking(Settings(redis_url=redis_url))
     yield client
     client.close()
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 from confluent_kafka import Consumer, KafkaException, Producer
+from redis.cluster import RedisCluster
 
 from leadstream.config.routing import RoutingConfig
 from leadstream.config.settings import Settings
@@ -53,10 +54,19 @@ class Router:
         except redis.RedisError as exc:
             raise StateUnavailable(f"cannot load the router's Redis functions: {exc}") from exc
 
+    def _pipeline(self) -> Any:
+        """A pipeline to the node holding the router's slot (every key of ours shares the
+        ``{route}`` tag): on a Redis Cluster, redis-py's own pipeline would look up each FCALL's
+        keys with the server and, as of 8.1, can send it to the wrong node."""
+        if isinstance(self._redis, RedisCluster):
+            node = self._redis.get_node_from_key(router_key(self._prefix, "assigned"))
+            return node.redis_connection.pipeline(transaction=False)
+        return self._redis.pipeline(transaction=False)
+
     def assign(self, handoffs: list[tuple[dict[str, Any], str]]) -> list[tuple[dict[str, Any], str]]:
         """Assign every (handoff, its record's place "topic:partition:offset"), idempotently by
         handoff id; return each one's assignment event and status (new, retry or duplicate)."""
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self._pipeline()
         queues = []
         for handoff, source in handoffs:
             queue = choose_queue(self._config, handoff)
@@ -77,6 +87,8 @@ class Router:
         try:
             results = pipe.execute()
         except redis.RedisError as exc:
+            if isinstance(self._redis, RedisCluster):
+                self._redis.nodes_manager.initialize()  # a failover moved the slot: look again
             raise StateUnavailable(f"assigning {len(handoffs)} handoffs failed: {exc}") from exc
         out = []
         for (handoff, _source), queue, result in zip(handoffs, queues, results, strict=True):

@@ -34,7 +34,10 @@ class _HiredisPacking:
 
 
 def use_hiredis_packing(client: aioredis.Redis) -> aioredis.Redis:
-    """Make ``client``'s future connections pack with hiredis (TCP, TLS and unix sockets alike)."""
+    """Make ``client``'s future connections pack with hiredis (TCP, TLS and unix sockets alike).
+    A cluster client (a pool per node, made as nodes are discovered) is returned unchanged."""
+    if not isinstance(client, aioredis.Redis):
+        return client
     pool = client.connection_pool
     base = pool.connection_class
     if not issubclass(base, _HiredisPacking):

@@ -154,12 +154,10 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     assert (overlap["both"], overlap["only_a"], overlap["only_b"]) == (2, 0, 1)
     assert overlap["only_b_examples"][0].startswith("mql loose-1: fit")
     # The router reads the handoffs topic only: it assigns the active version's two handoffs.
-    import redis as sync_redis
-
+    from leadstream.bootstrap import build_router
     from leadstream.config.routing import load_routing
-    from leadstream.router.service import Router
 
-    router = Router(settings, load_routing(), sync_redis.Redis.from_url(settings.redis_url))
+    router = build_router(settings, load_routing())
     assert router.run(idle_exit_s=3) == 2
     # The shadow's state lives in a key space of its own.
     assert list(redis_client.scan_iter(f"{settings.redis_key_prefix}:shadow:*{{c:loose-1}}"))

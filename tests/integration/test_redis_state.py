@@ -6,9 +6,10 @@ import asyncio
 import json
 
 import pytest
-import redis.asyncio as aioredis
 
+from leadstream.bootstrap import redis_client as redis_client_of
 from leadstream.config.loader import load_model
+from leadstream.config.settings import Settings
 from leadstream.engine.pipeline import ScoringPipeline
 from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
@@ -30,7 +31,7 @@ def run(coro_factory, redis_url):
     """Run with a client bound to this event loop."""
 
     async def main():
-        client = aioredis.from_url(redis_url)
+        client = redis_client_of(Settings(redis_url=redis_url))
         try:
             return await coro_factory(client)
         finally:

@@ -8,8 +8,8 @@ import sys
 from collections import Counter
 
 import pytest
-import redis
 
+from leadstream.bootstrap import redis_blocking
 from leadstream.config.routing import load_routing
 from leadstream.config.settings import settings_to_env
 from leadstream.kafka.clients import make_producer
@@ -43,7 +43,7 @@ def test_sticky_balanced_and_idempotent(settings, redis_url):
         for h in first + colleagues + us
     ]
     produce_all(make_producer(settings), records + records[:2])  # the first two delivered twice
-    client = redis.Redis.from_url(redis_url)
+    client = redis_blocking(settings)
     router = Router(settings, load_routing(), client)
     assert router.run(idle_exit_s=3) == len(records)
 
@@ -86,7 +86,7 @@ def test_route_command_as_a_user_runs_it(settings):
 def test_a_record_consumed_again_publishes_again_a_duplicate_record_does_not(settings, redis_url):
     """After a crash the same record comes again: its assignment may not have been published, so
     it is (in a new transaction); another record of the same handoff publishes nothing."""
-    router = Router(settings, load_routing(), redis.Redis.from_url(redis_url))
+    router = Router(settings, load_routing(), redis_blocking(settings))
     h = handoff(7, "acct-7")
     [(first, status)] = router.assign([(h, "handoffs:0:41")])
     assert status == "new"
