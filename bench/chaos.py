@@ -32,13 +32,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from bench.faultstack import ROOT, FaultStack
+from bench.faultstack import ROOT, ClusterFaultStack, FaultStack
 from bench.hostile import hostile_records, invisible_email
-from leadstream.bootstrap import build_embedded
+from leadstream.bootstrap import build_embedded, redis_blocking
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings, Topics
 from leadstream.engine.eventtime.watermarks import FileOrder
@@ -73,6 +72,7 @@ class Scenario:
     late_firmographics: bool = False
     fault: str | None = None  # worker-kill, redis-TERM, redis-KILL, kafka-TERM, kafka-KILL
     hostile: int = 0
+    cluster: bool = False  # on the cluster stack (scripts/stack cluster)
 
 
 SCENARIOS = [
@@ -107,6 +107,20 @@ SCENARIOS = [
         "10k hostile records of 36 kinds among the events, plus duplicates, wrong keys "
         "and invisible characters in addresses",
         hostile=10_000,
+    ),
+    Scenario(
+        "redis-failover",
+        "cluster stack: the Redis master of slot 0 killed (SIGKILL), its replica promoted, the old "
+        "master back as a replica",
+        fault="redis-KILL",
+        cluster=True,
+    ),
+    Scenario(
+        "broker-kill-leader",
+        "cluster stack: one of three brokers killed (SIGKILL), its partitions' leaders elected "
+        "anew, the broker back",
+        fault="kafka-KILL",
+        cluster=True,
     ),
 ]
 
@@ -316,7 +330,7 @@ class Stalls(threading.Thread):
         self.join(10)
 
 
-def settings_for(stack: FaultStack, scenario: Scenario) -> Settings:
+def settings_for(stack: FaultStack | ClusterFaultStack, scenario: Scenario) -> Settings:
     run = uuid.uuid4().hex[:8]
     topics = Topics(**{name: f"chaos{run}.{name}" for name in Topics.model_fields})
     return Settings(
@@ -326,6 +340,8 @@ def settings_for(stack: FaultStack, scenario: Scenario) -> Settings:
         consumer_group=f"chaos{run}",
         redis_key_prefix=f"chaos{run}",
         worker_engine=scenario.engine,
+        redis_cluster=getattr(stack, "cluster", False),
+        topic_replication_factor=3 if getattr(stack, "cluster", False) else 1,
     )
 
 
@@ -350,7 +366,7 @@ def _produce(settings: Settings, records: list[Record], rate: float | None, fail
 
 
 def run_scenario(
-    stack: FaultStack,
+    stack: FaultStack | ClusterFaultStack,
     data: Data,
     oracle: Oracle,
     scenario: Scenario,
@@ -399,7 +415,11 @@ def run_scenario(
 
 
 def _inject(
-    scenario: Scenario, stack: FaultStack, workers: list[WorkerProcess], stalls: Stalls, row: Row
+    scenario: Scenario,
+    stack: FaultStack | ClusterFaultStack,
+    workers: list[WorkerProcess],
+    stalls: Stalls,
+    row: Row,
 ) -> None:
     fault = scenario.fault
     if fault is None:
@@ -449,8 +469,7 @@ def _compare(settings: Settings, oracle: Oracle, row: Row) -> None:
     row.dead_letters, again = _dead_letters(settings)
     if again:
         row.notes.append(f"{again} dead letters delivered twice (records consumed again after a rebalance)")
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    client = redis.Redis.from_url(settings.redis_url, password=password)
+    client = redis_blocking(settings)
     compiled = compile_model(MODEL)
     contacts = sorted(oracle.scores)
     for start in range(0, len(contacts), 2000):
@@ -524,7 +543,7 @@ def _clean(settings: Settings) -> None:
     for future in admin.delete_topics(list({*settings.topics.model_dump().values()})).values():
         with contextlib.suppress(KafkaException):
             future.result()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_blocking(settings)
     for key in client.scan_iter(f"{settings.redis_key_prefix}:*", count=1000):
         client.unlink(key)
     client.close()
@@ -592,20 +611,27 @@ def main(argv: list[str] | None = None, emit: Callable[[str], None] = print) -> 
     stack = FaultStack()
     say(f"starting the fault suite's stack (Kafka {stack.bootstrap}, Redis {stack.redis_url})")
     stack.up()
+    cluster = ClusterFaultStack() if any(s.cluster for s in chosen) else None
     rows = []
     try:
+        if cluster is not None:
+            say(f"starting the cluster stack (Kafka {cluster.bootstrap}, Redis Cluster {cluster.redis_url})")
+            cluster.up()
         say(f"generating {args.contacts} journeys and replaying them in event-time order (the oracle)")
         data = Data(args.contacts, args.seed)
         oracle = data.oracle(settings_for(stack, SCENARIOS[0]))
         say(f"{len(data.events)} events: {len(oracle.mql)} MQLs, {len(oracle.groups)} buying groups expected")
         for scenario in chosen:
             say(f"{scenario.name}: {scenario.what}")
-            row = run_scenario(stack, data, oracle, scenario, logs, args.timeout, args.rate)
+            on = cluster if scenario.cluster and cluster is not None else stack
+            row = run_scenario(on, data, oracle, scenario, logs, args.timeout, args.rate)
             say(f"{scenario.name}: {'exact' if row.exact else 'DIFFERS'} ({row.seconds:.0f} s)")
             rows.append(row)
     finally:
         if not args.keep_stack:
             stack.down()
+            if cluster is not None:
+                cluster.down()
     emit(f"{len(data.events)} events, {args.contacts} journeys, seed {args.seed}\n")
     emit(table(rows))
     return rows

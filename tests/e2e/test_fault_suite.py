@@ -37,7 +37,10 @@ def oracle(stack: FaultStack, data: Data) -> Oracle:
     return data.oracle(settings_for(stack, SCENARIOS[0]))
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+SINGLE_NODE = [s for s in SCENARIOS if not s.cluster]  # the cluster's: tests/cluster/
+
+
+@pytest.mark.parametrize("scenario", SINGLE_NODE, ids=[s.name for s in SINGLE_NODE])
 def test_scenario_matches_the_replay(scenario, stack, data, oracle, tmp_path: Path):
     if scenario.hostile:
         scenario = dataclasses.replace(scenario, hostile=HOSTILE)
