@@ -1,6 +1,7 @@
-"""Worker throughput and Redis bytes per contact on the local stack.
+"""Worker throughput and Redis bytes per contact on the local stack (or the cluster stack: the
+LEADSTREAM_* variables scripts/stack cluster status prints).
 
-    .venv/bin/python -m bench.worker_throughput --contacts 20000 --partitions 4
+    .venv/bin/python -m bench.worker_throughput --contacts 20000 --partitions 4 [--workers 2]
 
 Pre-loads generated journeys into fresh topics, starts one `leadstream worker`, and times it from
 its first assignment until its group has committed every record. Then samples MEMORY USAGE of
@@ -16,8 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
-
+from leadstream.bootstrap import redis_blocking
 from leadstream.config.settings import Settings, Topics
 from leadstream.kafka.clients import make_producer
 from leadstream.kafka.topic_io import consumer_lag, produce_all
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--engine", choices=["faust", "confluent"], default="faust")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes in the group")
     parser.add_argument(
         "--one-topic", action="store_true", help="every event on one topic (each contact's events in order)"
     )
@@ -65,8 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         progress=lambda n: print(f"  produced {n}", file=sys.stderr),
     )
 
-    worker = WorkerProcess(settings, Path(".leadstream") / f"bench-{run}-worker.log")
-    worker.start(timeout_s=120)
+    workers = [
+        WorkerProcess(
+            settings, Path(".leadstream") / f"bench-{run}-worker-{n}.log", {"LEADSTREAM_INSTANCE_ID": f"w{n}"}
+        )
+        for n in range(args.workers)
+    ]
+    for worker in workers:
+        worker.start(timeout_s=120)
     started = time.monotonic()
     try:
         while (lag := consumer_lag(settings, settings.topics.inputs())) > 0:
@@ -74,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)
         elapsed = time.monotonic() - started
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_blocking(settings)
     contacts = sorted({record_key(e) for e in events})
     sample = contacts[:: max(1, len(contacts) // 500)]
     sizes = [client.memory_usage(contact_key(settings.redis_key_prefix, c), samples=0) or 0 for c in sample]
@@ -84,11 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         "events": len(events),
         "contacts": len(contacts),
         "partitions": args.partitions,
+        "workers": args.workers,
         "seconds": round(elapsed, 2),
         "events_per_s": round(len(events) / elapsed),
         "redis_bytes_per_contact": round(sum(sizes) / len(sizes)),
     }
-    print(f"worker: {result['events_per_s']} events/s ({len(events)} events in {elapsed:.1f}s, one worker)")
+    print(
+        f"worker: {result['events_per_s']} events/s "
+        f"({len(events)} events in {elapsed:.1f}s, {args.workers} workers)"
+    )
     print(
         f"redis: {result['redis_bytes_per_contact']} bytes per contact (MEMORY USAGE, {len(sample)} sampled)"
     )
