@@ -69,15 +69,7 @@ class FaultStack:
         pid = self.pid(service)
         if pid is None:
             raise RuntimeError(f"{service} of the fault suite is not running")
-        os.kill(pid, sig)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
+        _kill(pid, sig)
 
     def restart(self, service: str, sig: signal.Signals, down_s: float = 2.0) -> None:
         """A fault: stop ``service`` with ``sig``, leave it down a moment, start it again."""
@@ -171,7 +163,11 @@ class ClusterFaultStack:
 
 def _signal(pid_file: Path, sig: signal.Signals) -> None:
     """Send ``sig`` to the process ``pid_file`` names and wait until it is gone."""
-    pid = int(pid_file.read_text().strip())
+    _kill(int(pid_file.read_text().strip()), sig)
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to ``pid`` and wait until it is gone (SIGKILL after a minute)."""
     os.kill(pid, sig)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

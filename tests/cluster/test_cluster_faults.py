@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import SCENARIOS, Data, Oracle, Row, run_scenario, settings_for, table
+from bench.chaos import SCENARIOS, Data, Oracle, Row, run_scenario, settings_for
 from bench.faultstack import ClusterFaultStack
+from tests.faults import assert_matches_the_replay
 
 pytestmark = [
     pytest.mark.e2e,
@@ -45,10 +46,5 @@ def oracle(stack: ClusterFaultStack, data: Data) -> Oracle:
 def test_cluster_fault_matches_the_replay(scenario, stack, data, oracle, tmp_path: Path):
     assert oracle.mql and oracle.groups, "the data must qualify contacts and buying groups"
     row: Row = run_scenario(stack, data, oracle, scenario, tmp_path, timeout_s=240, rate=RATE)
-    report = table([row])
-    assert (row.missing, row.extra) == (0, 0), report
-    assert row.got == row.expected, report
-    assert row.score_mismatches == 0, report
-    assert row.dead_letters == row.dead_letters_expected, report
-    assert "at" in " ".join(row.notes), f"the fault was not injected: {report}"
+    assert_matches_the_replay(row, fault_expected=True)
     assert stack.victims, "no node was taken down"

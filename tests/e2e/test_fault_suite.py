@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import SCENARIOS, Data, Oracle, Row, run_scenario, settings_for, table
+from bench.chaos import SCENARIOS, Data, Oracle, Row, run_scenario, settings_for
 from bench.faultstack import FaultStack
+from tests.faults import assert_matches_the_replay
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 CONTACTS, RATE, HOSTILE = 160, 90.0, 400
@@ -46,10 +47,4 @@ def test_scenario_matches_the_replay(scenario, stack, data, oracle, tmp_path: Pa
         scenario = dataclasses.replace(scenario, hostile=HOSTILE)
     assert oracle.mql and oracle.groups, "the data must qualify contacts and buying groups"
     row: Row = run_scenario(stack, data, oracle, scenario, tmp_path, timeout_s=180, rate=RATE)
-    report = table([row])
-    assert (row.missing, row.extra) == (0, 0), report
-    assert row.got == row.expected, report
-    assert row.score_mismatches == 0, report
-    assert row.dead_letters == row.dead_letters_expected, report
-    if scenario.fault and scenario.fault != "worker-kill":
-        assert "at" in " ".join(row.notes), f"the fault was not injected: {report}"
+    assert_matches_the_replay(row, fault_expected=bool(scenario.fault) and scenario.fault != "worker-kill")
