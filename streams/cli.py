@@ -133,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--out", type=Path, help="write JSON lines to this file (default: stdout)")
     target.add_argument("--to-topics", action="store_true", help="produce to the input topics")
     replay = sub.add_parser("replay", help="score a file of events in memory (no Kafka, no Redis)")
-    replay.add_argument("file", type=Path)
+    replay.add_argument("file", type=Path, help="a file of JSON lines, or - for standard input")
     replay.add_argument("--quiet", action="store_true", help="print only the summary")
     replay.add_argument("--handoffs-out", type=Path, help="also write the handoff records as JSON lines")
     backtest = sub.add_parser(

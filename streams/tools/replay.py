@@ -13,26 +13,41 @@ from leadstream.bootstrap import build_embedded
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.watermarks import FileOrder
-from leadstream.engine.records import SourceRecord
+from leadstream.engine.input.dead_letters import HEADER_PREFIX
+from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.state.keys import contact_keys_start
 
-__all__ = ["BATCH", "file_records", "format_handoff", "format_summary", "replay_records", "run_replay"]
+__all__ = [
+    "BATCH",
+    "dead_letter_lines",
+    "file_records",
+    "format_handoff",
+    "format_summary",
+    "lines_records",
+    "replay_records",
+    "run_replay",
+]
 
 BATCH = 1000
 
 
 def file_records(path: Path, accounts_topic: str) -> Iterator[SourceRecord]:
-    """One record per line; the 'topic' is the file, the offset is the line number. Lines with
-    ``"type": "account"`` are firmographics, as if read from the accounts topic."""
+    """One record per line; the 'topic' is the file, the offset is the line number (from 0). Lines
+    with ``"type": "account"`` are firmographics, as if read from the accounts topic."""
     with path.open("rb") as handle:
-        for offset, line in enumerate(handle):
-            line = line.strip()
-            if not line:
-                continue
-            topic = f"file:{path.name}"
-            if b'"account"' in line and _is_account(line):
-                topic = accounts_topic
-            yield SourceRecord(topic=topic, partition=0, offset=offset, value=line)
+        yield from lines_records(handle, path.name, accounts_topic)
+
+
+def lines_records(handle: IO[bytes], name: str, accounts_topic: str) -> Iterator[SourceRecord]:
+    """The records of an open stream of lines (a file, or standard input for ``-``)."""
+    for offset, line in enumerate(handle):
+        line = line.strip()
+        if not line:
+            continue
+        topic = f"file:{name}"
+        if b'"account"' in line and _is_account(line):
+            topic = accounts_topic
+        yield SourceRecord(topic=topic, partition=0, offset=offset, value=line)
 
 
 def _is_account(line: bytes) -> bool:
@@ -99,7 +114,14 @@ def run_replay(
     handoffs_out: Path | None = None,
     out: IO[str] = sys.stdout,
 ) -> int:
-    if not path.is_file():
+    stdin = str(path) == "-"
+    if not stdin and path.is_dir():
+        print(
+            f"leadstream replay: {path} is a directory; give a file of JSON lines (or - for stdin)",
+            file=sys.stderr,
+        )
+        return 2
+    if not stdin and not path.is_file():
         print(f"leadstream replay: no such file: {path}", file=sys.stderr)
         return 2
 
@@ -107,13 +129,35 @@ def run_replay(
         if not quiet:
             print(format_handoff(handoff), file=out)
 
-    summary = asyncio.run(replay_records(file_records(path, settings.topics.accounts), settings, model, show))
+    records = (
+        lines_records(sys.stdin.buffer, "stdin", settings.topics.accounts)
+        if stdin
+        else file_records(path, settings.topics.accounts)
+    )
+    summary = asyncio.run(replay_records(records, settings, model, show))
+    for line in dead_letter_lines(summary["dead_letter_records"]):
+        print(f"leadstream replay: {line}", file=sys.stderr)
     if handoffs_out is not None:
         with handoffs_out.open("w") as handle:
             for handoff in summary["handoff_records"]:
                 handle.write(json.dumps(handoff, separators=(",", ":")) + "\n")
     print(format_summary(summary), file=out)
     return 0
+
+
+def dead_letter_lines(records: list[OutputRecord], shown: int = 20) -> list[str]:
+    """One line per dead-lettered input line: its number (from 1) and why; the first ``shown``."""
+    lines = []
+    for record in records[:shown]:
+        headers = {k: v.decode("utf-8", "replace") for k, v in record.headers}
+        number = int(headers.get(f"{HEADER_PREFIX}offset", "-1")) + 1
+        reason = headers.get(f"{HEADER_PREFIX}exception.class.name", "").removeprefix("InvalidEvent.")
+        lines.append(
+            f"line {number}: dead letter ({reason}): {headers.get(f'{HEADER_PREFIX}exception.message', '')}"
+        )
+    if len(records) > shown:
+        lines.append(f"... and {len(records) - shown} more dead letters")
+    return lines
 
 
 def format_handoff(h: dict[str, Any]) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 __all__ = ["LOOSE_BELOW", "STRICT_ABOVE", "Cohort", "conversion", "format_report", "verdict"]
 
-LOOSE_BELOW = 0.125  # MQL -> SQL below 10-15%: the bar is too loose
-STRICT_ABOVE = 0.45  # above 40-50%: too strict
+LOOSE_BELOW = 0.125  # MQL -> SQL below this: the bar is too loose (the playbooks say 10-15%)
+STRICT_ABOVE = 0.45  # above this: too strict (the playbooks say 40-50%)
 
 
 @dataclass(slots=True)
@@ -130,10 +130,10 @@ def verdict(cohort: Cohort) -> str:
         return "too few MQLs to judge"
     rate = cohort.sqls / cohort.mqls
     if rate < LOOSE_BELOW:
-        return "bar too loose: MQL->SQL below 10-15%; raise thresholds or tighten rules"
+        return f"bar too loose: MQL->SQL below {LOOSE_BELOW:.1%}; raise thresholds or tighten rules"
     if rate > STRICT_ABOVE:
-        return "bar too strict: MQL->SQL above 40-50%; good leads are likely left in nurture"
-    return "healthy: MQL->SQL between 10-15% and 40-50%"
+        return f"bar too strict: MQL->SQL above {STRICT_ABOVE:.0%}; good leads are likely left in nurture"
+    return f"healthy: MQL->SQL between {LOOSE_BELOW:.1%} and {STRICT_ABOVE:.0%}"
 
 
 def _hours(value: float | None) -> str:

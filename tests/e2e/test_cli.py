@@ -59,6 +59,37 @@ def test_missing_replay_file_and_bad_model_say_what_is_wrong(tmp_path):
     assert f"{bad}:2:" in result.stderr
 
 
+def test_replay_says_which_lines_were_dead_lettered_and_why(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    leadstream("generate", "--seed", "6", "--contacts", "20", "--out", str(path))
+    lines = path.read_text().splitlines()
+    lines.insert(2, "{broken")
+    lines.insert(5, '{"type": "page_view"}')
+    path.write_text("\n".join(lines) + "\n")
+    result = leadstream("replay", "--quiet", str(path))
+    said = [line for line in result.stderr.splitlines() if "dead letter (" in line]
+    assert len(said) == 2, result.stderr
+    assert said[0].startswith("leadstream replay: line 3: dead letter (json)")
+    assert said[1].startswith("leadstream replay: line 6: dead letter (schema)")
+
+
+def test_replay_reads_stdin_for_a_dash_and_refuses_a_directory(tmp_path):
+    path = tmp_path / "events.jsonl"
+    leadstream("generate", "--seed", "7", "--contacts", "30", "--out", str(path))
+    from_file = leadstream("replay", "--quiet", str(path)).stdout
+    from_stdin = subprocess.run(
+        [sys.executable, "-m", "leadstream.cli", "replay", "--quiet", "-"],
+        input=path.read_text(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    assert from_stdin == from_file
+    directory = leadstream("replay", str(tmp_path), check=False)
+    assert directory.returncode == 2 and "is a directory" in directory.stderr
+
+
 @pytest.mark.integration
 def test_demo_then_explain(settings):
     env = settings_to_env(settings)
