@@ -139,6 +139,18 @@ class Settings(BaseSettings):
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
 
+    # leadstream ingest (the Segment-compatible HTTP API): the write keys it accepts (comma
+    # separated; a client sends one as HTTP basic auth user or as the body's writeKey), where it
+    # listens, the mapping of Segment calls to events (None: config/ingest.yaml in the package),
+    # and the origins a browser page may call it from.
+    ingest_write_keys: SecretStr | None = None
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8088, ge=0, le=65535)
+    ingest_mapping_path: Path | None = None
+    ingest_cors_origins: str = "*"
+    # Seconds ingest waits for Kafka to acknowledge a request's events before answering 503.
+    ingest_ack_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # faust: the faust agent (stream.take_events); confluent: a plain confluent-kafka loop, with
     # librdkafka fetching in C threads. Both drive the same pipeline.

@@ -224,6 +224,14 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="MQL->SQL and MQL->won conversion, SLA breaches, by model version and week"
     )
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    ingest = sub.add_parser(
+        "ingest", help="serve the Segment HTTP Tracking API: website and CDP events in, Kafka out"
+    )
+    ingest.add_argument("--host", help="address to listen on (default LEADSTREAM_INGEST_HOST, 127.0.0.1)")
+    ingest.add_argument("--port", type=int, help="port to listen on (default LEADSTREAM_INGEST_PORT, 8088)")
+    ingest.add_argument(
+        "--mapping", type=Path, help="Segment calls -> events YAML (default: the built-in config/ingest.yaml)"
+    )
     demo = sub.add_parser("demo", help="run a worker, stream generated journeys through it, print handoffs")
     demo.add_argument("--contacts", type=int, default=400)
     demo.add_argument("--seed", type=int, default=None, help="default: a new seed each run")
@@ -336,6 +344,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(f"assigned {count} handoffs", file=sys.stderr)
         return 0
+    if command == "ingest":
+        from leadstream.ingest.serve import serve
+
+        return serve(settings, args.host, args.port, args.mapping)
     if command == "simulate-sales":
         from leadstream.kafka.clients import require_kafka
         from leadstream.tools.sales_sim import simulate_sales
