@@ -54,3 +54,22 @@ def test_bench_runs_end_to_end(kafka_bootstrap, redis_url, tmp_path):
     for name in ("latency_50pct_p99_ms", "passthrough_latency_50pct_p99_ms"):
         assert name in results, name  # measured (a tiny run may see no probe arrive: NaN)
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_ingest_bench_runs_end_to_end(kafka_bootstrap, redis_url):
+    env = {
+        **os.environ,
+        "LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "LEADSTREAM_REDIS_URL": redis_url,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--contacts", "40", "--repeats", "1", "--threads", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["events"] > 40
+    assert result["ingest_events_per_s"] > 0 and result["produce_ceiling_events_per_s"] > 0

@@ -20,7 +20,7 @@ from leadstream.config.settings import Settings
 from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring import mql_handoff_id
 from tests.integration.helpers import handoffs, read_all, wait_caught_up
-from tests.integration.ingest_process import WRITE_KEY, IngestProcess
+from leadstream.tools.ingest_process import WRITE_KEY, IngestProcess
 
 pytestmark = pytest.mark.integration
 MODEL = load_model()

@@ -1,4 +1,5 @@
-"""Running ``leadstream ingest`` as a child process for the tests (a real server on a real port)."""
+"""Running ``leadstream ingest`` as a child process: for the tests and the benchmark (a real server
+on a free port)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-
-import requests
 
 from leadstream.config.settings import Settings, settings_to_env
 
@@ -50,9 +51,10 @@ class IngestProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ingest exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
-                    return self
-            except requests.ConnectionError:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as answer:
+                    if answer.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError):
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"ingest did not answer in {timeout_s}s:\n{self.log_tail()}")
