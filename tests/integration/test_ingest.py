@@ -19,8 +19,8 @@ from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings
 from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring import mql_handoff_id
-from tests.integration.helpers import handoffs, read_all, wait_caught_up
 from leadstream.tools.ingest_process import WRITE_KEY, IngestProcess
+from tests.integration.helpers import handoffs, read_all, wait_caught_up
 
 pytestmark = pytest.mark.integration
 MODEL = load_model()
