@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,200}$")
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
 
+    # Prometheus metrics of `leadstream worker` and `leadstream route` on this port (unset: not
+    # served); `leadstream ingest` serves its own on /metrics of its port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     # leadstream ingest (the Segment-compatible HTTP API): the write keys it accepts (comma
     # separated; a client sends one as HTTP basic auth user or as the body's writeKey), where it
     # listens, the mapping of Segment calls to events (None: config/ingest.yaml in the package),

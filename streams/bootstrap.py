@@ -34,6 +34,7 @@ from leadstream.engine.shadow import Shadowing, ShadowSink, follow_shadow, shado
 from leadstream.engine.stages.account import Limits
 from leadstream.errors import InfrastructureError, ModelFileError, RegistryError
 from leadstream.kafka.faust_app import attach_batch_agent, attach_timer, faust_feed, make_app
+from leadstream.kafka.metrics import serve_metrics, worker_registry
 from leadstream.kafka.registry import RegistryFollower, running_key
 from leadstream.kafka.sinks import FaustProducerSink
 from leadstream.router.service import Router
@@ -272,7 +273,9 @@ def build_worker(settings: Settings) -> faust.App:
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
     feed = faust_feed(app, settings)
     watermarks.attach(feed)
-    shadowing = Shadowing(guarded(pipeline, settings))
+    guard = guarded(pipeline, settings)
+    shadowing = Shadowing(guard)
+    serve_metrics(settings, worker_registry(settings, pipeline, guard), "worker")
     attach_batch_agent(app, settings, shadowing, feed)
     timers = timers_of(settings, store, sink, model)
     attach_timer(app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers)), "fire_timers")
@@ -322,7 +325,9 @@ def build_confluent_worker(settings: Settings) -> Any:
     watermarks = redis_watermarks(settings)
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
     timers = timers_of(settings, store, sink, model)
-    shadowing = Shadowing(guarded(pipeline, settings))
+    guard = guarded(pipeline, settings)
+    shadowing = Shadowing(guard)
+    serve_metrics(settings, worker_registry(settings, pipeline, guard), "worker")
     build = _shadow_builder(settings, store, sink, watermarks)
     ticks = [
         (settings.timer_interval_s, _logged(timer_tick(pipeline, timers))),

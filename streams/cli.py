@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings, load_settings
@@ -326,7 +327,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from leadstream.bootstrap import build_router
         from leadstream.config.routing import load_routing
         from leadstream.errors import RoutingFileError
+        from leadstream.kafka.metrics import router_registry, serve_metrics
         from leadstream.kafka.topics import ensure_topics
+        from leadstream.router.service import router_group
 
         try:
             routing = load_routing(args.routing)  # before anything connects: a typo is said at once
@@ -335,13 +338,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         ensure_topics(settings)
         router = build_router(settings, routing)
-        count = router.run(
-            args.idle_exit,
-            lambda a: print(
+        registry, count_assignment = router_registry(settings, router_group(settings))
+        serve_metrics(settings, registry, "router")
+
+        def on_assignment(a: dict[str, Any]) -> None:
+            count_assignment(a)
+            print(
                 f"{a['handoff_kind']:<12} {a['contact_id'] or a['account_id']:<24} "
                 f"-> {a['queue']}/{a['rep']} ({a['reason']})"
-            ),
-        )
+            )
+
+        count = router.run(args.idle_exit, on_assignment)
         print(f"assigned {count} handoffs", file=sys.stderr)
         return 0
     if command == "ingest":

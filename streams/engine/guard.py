@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from leadstream.engine.policy import Action, ErrorPolicy, default_policy
 from leadstream.engine.ports import BatchProcessor
 from leadstream.engine.records import SourceRecord
-from leadstream.errors import StreamStopped
+from leadstream.errors import BrokerUnavailable, InvalidEvent, StateUnavailable, StreamStopped
 
-__all__ = ["DeadLetterBatch", "RetryingProcessor"]
+__all__ = ["DeadLetterBatch", "RetryingProcessor", "failure_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class RetryingProcessor:
         self._max = max_delay_s
         self._on_error = on_error
         self._dead_letter_batch = dead_letter_batch
+        # Failed attempts by kind (redis, kafka, invalid, other), for the metrics.
+        self.failures: dict[str, int] = {}
 
     async def process(self, batch: Sequence[SourceRecord]) -> None:
         delay = self._first
@@ -50,6 +52,8 @@ class RetryingProcessor:
                     logger.warning("batch of %d records processed after %d attempts", len(batch), attempt)
                 return
             except Exception as exc:
+                kind = failure_kind(exc)
+                self.failures[kind] = self.failures.get(kind, 0) + 1
                 action = self._on_error(exc, None)
                 if action is Action.RETRY:
                     logger.error("attempt %d failed, retrying in %.1fs: %s", attempt, delay, exc)
@@ -68,3 +72,14 @@ class RetryingProcessor:
                         f"stopped on {type(exc).__name__}: {exc} (the error policy said {action.value}; "
                         "the batch was not acknowledged and is read again on restart)"
                     ) from exc
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A failed batch's cause as a metrics label."""
+    if isinstance(exc, StateUnavailable):
+        return "redis"
+    if isinstance(exc, BrokerUnavailable):
+        return "kafka"
+    if isinstance(exc, InvalidEvent):
+        return "invalid"
+    return "other"

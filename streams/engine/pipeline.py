@@ -76,6 +76,9 @@ class Counters:
     late_snapshots: int = 0
     rekeyed: int = 0
     rules: dict[str, int] = field(default_factory=dict)
+    by_topic: dict[str, int] = field(default_factory=dict)  # records consumed per input topic
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
 
 
 class ScoringPipeline:
@@ -115,6 +118,8 @@ class ScoringPipeline:
         self._swept_to, self._swept_at = float("-inf"), 0.0
         self._reported_at = time.monotonic()
         self.handoff_observers: list[Callable[[dict[str, Any]], None]] = []
+        # Told (records, seconds) after each batch: the metrics' batch duration histogram.
+        self.batch_observers: list[Callable[[int, float], None]] = []
         # How a record becomes an event; a backtest shares one memo across its models.
         self.decode: Callable[[SourceRecord, Any], Any] = decode_event
 
@@ -139,11 +144,15 @@ class ScoringPipeline:
     async def process(self, batch: Sequence[SourceRecord]) -> None:
         """Process one batch completely: state committed and outputs acknowledged."""
         async with self._busy:
+            started = time.perf_counter()
             try:
                 await self._process(batch)
             except BaseException:
                 self.watermarks.discard()
                 raise
+            elapsed = time.perf_counter() - started
+            for observer in self.batch_observers:
+                observer(len(batch), elapsed)
 
     @property
     def busy(self) -> asyncio.Lock:
@@ -159,7 +168,12 @@ class ScoringPipeline:
             return await self.release_accounts()
 
     async def _process(self, batch: Sequence[SourceRecord]) -> None:
-        self.counters.records += len(batch)
+        counters = self.counters
+        counters.records += len(batch)
+        counters.batches += 1
+        by_topic = counters.by_topic
+        for record in batch:
+            by_topic[record.topic] = by_topic.get(record.topic, 0) + 1
         outputs: list[OutputRecord] = []
         events: list[PendingEvent] = []
         incoming: Incoming = {}
@@ -294,6 +308,8 @@ class ScoringPipeline:
         if action is Action.DEAD_LETTER:
             outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
             self.counters.dead_letters += 1
+            reasons = self.counters.dead_letter_reasons
+            reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
         elif action is Action.SKIP:
             self.counters.skipped += 1
         elif action is Action.RETRY:

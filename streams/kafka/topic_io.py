@@ -19,7 +19,7 @@ from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable
 from leadstream.kafka.clients import make_consumer
 
-__all__ = ["TopicTail", "consumer_lag", "produce_all", "read_topic"]
+__all__ = ["TopicTail", "consumer_lag", "consumer_lags", "produce_all", "read_topic"]
 
 
 def produce_all(
@@ -112,6 +112,13 @@ class TopicTail:
 
 def consumer_lag(settings: Settings, topics: Iterable[str], group: str | None = None) -> int:
     """Records in ``topics`` not yet committed by the consumer group (all of them if it never committed)."""
+    return sum(consumer_lags(settings, topics, group).values())
+
+
+def consumer_lags(
+    settings: Settings, topics: Iterable[str], group: str | None = None
+) -> dict[tuple[str, int], int]:
+    """Per (topic, partition): records not yet committed by the consumer group."""
     consumer = make_consumer(settings, group or settings.consumer_group)
     try:
         partitions: list[TopicPartition] = []
@@ -119,12 +126,12 @@ def consumer_lag(settings: Settings, topics: Iterable[str], group: str | None = 
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
             partitions.extend(TopicPartition(topic, p) for p in metadata.partitions)
         committed = consumer.committed(partitions, timeout=10)
-        lag = 0
+        lags = {}
         for tp in committed:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             position = tp.offset if tp.offset >= 0 else low
-            lag += max(0, high - position)
-        return lag
+            lags[(tp.topic, tp.partition)] = max(0, high - position)
+        return lags
     except KafkaException as exc:
         raise BrokerUnavailable(f"cannot read consumer lag: {exc}") from exc
     finally:

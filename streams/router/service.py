@@ -35,7 +35,7 @@ from leadstream.schemas.assignment import Assignment
 from leadstream.state.keys import router_key
 from leadstream.state.redis_store import function_library
 
-__all__ = ["ASSIGN_FUNCTION", "NAMESPACE", "PUBLISH", "Router"]
+__all__ = ["ASSIGN_FUNCTION", "NAMESPACE", "PUBLISH", "Router", "router_group"]
 
 logger = logging.getLogger(__name__)
 NAMESPACE = uuid.UUID("c3f2a9d1-6e4b-4a7c-8b5d-2e9f0a1c7d34")
@@ -124,7 +124,7 @@ class Router:
         settings = self._settings
         consumer = make_consumer(
             settings,
-            f"{settings.consumer_group}-router",
+            router_group(settings),
             **{"auto.offset.reset": "earliest"},
         )
         producer = self._transactional_producer()
@@ -197,3 +197,8 @@ class Router:
             with contextlib.suppress(KafkaException):  # the broker may be what failed
                 producer.abort_transaction(30)
             raise
+
+
+def router_group(settings: Settings) -> str:
+    """The router's consumer group on the handoff topic."""
+    return f"{settings.consumer_group}-router"

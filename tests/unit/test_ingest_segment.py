@@ -218,3 +218,24 @@ def test_identify_traits_from_context_as_rudderstack_sends_them():
     }
     [(_kind, _key, event)] = events_of(call)
     assert (event["email"], event["traits"]) == ("x@acme.com", {"job_title": "CTO"})
+
+
+def test_grafana_dashboard_queries_only_metrics_leadstream_exports():
+    """Every metric the dashboard plots is one a component defines (a renamed metric breaks it)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "config/grafana/leadstream-dashboard.json").read_text())
+    queried = {
+        m
+        for p in dashboard["panels"]
+        for t in p["targets"]
+        for m in re.findall(r"leadstream_[a-z_]+", t["expr"])
+    }
+    sources = "".join(
+        (root / f).read_text() for f in ("streams/kafka/metrics.py", "streams/ingest/metrics.py")
+    )
+    for metric in queried:
+        base = re.sub(r"_(total|bucket|count|sum)$", "", metric)
+        assert f'"{base}"' in sources, metric
