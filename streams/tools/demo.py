@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -27,6 +28,10 @@ __all__ = ["QUIET_S", "run_demo"]
 QUIET_S = 3.0
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings, contacts: int, seed: int | None, timeout_s: float) -> int:
     ensure_topics(settings)
     seed = seed if seed is not None else int(time.time()) % 1_000_000
@@ -36,6 +41,8 @@ def run_demo(settings: Settings, contacts: int, seed: int | None, timeout_s: flo
     log_path.parent.mkdir(exist_ok=True)
     print(f"worker: starting on {settings.kafka_bootstrap_servers} and {settings.redis_url} (log {log_path})")
     worker = WorkerProcess(settings, log_path)
+    # SIGTERM ends the demo like Ctrl-C: through the finally below, which stops the worker.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         worker.start(timeout_s=120)
         events = JourneyGenerator(seed, contacts, start=default_start()).events()

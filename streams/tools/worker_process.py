@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,19 @@ from confluent_kafka import ConsumerGroupState
 from leadstream.config.settings import Settings, settings_to_env
 from leadstream.kafka.clients import make_admin
 
-__all__ = ["WorkerProcess"]
+__all__ = ["WorkerProcess", "die_with_parent"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child, before it runs: SIGTERM it when its parent dies, however the parent died
+    (SIGKILL included), so no worker outlives the demo, test or bench that started it and joins
+    the next one's consumer group. Linux only; elsewhere the parent's own clean-up must do."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class WorkerProcess:
@@ -37,6 +50,7 @@ class WorkerProcess:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
         self._wait_stable(timeout_s)
         return self

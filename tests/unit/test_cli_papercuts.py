@@ -59,3 +59,25 @@ def test_kafka_down_is_one_clear_line_at_once(command, monkeypatch, capsys):
     assert main(command) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach Kafka" in err[0] and "scripts/stack up" in err[0], err
+
+
+def test_stack_down_reports_stray_leadstream_processes(tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    # A process that looks like a worker a killed demo left behind.
+    stray = subprocess.Popen(["bash", "-c", 'exec -a "leadstream worker" sleep 60'])
+    try:
+        env = {**os.environ, "LEADSTREAM_STACK_DIR": str(tmp_path / "stack")}
+        down = subprocess.run(
+            [str(root / "scripts/stack"), "down"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert down.returncode == 0
+        assert "leadstream processes still running" in down.stderr
+        assert str(stray.pid) in down.stderr
+        assert stray.poll() is None  # said, not killed
+    finally:
+        stray.kill()
+        stray.wait()
