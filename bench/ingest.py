@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     calls = [c for c in (segment_call(e) for e in events) if c is not None]
     bodies = [orjson.dumps({"batch": calls[i : i + args.batch]}) for i in range(0, len(calls), args.batch)]
     print(f"[ingest] {len(calls):,} calls in {len(bodies):,} batch requests", file=sys.stderr)
+    mapping = load_mapping()
     rates, ceilings, cpu_per_event = [], [], []
     log = Path("bench/out/ingest.log")
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         records = [
             (getattr(settings.topics, kind), key, value)
             for call in calls
-            for kind, key, value in translate(call, load_mapping(), default_start()).records
+            for kind, key, value in translate(call, mapping, default_start()).records
         ]
         ceiling = fresh_settings(4)
         ensure_topics(ceiling)

@@ -137,8 +137,7 @@ def worker_registry(
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         registry=registry,
     )
-    observe: Callable[[int, float], None] = lambda _records, seconds: batch_seconds.observe(seconds)  # noqa: E731
-    pipeline.batch_observers.append(observe)
+    pipeline.batch_observers.append(lambda _records, seconds: batch_seconds.observe(seconds))
     reader = LagReader(settings, settings.topics.inputs(), settings.consumer_group) if lag else None
     registry.register(PipelineCollector(pipeline, guard, reader, handoffs))
     return registry
