@@ -213,7 +213,12 @@ def _parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="a contact's live score breakdown from Redis")
     explain.add_argument("contact", help="contact id, or with --account an account domain")
     explain.add_argument("--account", action="store_true", help="explain an account's buying group")
-    explain.add_argument("--at", type=datetime.fromisoformat, help="evaluate at this time (default: now)")
+    explain.add_argument(
+        "--at",
+        type=datetime.fromisoformat,
+        help="score at this ISO time (default: the stream's event time, as the engine scores)",
+    )
+    explain.add_argument("--json", action="store_true", help="print the breakdown as JSON (the lookup API's)")
     route = sub.add_parser("route", help="assign handoffs to SDR queues and reps (a downstream consumer)")
     route.add_argument(
         "--routing", type=Path, help="routing rules YAML (default: the built-in config/routing.yaml)"
@@ -322,7 +327,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from leadstream.tools.explain import explain, explain_account
 
         show = explain_account if args.account else explain
-        return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout)
+        return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout, args.json)
     if command == "route":
         from leadstream.bootstrap import build_router
         from leadstream.config.routing import load_routing

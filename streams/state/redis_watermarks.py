@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from leadstream.engine.eventtime.watermarks import NEVER, PartitionFeed, PartitionProgress, ReleaseBound
 from leadstream.errors import StateUnavailable
 
-__all__ = ["RedisWatermarks"]
+__all__ = ["RedisWatermarks", "stream_clock"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +127,20 @@ class RedisWatermarks:
         if not count:
             return bool(owned)
         return shard % count in owned
+
+
+async def stream_clock(client: Any, key: str) -> float | None:
+    """How far the stream has got in event time: the latest event time any worker of the group
+    published (see RedisWatermarks.publish), None before the first batch settled. Read-only
+    tools score at this time, as the engine would, rather than at the wall clock."""
+    try:
+        raw = await client.hgetall(key)
+    except RedisError as exc:
+        raise StateUnavailable(f"Redis failed while reading the watermarks: {exc}") from exc
+    latest = NEVER
+    for field, value in raw.items():
+        try:
+            latest = max(latest, PartitionProgress.decode(field.decode(), value).max_event_time)
+        except ValueError:
+            continue
+    return None if latest == NEVER else latest

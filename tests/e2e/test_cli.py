@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -99,5 +101,27 @@ def test_demo_then_explain(settings):
     assert mql_lines, demo.stdout
     contact = mql_lines[0].split()[1]
     explained = leadstream("explain", contact, env=env).stdout
-    assert f"contact {contact}" in explained
+    assert f"contact {contact}" in explained and "stage mql" in explained
     assert "fit " in explained and "engagement " in explained and "MQL handoffs so far: 1" in explained
+    # A contact just handed off is not re-armed, and explain says why rather than a bare "no".
+    assert "hands off again: no - stage 'mql'" in explained
+
+    # Scores are read at the stream's event time (as the demo printed them), not the wall clock:
+    # the demo's events are back-dated, so the wall clock would show them decayed.
+    as_json = json.loads(leadstream("explain", contact, "--json", env=env).stdout)
+    assert as_json["scored_at_source"] == "stream" and as_json["scored_at"] >= as_json["last_event_at"]
+    at = as_json["scored_at"]
+    at_stream = json.loads(leadstream("explain", contact, "--json", "--at", at, env=env).stdout)
+    assert at_stream["engagement"] == as_json["engagement"]
+    now = datetime.now(UTC).isoformat()
+    at_wall_clock = json.loads(leadstream("explain", contact, "--json", "--at", now, env=env).stdout)
+    assert at_wall_clock["engagement"]["score"] < as_json["engagement"]["score"]
+    assert as_json["engagement"]["score"] >= as_json["engagement"]["threshold"] / 2
+
+    lines = demo.stdout.splitlines()
+    account = next(line.split()[1] for line in lines if line.strip().startswith("ACCOUNT "))
+    table = leadstream("explain", "--account", account, env=env).stdout
+    header = next(line for line in table.splitlines() if line.startswith("ENGAGED"))
+    assert header.split() == ["ENGAGED", "ENGAGEMENT", "CONTACT", "ROLE", "TITLE", "LAST", "EVENT"]
+    assert "{" not in table, "firmographics are shown as fields, not a Python dict"
+    assert "missing:" in table
