@@ -17,7 +17,8 @@ class Assignment(BaseModel):
     handoff_id: str
     handoff_kind: Literal["mql", "buying_group"]
     contact_id: str | None
-    account_id: str | None
+    account_domain: str | None  # the domain that keys the account (stickiness is by it)
+    account_id: str | None  # the account's id on the accounts topic, when known
     queue: str
     rep: str
     reason: Literal["sticky", "round_robin", "overflow"]

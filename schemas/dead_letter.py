@@ -16,8 +16,9 @@ class DeadLetterHeaders(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     topic: str = Field(alias="__connect.errors.topic", description="topic the record came from")
-    partition: int = Field(alias="__connect.errors.partition")
-    offset: int = Field(alias="__connect.errors.offset")
+    # Header values are text: the numbers are their decimal digits, as Kafka Connect writes them.
+    partition: str = Field(alias="__connect.errors.partition", pattern=r"^[0-9]+$")
+    offset: str = Field(alias="__connect.errors.offset", pattern=r"^[0-9]+$")
     stage: str = Field(alias="__connect.errors.stage", description="decode | validate | policy")
     exception_class_name: str = Field(
         alias="__connect.errors.exception.class.name",

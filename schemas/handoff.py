@@ -90,7 +90,10 @@ class MqlHandoff(_Frozen):
     kind: Literal["mql"] = "mql"
     handoff_id: str
     contact_id: str
-    account_id: str | None
+    # The contact's account as leadstream keys it: the company domain (None for personal mail).
+    account_domain: str | None
+    # The account's id on the accounts topic (the CRM's), once firmographics named it.
+    account_id: str | None = None
     email: str | None  # normalised (lower case, no invisible characters): the identity
     email_display: str | None = None  # as the person typed it
     qualified_at: AwareDatetime
@@ -148,8 +151,8 @@ class BuyingGroupHandoff(_Frozen):
 
     kind: Literal["buying_group"] = "buying_group"
     handoff_id: str
-    account_id: str
-    domain: str
+    account_id: str | None  # the id on the accounts topic (the CRM's), None until it named one
+    domain: str  # what keys the account
     qualified_at: AwareDatetime
     qualification_number: int
     model_version: str

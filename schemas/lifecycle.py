@@ -22,7 +22,7 @@ class LifecycleTransition(BaseModel):
     kind: Literal["transition"] = "transition"
     transition_id: str
     contact_id: str
-    account_id: str | None
+    account_domain: str | None  # the contact's account domain, as on its MQL handoff
     from_stage: Stage
     to_stage: Stage
     reason: str
@@ -40,8 +40,10 @@ class SlaBreach(BaseModel):
     kind: Literal["sla_breached"] = "sla_breached"
     breach_id: str
     contact_id: str
-    account_id: str | None
+    account_domain: str | None
     handoff_id: str
+    # The handoff's follow-up deadline (its follow_up_due_at), the same on every step; ``at`` is
+    # when this step escalated (due_at + the step's after_due_hours).
     due_at: AwareDatetime
     at: AwareDatetime
     step: int

@@ -270,6 +270,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _warn_unscored_feedback(settings: Settings) -> None:
+    """The report reads outcomes as the worker scored them (lifecycle events): sales outcomes still
+    waiting on the feedback topic are missing from it, and a bar judged without them is wrong."""
+    from leadstream.kafka.topic_io import consumer_lags
+
+    waiting = sum(consumer_lags(settings, [settings.topics.feedback]).values())
+    if waiting:
+        print(
+            f"leadstream report: warning: {waiting} record(s) on {settings.topics.feedback} not yet "
+            f"processed by consumer group {settings.consumer_group!r}; their outcomes are missing "
+            "below. Start `leadstream worker` (or wait for it to catch up) and run the report again.",
+            file=sys.stderr,
+        )
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command
     if command == "validate":
@@ -349,7 +364,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         def on_assignment(a: dict[str, Any]) -> None:
             count_assignment(a)
             print(
-                f"{a['handoff_kind']:<12} {a['contact_id'] or a['account_id']:<24} "
+                f"{a['handoff_kind']:<12} {a['contact_id'] or a['account_domain']:<24} "
                 f"-> {a['queue']}/{a['rep']} ({a['reason']})"
             )
 
@@ -374,6 +389,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from leadstream.tools.report import conversion, format_report
 
         require_kafka(settings)
+        _warn_unscored_feedback(settings)
         handoffs = read_topic(settings, settings.topics.handoffs)
         lifecycle = read_topic(settings, settings.topics.lifecycle)
         result = conversion(handoffs, lifecycle)

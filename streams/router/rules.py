@@ -31,4 +31,6 @@ def choose_queue(config: RoutingConfig, handoff: dict[str, Any]) -> Queue:
 
 
 def account_of(handoff: dict[str, Any]) -> str:
-    return str(handoff.get("account_id") or handoff.get("domain") or "")
+    """The account's domain: what keys an account in leadstream, on MQL and buying-group handoffs
+    alike (``account_id`` is the CRM's id from the accounts topic, often unknown)."""
+    return str(handoff.get("account_domain") or handoff.get("domain") or "")

@@ -104,7 +104,8 @@ class Router:
                         handoff_id=handoff["handoff_id"],
                         handoff_kind=handoff["kind"],
                         contact_id=handoff.get("contact_id"),
-                        account_id=account_of(handoff) or None,
+                        account_domain=account_of(handoff) or None,
+                        account_id=handoff.get("account_id"),
                         queue=queue_name,
                         rep=rep,
                         reason=reason,
@@ -187,7 +188,7 @@ class Router:
         producer.begin_transaction()
         try:
             for a in assignments:
-                key = (a["contact_id"] or a["account_id"] or "").encode()
+                key = (a["contact_id"] or a["account_domain"] or "").encode()
                 producer.produce(topic, value=json.dumps(a).encode(), key=key)
             producer.send_offsets_to_transaction(
                 consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30

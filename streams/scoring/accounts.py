@@ -382,7 +382,7 @@ def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, 
     )[:8]
     handoff = BuyingGroupHandoff(
         handoff_id=buying_group_handoff_id(account.domain, model.version, account.qualified_count),
-        account_id=view.firmographics.get("account_id") or account.account_id or account.domain,
+        account_id=view.firmographics.get("account_id") or account.account_id,
         domain=account.domain,
         qualified_at=to_datetime(now),
         qualification_number=account.qualified_count,

@@ -45,7 +45,8 @@ def build_mql_handoff(
     handoff = MqlHandoff(
         handoff_id=handoff_id,
         contact_id=state.contact_id,
-        account_id=account_of(compiled, state),
+        account_domain=account_of(compiled, state),
+        account_id=(firmographics or {}).get("account_id"),
         email=state.email,
         email_display=state.email_display,
         qualified_at=to_datetime(now),

@@ -58,11 +58,15 @@ def transition(
     stage (a rejection of a lead that had already decayed back to nurture)."""
     if state.stage == to_stage and not always:
         return None
+    # A move out of an open MQL (decay), or sales feedback sent without the handoff's id,
+    # concerns the latest handoff.
+    if handoff_id is None and (state.stage == OPEN_MQL or always):
+        handoff_id = state.last_handoff_id
     state.transitions += 1
     event = LifecycleTransition(
         transition_id=str(uuid.uuid5(NAMESPACE, f"t|{state.contact_id}|{state.transitions}")),
         contact_id=state.contact_id,
-        account_id=account_of(compiled, state),
+        account_domain=account_of(compiled, state),
         from_stage=state.stage,
         to_stage=to_stage,
         reason=reason,
@@ -90,6 +94,7 @@ def on_mql(
     compiled: CompiledModel, state: ContactState, handoff: dict[str, Any], at: float
 ) -> list[dict[str, Any]]:
     """The contact was just handed off: it is an MQL; start its SLA clock and its decay watch."""
+    state.last_handoff_id = handoff["handoff_id"]
     moved = transition(
         compiled, state, OPEN_MQL, "qualified: fit and engagement cleared the bar", at, handoff["handoff_id"]
     )
@@ -170,7 +175,7 @@ def _sla_breach(compiled: CompiledModel, state: ContactState, at: float) -> dict
     breach = SlaBreach(
         breach_id=str(uuid.uuid5(NAMESPACE, f"sla|{handoff_id}|{step}")),
         contact_id=state.contact_id,
-        account_id=account_of(compiled, state),
+        account_domain=account_of(compiled, state),
         handoff_id=handoff_id,
         due_at=to_datetime(first_due),
         at=to_datetime(at),
@@ -185,6 +190,9 @@ def _sla_breach(compiled: CompiledModel, state: ContactState, at: float) -> dict
 
 
 def _current_handoff_id(compiled: CompiledModel, state: ContactState) -> str:
+    if state.last_handoff_id:
+        return state.last_handoff_id
     from leadstream.scoring.engine import mql_handoff_id
 
+    # A state written before it kept the id: the id the current model would have given.
     return mql_handoff_id(state.contact_id, compiled.model.version, state.mql_count)

@@ -81,6 +81,9 @@ class ContactState:
     mql_count: int = 0
     last_mql_at: float | None = None
     dipped_since_mql: bool = False
+    # The id of the latest MQL handoff: lifecycle events about it (a rejection that names no
+    # handoff, decay, SLA breaches) carry it, even after the model version changed.
+    last_handoff_id: str | None = None
     # Profiles (anon:<id>, email:<address>, older contact ids) linked to this contact; their
     # contributions were merged in once, with their original event times.
     linked: list[str] = field(default_factory=list)
@@ -112,7 +115,7 @@ class ContactState:
             "id": self.seen_ids,
             "o": self.applied,
             "k": self.clock,
-            "m": [self.mql_count, self.last_mql_at, self.dipped_since_mql],
+            "m": [self.mql_count, self.last_mql_at, self.dipped_since_mql, self.last_handoff_id],
             "l": self.linked,
             "lc": [self.stage, self.transitions, self.timers, self.sla_step],
             "tl": [
@@ -126,7 +129,7 @@ class ContactState:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ContactState:
-        mql_count, last_mql_at, dipped = raw["m"]
+        mql_count, last_mql_at, dipped, *rest = raw["m"]  # states written before hold three
         since, last_key, fit_seen, published = _timeline(raw.get("tl") or [])
         return cls(
             contact_id=raw["c"],
@@ -144,6 +147,7 @@ class ContactState:
             mql_count=mql_count,
             last_mql_at=last_mql_at,
             dipped_since_mql=dipped,
+            last_handoff_id=rest[0] if rest else None,
             linked=raw.get("l", []),
             **_lifecycle(raw.get("lc")),
             since=since,

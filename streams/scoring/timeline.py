@@ -104,6 +104,7 @@ DECISION_FIELDS = (
     "mql_count",
     "last_mql_at",
     "dipped_since_mql",
+    "last_handoff_id",
     "stage",
     "transitions",
     "timers",

@@ -33,6 +33,7 @@ from leadstream.state.redis_store import RedisStateStore
 from leadstream.state.redis_watermarks import stream_clock
 
 __all__ = [
+    "Scored",
     "StateReader",
     "account_breakdown",
     "contact_breakdown",

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["LOOSE_BELOW", "STRICT_ABOVE", "Cohort", "conversion", "format_report", "verdict"]
+__all__ = ["LOOSE_BELOW", "MIN_TO_JUDGE", "STRICT_ABOVE", "Cohort", "conversion", "format_report", "verdict"]
 
-LOOSE_BELOW = 0.125  # MQL -> SQL below this: the bar is too loose (the playbooks say 10-15%)
-STRICT_ABOVE = 0.45  # above this: too strict (the playbooks say 40-50%)
+# The middles of the playbooks' bands: MQL -> SQL under 10-15% means a loose bar, over 40-50% a
+# strict one; the report uses 12.5% and 45% and prints those numbers.
+LOOSE_BELOW = 0.125
+STRICT_ABOVE = 0.45
+MIN_TO_JUDGE = 20  # MQLs, and MQLs with a sales answer, below which a rate says nothing
 
 
 @dataclass(slots=True)
@@ -34,6 +37,7 @@ class Cohort:
 
         return {
             "mqls": self.mqls,
+            "answered": len(self.first_touch_hours),
             "sqls": self.sqls,
             "rejected": self.rejected,
             "closed_won": self.won,
@@ -126,8 +130,13 @@ def _is_sales(reason: str) -> bool:
 
 
 def verdict(cohort: Cohort) -> str:
-    if cohort.mqls < 20:
+    if cohort.mqls < MIN_TO_JUDGE:
         return "too few MQLs to judge"
+    answered = len(cohort.first_touch_hours)
+    if answered == 0:
+        return "no sales outcomes yet: nothing to judge"
+    if answered < MIN_TO_JUDGE:
+        return f"too few sales outcomes to judge ({answered} of {cohort.mqls} MQLs answered)"
     rate = cohort.sqls / cohort.mqls
     if rate < LOOSE_BELOW:
         return f"bar too loose: MQL->SQL below {LOOSE_BELOW:.1%}; raise thresholds or tighten rules"

@@ -125,3 +125,27 @@ def test_demo_then_explain(settings):
     assert header.split() == ["ENGAGED", "ENGAGEMENT", "CONTACT", "ROLE", "TITLE", "LAST", "EVENT"]
     assert "{" not in table, "firmographics are shown as fields, not a Python dict"
     assert "missing:" in table
+
+
+@pytest.mark.integration
+def test_report_without_a_worker_warns_and_judges_nothing(settings):
+    """Outcomes waiting on the feedback topic are not in the report: it says so, and gives no
+    verdict on MQLs nobody answered."""
+    from leadstream.kafka.clients import make_producer
+    from leadstream.kafka.topic_io import produce_all
+    from leadstream.kafka.topics import ensure_topics
+    from tests.factories import encode
+
+    ensure_topics(settings)
+    outcome = {
+        "event_id": "o-1",
+        "type": "sales_outcome",
+        "occurred_at": "2026-03-02T10:00:00Z",
+        "contact_id": "c-1",
+        "outcome": "accepted",
+    }
+    produce_all(make_producer(settings), [(settings.topics.feedback, b"c-1", encode(outcome))])
+    report = leadstream("report", env=settings_to_env(settings))
+    assert f"1 record(s) on {settings.topics.feedback} not yet processed" in report.stderr
+    assert "Start `leadstream worker`" in report.stderr
+    assert "too loose" not in report.stdout

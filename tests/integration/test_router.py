@@ -26,7 +26,7 @@ def handoff(n: int, account: str, region: str = "emea", day: str = "2026-03-02")
         "kind": "mql",
         "handoff_id": f"h-{n}",
         "contact_id": f"c-{n}",
-        "account_id": account,
+        "account_domain": account,
         "qualified_at": f"{day}T10:00:{n % 60:02d}Z",
         "follow_up_due_at": f"{day}T23:00:00Z",
         "firmographics": {"region": region, "employees": 300},

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import jsonschema
 import pytest
 
 from leadstream.config.loader import load_model
@@ -16,6 +20,7 @@ from tests.integration.helpers import handoffs, read_all, wait_caught_up
 
 pytestmark = pytest.mark.integration
 MODEL = load_model()
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "json"
 
 
 def produce(settings, events):
@@ -57,6 +62,7 @@ def test_journeys_replay_and_dead_letters(settings, redis_client, start_worker, 
         ("buyer", mql_handoff_id("buyer", MODEL.version, 1))
     ]
     assert received[0]["engagement"]["score"] >= MODEL.thresholds.engagement
+    jsonschema.validate(received[0], json.loads((SCHEMAS / "mql_handoff.schema.json").read_text()))
     buyer_key = contact_key(settings.redis_key_prefix, "buyer")
     state_before = redis_client.hget(buyer_key, "s")
     assert redis_client.ttl(buyer_key) > 0
@@ -98,6 +104,11 @@ def test_malformed_events_go_to_dead_letters_while_valid_ones_flow(settings, sta
 
     dead = read_all(settings, settings.topics.dead_letters)
     assert len(dead) == 1000
+    # A consumer validating the headers with the published schema accepts every dead letter.
+    schema = json.loads((SCHEMAS / "dead_letter_headers.schema.json").read_text())
+    for record in dead:
+        text = {k: v.decode() for k, v in record.headers() or [] if k.startswith("__connect.errors.")}
+        jsonschema.validate(text, schema)
     headers = dict(dead[0].headers())
     assert headers["__connect.errors.topic"] == settings.topics.page_views.encode()
     assert headers["__connect.errors.exception.class.name"].startswith(b"InvalidEvent.")

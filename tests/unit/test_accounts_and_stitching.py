@@ -169,7 +169,9 @@ def test_firmographics_feed_contact_fit():
         "company_size_match",
         "target_region",
     }
-    assert mql["account_id"] == "fit.io"
+    # One meaning per field name: account_id is the accounts topic's id on every handoff (None
+    # until firmographics name one), the domain is account_domain (MQL) / domain (buying group).
+    assert (mql["account_domain"], mql["account_id"]) == ("fit.io", "acct-fit.io")
 
 
 def test_anonymous_pricing_views_count_once_after_identification_decayed_from_then():

@@ -84,6 +84,8 @@ def test_reject_recycles_and_new_engagement_qualifies_again_with_a_new_id():
     h.send(buyer_journey("c2"))
     h.send([outcome("c2", "rejected", at(1.5), reason="no budget")])
     assert h.lifecycle()[-1]["to_stage"] == "recycled" and "no budget" in h.lifecycle()[-1]["reason"]
+    # The rejection named no handoff: it concerns the open one, and says so.
+    assert h.lifecycle()[-1]["handoff_id"] == h.handoffs()[0]["handoff_id"]
     h.send(
         [page("c2", "/pricing", at(10)), page("c2", "/pricing", at(10.5)), form("c2", "demo_request", at(11))]
     )
@@ -136,6 +138,7 @@ def test_decayed_mql_is_recycled_at_the_predicted_time_without_a_new_event():
         abs_tol=1e-5,
     )
     assert "decayed" in recycled["reason"]
+    assert recycled["handoff_id"] == h.handoffs()[0]["handoff_id"]
     assert h.state("c4").stage == "recycled" and h.state("c4").timers == {}
 
 
@@ -151,3 +154,17 @@ def test_the_same_events_fire_the_same_timers_without_the_timer_service():
     assert live.lifecycle() == replay.lifecycle()
     assert [e["kind"] for e in replay.lifecycle()].count("sla_breached") == 3
     assert math.isclose(live.state("c5").clock, replay.state("c5").clock)
+
+
+def test_sla_breaches_name_the_handoff_even_after_the_model_version_changed():
+    first = Harness()
+    first.send(buyer_journey("c6"))
+    handoff = first.handoffs()[0]
+    newer = MODEL.model_copy(update={"version": f"{MODEL.version}-next"})
+    h = Harness(newer)
+    h.store = first.store  # the same state, now scored by the next model version
+    h.timers = TimerService(h.store, h.store, h.sink, compile_model(newer), TOPICS, "ls")
+    due = parse({**buyer_journey("y")[0], "occurred_at": handoff["follow_up_due_at"]}).occurred_at.timestamp()
+    assert h.tick(due) == 1
+    [breach] = [e for e in h.lifecycle() if e["kind"] == "sla_breached"]
+    assert breach["handoff_id"] == handoff["handoff_id"] and breach["model_version"] == newer.version
