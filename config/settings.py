@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     ingest_cors_origins: str = "*"
     # Seconds ingest waits for Kafka to acknowledge a request's events before answering 503.
     ingest_ack_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # Tokens (comma separated) for the lookup API and the live page; both are off without one.
+    lookup_tokens: SecretStr | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # faust: the faust agent (stream.take_events); confluent: a plain confluent-kafka loop, with

@@ -75,3 +75,22 @@ def start_worker(tmp_path: Path) -> Iterator[object]:
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_ingest(tmp_path: Path) -> Iterator[object]:
+    """Start ``leadstream ingest`` children (on free ports) for a test; stopped afterwards."""
+    from leadstream.kafka.topics import ensure_topics
+    from leadstream.tools.ingest_process import IngestProcess
+
+    started: list[IngestProcess] = []
+
+    def start(settings: Settings, extra_env: dict[str, str] | None = None) -> IngestProcess:
+        ensure_topics(settings)
+        process = IngestProcess(settings, tmp_path / f"ingest-{len(started)}.log", extra_env)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()

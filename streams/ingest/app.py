@@ -2,8 +2,9 @@
 
 Endpoints: ``POST /v1/{page,track,identify,group,alias,screen,batch}`` (and the one-letter
 forms analytics.js uses: ``/v1/p``, ``/v1/t``, ...), ``GET /metrics`` (Prometheus), ``GET
-/health``. A request is answered 200 only after Kafka acknowledged every event it carried; a
-request with any invalid call is answered 400 with every reason and nothing of it is produced;
+/health``; the lookup API and the live page (see live.py). A request is answered 200 only
+after Kafka acknowledged every event it carried; a request with any invalid call is answered
+400 with every reason and nothing of it is produced;
 401 for a missing or unknown write key; 413 over Segment's size limits; 503 (retry) when Kafka
 does not acknowledge in time.
 """
@@ -29,8 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from leadstream.config.loader import load_model
+from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable, ConfigurationError
+from leadstream.ingest.live import LiveFeed, ScoreSample, live_routes
 from leadstream.ingest.mapping import IngestMapping
 from leadstream.ingest.metrics import IngestMetrics
 from leadstream.ingest.producer import AckingProducer
@@ -41,6 +45,7 @@ from leadstream.ingest.segment import (
     translate,
     translate_batch,
 )
+from leadstream.tools.explain import StateReader
 
 __all__ = ["SHORT_PATHS", "build_app", "write_keys"]
 
@@ -75,20 +80,30 @@ def write_keys(settings: Settings) -> tuple[bytes, ...]:
 
 
 def build_app(
-    settings: Settings, mapping: IngestMapping, producer: AckingProducer | None = None
+    settings: Settings,
+    mapping: IngestMapping,
+    producer: AckingProducer | None = None,
+    model: ScoringModel | None = None,
 ) -> Starlette:
     keys = write_keys(settings)
+    model = model or load_model(settings.model_path)
     metrics = IngestMetrics.create()
     topics = settings.topics
-    state: dict[str, AckingProducer] = {}
+    state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         state["producer"] = producer or AckingProducer(settings)
+        state["reader"] = reader = StateReader(settings)
+        state["scores"] = ScoreSample(reader, model)
+        state["feed"] = feed = LiveFeed(settings)
+        feed.start()
         try:
             yield
         finally:
             state["producer"].close()
+            feed.stop()
+            await reader.close()
 
     async def body_of(request: Request, limit: int) -> Any:
         raw = bytearray()
@@ -180,12 +195,13 @@ def build_app(
             Route("/v1/{call}", tracking, methods=["POST"]),
             Route("/metrics", scrape, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            *live_routes(settings, model, state),
         ],
         middleware=[
             Middleware(
                 CORSMiddleware,
                 allow_origins=origins,
-                allow_methods=["POST"],
+                allow_methods=["POST", "GET"],
                 allow_headers=["authorization", "content-type", "content-encoding"],
             )
         ],

@@ -9,6 +9,7 @@ import uvicorn
 
 from leadstream.config.settings import Settings
 from leadstream.ingest.app import build_app, write_keys
+from leadstream.ingest.live import lookup_tokens
 from leadstream.ingest.mapping import load_mapping
 from leadstream.kafka.clients import require_kafka
 from leadstream.kafka.topics import ensure_topics
@@ -27,5 +28,16 @@ def serve(settings: Settings, host: str | None, port: int | None, mapping_path: 
         f"({len(mapping.track)} track events mapped), metrics on /metrics",
         file=sys.stderr,
     )
+    if lookup_tokens(settings):
+        print(
+            f"leadstream ingest: live page on http://{host}:{port}/live, lookup API on "
+            f"/v1/contacts/<id> and /v1/accounts/<domain> (a token of LEADSTREAM_LOOKUP_TOKENS)",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            "leadstream ingest: live page and lookup API off (set LEADSTREAM_LOOKUP_TOKENS to turn them on)",
+            file=sys.stderr,
+        )
     uvicorn.run(build_app(settings, mapping), host=host, port=port, log_level="warning", access_log=False)
     return 0

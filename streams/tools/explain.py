@@ -27,7 +27,7 @@ from leadstream.scoring.fit import evaluate_fit
 from leadstream.scoring.signals import seniority
 from leadstream.scoring.state import AccountState
 from leadstream.state.aliases import resolve_aliases
-from leadstream.state.keys import account_key, contact_key, record_id, watermark_key
+from leadstream.state.keys import account_key, contact_key, contact_keys_start, record_id, watermark_key
 from leadstream.state.port import StoredRecord, decode_account, decode_state
 from leadstream.state.redis_store import RedisStateStore
 from leadstream.state.redis_watermarks import stream_clock
@@ -91,6 +91,27 @@ class StateReader:
         if record_id(key) != contact_id:
             out["stitched_from"] = contact_id
         return out
+
+    async def sample_scores(self, model: ScoringModel, limit: int) -> dict[str, Any]:
+        """Fit and engagement of up to ``limit`` known contacts at the stream's event time (a
+        SCAN, so a sample on a large keyspace): the distributions the live page draws."""
+        compiled = compile_model(model)
+        pattern = contact_keys_start(self._settings.redis_key_prefix) + "*"
+        keys: list[str] = []
+        async for key in self._client.scan_iter(match=pattern, count=1000):
+            keys.append(key.decode() if isinstance(key, bytes) else key)
+            if len(keys) >= limit:
+                break
+        stored = await self._store.load(keys) if keys else {}
+        states = [decode_state(s.value) for s in stored.values() if s.value is not None]
+        # Anonymous and email-only profiles are not contacts the bars apply to yet.
+        states = [s for s in states if not s.contact_id.startswith(("anon:", "email:"))]
+        when = await self._when(None, max((s.clock for s in states), default=0.0))
+        return {
+            "scored_at": _iso(when.at) if states else None,
+            "fit": [evaluate_fit(compiled, s).score for s in states],
+            "engagement": [engagement(compiled, s, when.at)[0] for s in states],
+        }
 
     async def account(
         self, model: ScoringModel, domain: str, at: datetime | None = None
@@ -232,6 +253,8 @@ def account_breakdown(account: AccountState, model: ScoringModel, when: Scored) 
             }
             for m in view.members
         ],
+        # Member updates the account holds until the stream's event time passes them (watermarks).
+        "pending_members": sorted({s.contact_id for s in account.pending.values()}),
     }
 
 
@@ -325,6 +348,8 @@ def render_account(b: dict[str, Any]) -> str:
     ]
     header = ("ENGAGED", "ENGAGEMENT", "CONTACT", "ROLE", "TITLE", "LAST EVENT")
     lines += _table(header, rows) if rows else ["(no members yet)"]
+    if b["pending_members"]:
+        lines.append(f"waiting for the stream's event time to pass them: {', '.join(b['pending_members'])}")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta
 
 from leadstream.config.settings import Settings
 from leadstream.kafka.topic_io import TopicTail
@@ -32,3 +33,25 @@ def read_all(settings: Settings, topic: str, settle_s: float = 1.0) -> list:
 
 def handoffs(settings: Settings) -> list[dict]:
     return [json.loads(m.value()) for m in read_all(settings, settings.topics.handoffs)]
+
+
+TRAITS = {
+    "email": "ana@acme-labs.com",
+    "title": "VP Marketing",
+    "industry": "software",
+    "employees": 400,
+    "region": "emea",
+}
+
+
+def segment_journey(client, user: str, start: datetime) -> None:
+    """identify, pricing twice, a case study, a demo request: what the default model hands off."""
+    step = timedelta(minutes=7)
+    client.identify(user, TRAITS, timestamp=start)
+    client.page(user, properties={"url": "https://www.example.com/pricing"}, timestamp=start + step)
+    client.page(user, properties={"url": "https://www.example.com/pricing?x=1"}, timestamp=start + 2 * step)
+    client.page(
+        user, properties={"url": "https://www.example.com/case-studies/a"}, timestamp=start + 3 * step
+    )
+    client.track(user, "Demo Requested", {"form_id": "demo"}, timestamp=start + 4 * step)
+    client.flush()

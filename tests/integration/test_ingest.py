@@ -8,57 +8,19 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import requests
 
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings
-from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring import mql_handoff_id
 from leadstream.tools.ingest_process import WRITE_KEY, IngestProcess
-from tests.integration.helpers import handoffs, read_all, wait_caught_up
+from tests.integration.helpers import TRAITS, handoffs, read_all, segment_journey, wait_caught_up
 
 pytestmark = pytest.mark.integration
 MODEL = load_model()
-TRAITS = {
-    "email": "ana@acme-labs.com",
-    "title": "VP Marketing",
-    "industry": "software",
-    "employees": 400,
-    "region": "emea",
-}
-
-
-@pytest.fixture
-def start_ingest(tmp_path: Path) -> Iterator[object]:
-    started: list[IngestProcess] = []
-
-    def start(settings: Settings) -> IngestProcess:
-        ensure_topics(settings)
-        process = IngestProcess(settings, tmp_path / f"ingest-{len(started)}.log")
-        started.append(process)
-        return process.start()
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-def _journey(client, user: str, start: datetime) -> None:
-    """identify, pricing twice, a case study, a demo request: what the default model hands off."""
-    step = timedelta(minutes=7)
-    client.identify(user, TRAITS, timestamp=start)
-    client.page(user, properties={"url": "https://www.example.com/pricing"}, timestamp=start + step)
-    client.page(user, properties={"url": "https://www.example.com/pricing?x=1"}, timestamp=start + 2 * step)
-    client.page(
-        user, properties={"url": "https://www.example.com/case-studies/a"}, timestamp=start + 3 * step
-    )
-    client.track(user, "Demo Requested", {"form_id": "demo"}, timestamp=start + 4 * step)
-    client.flush()
 
 
 def _mqls(settings: Settings) -> list[tuple[str, str]]:
@@ -73,7 +35,7 @@ def test_segment_python_client_journey_becomes_an_mql(settings, start_worker, st
     start_worker(settings)
     errors: list[Exception] = []
     client = Client(WRITE_KEY, host=ingest.url, gzip=gzipped, on_error=lambda e, _b: errors.append(e))
-    _journey(client, "seg-buyer", datetime.now(UTC) - timedelta(hours=2))
+    segment_journey(client, "seg-buyer", datetime.now(UTC) - timedelta(hours=2))
     client.shutdown()
     assert errors == []
     wait_caught_up(settings)
