@@ -275,9 +275,9 @@ def build_worker(settings: Settings) -> faust.App:
     watermarks.attach(feed)
     guard = guarded(pipeline, settings)
     shadowing = Shadowing(guard)
-    serve_metrics(settings, worker_registry(settings, pipeline, guard), "worker")
-    attach_batch_agent(app, settings, shadowing, feed)
     timers = timers_of(settings, store, sink, model)
+    serve_metrics(settings, worker_registry(settings, pipeline, guard, timers=timers), "worker")
+    attach_batch_agent(app, settings, shadowing, feed)
     attach_timer(app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers)), "fire_timers")
     attach_timer(app, STREAM_TICK_S, _logged(stream_tick(pipeline, feed, shadowing)), "release_accounts")
     build = _shadow_builder(settings, store, sink, watermarks)
@@ -327,7 +327,7 @@ def build_confluent_worker(settings: Settings) -> Any:
     timers = timers_of(settings, store, sink, model)
     guard = guarded(pipeline, settings)
     shadowing = Shadowing(guard)
-    serve_metrics(settings, worker_registry(settings, pipeline, guard), "worker")
+    serve_metrics(settings, worker_registry(settings, pipeline, guard, timers=timers), "worker")
     build = _shadow_builder(settings, store, sink, watermarks)
     ticks = [
         (settings.timer_interval_s, _logged(timer_tick(pipeline, timers))),

@@ -29,6 +29,7 @@ from leadstream.engine.records import SourceRecord
 from leadstream.errors import BrokerUnavailable, InvalidEvent
 from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
+from leadstream.kafka.rebalances import count_rebalance
 
 __all__ = ["FETCH_WAIT_MS", "STALL_S", "StallWatch", "consumer_config", "run_loop", "source_record"]
 
@@ -76,14 +77,17 @@ async def run_loop(
 
     def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned.update((tp.topic, tp.partition) for tp in partitions)  # incremental (cooperative)
+        count_rebalance("assigned")
         logger.info("partitions assigned: %s", _names(partitions))
 
     def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        count_rebalance("revoked")
         logger.info("partitions revoked: %s", _names(partitions))
 
     def on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        count_rebalance("lost")
         logger.warning("partitions lost (session expired): %s", _names(partitions))
 
     consumer.subscribe(

@@ -19,6 +19,7 @@ from leadstream.config.settings import Settings
 from leadstream.engine.ports import BatchProcessor
 from leadstream.engine.records import SourceRecord
 from leadstream.kafka.feed import KafkaFeed
+from leadstream.kafka.rebalances import count_rebalance
 from leadstream.kafka.unreadable import tolerate_unreadable_batches
 
 __all__ = ["attach_batch_agent", "attach_timer", "faust_feed", "make_app"]
@@ -63,10 +64,12 @@ def make_app(settings: Settings) -> faust.App:
 def _log_rebalances(app: faust.App) -> None:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def revoked(app: faust.App, revoked: Any, **_kwargs: Any) -> None:
+        count_rebalance("revoked")
         logger.info("partitions revoked: %s", _names(revoked))
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def assigned(app: faust.App, assigned: Any, **_kwargs: Any) -> None:
+        count_rebalance("assigned")
         logger.info("partitions assigned: %s", _names(assigned))
 
 

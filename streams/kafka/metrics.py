@@ -18,9 +18,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from leadstream.config.settings import Settings
+from leadstream.engine.eventtime.timers import TimerService
 from leadstream.engine.guard import RetryingProcessor
 from leadstream.engine.pipeline import ScoringPipeline
 from leadstream.errors import BrokerUnavailable
+from leadstream.kafka.rebalances import REBALANCES
 from leadstream.kafka.topic_io import consumer_lags
 
 __all__ = ["LagReader", "PipelineCollector", "router_registry", "serve_metrics", "worker_registry"]
@@ -120,7 +122,11 @@ def _info(version: str) -> Metric:
 
 
 def worker_registry(
-    settings: Settings, pipeline: ScoringPipeline, guard: RetryingProcessor | None = None, lag: bool = True
+    settings: Settings,
+    pipeline: ScoringPipeline,
+    guard: RetryingProcessor | None = None,
+    lag: bool = True,
+    timers: TimerService | None = None,
 ) -> CollectorRegistry:
     """A registry with the worker's metrics; hooks the pipeline's observers."""
     registry = CollectorRegistry()
@@ -140,7 +146,36 @@ def worker_registry(
     pipeline.batch_observers.append(lambda _records, seconds: batch_seconds.observe(seconds))
     reader = LagReader(settings, settings.topics.inputs(), settings.consumer_group) if lag else None
     registry.register(PipelineCollector(pipeline, guard, reader, handoffs))
+    registry.register(_ProcessCollector(timers))
     return registry
+
+
+class _ProcessCollector(Collector):
+    """Timers due and fired, and rebalances, of this worker process."""
+
+    def __init__(self, timers: TimerService | None) -> None:
+        self._timers = timers
+
+    def collect(self) -> Iterator[Metric]:
+        if self._timers is not None:
+            yield CounterMetricFamily(
+                "leadstream_timers_due",
+                "SLA and decay timers found due (stale ones included)",
+                value=self._timers.due_total,
+            )
+            yield CounterMetricFamily(
+                "leadstream_timers_fired",
+                "Lifecycle events produced by due timers (SLA breaches, decayed MQLs)",
+                value=self._timers.fired_total,
+            )
+        rebalances = CounterMetricFamily(
+            "leadstream_rebalance_events",
+            "Consumer group rebalance callbacks, by kind (assigned, revoked, lost)",
+            labels=["kind"],
+        )
+        for kind in ("assigned", "revoked", "lost"):
+            rebalances.add_metric([kind], REBALANCES[kind])
+        yield rebalances
 
 
 class _LagCollector(Collector):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -59,6 +60,15 @@ def test_worker_metrics_count_records_dead_letters_handoffs_and_lag(settings, st
     lags = {k: v for k, v in samples.items() if k.startswith("leadstream_consumer_lag{")}
     assert len(lags) == len(settings.topics.inputs()) * settings.topic_partitions
     assert all(v == 0 for v in lags.values())
+    assert samples['leadstream_rebalance_events_total{kind="assigned"}'] >= 1
+
+    # The MQL's SLA timer (due a day after its back-dated handoff) fires once stream time follows
+    # the wall clock, 30 s after the last event: the timer metrics count it.
+    deadline = time.monotonic() + 120
+    while (samples := scrape(port))["leadstream_timers_fired_total"] < 1:
+        assert time.monotonic() < deadline, "no timer fired"
+        time.sleep(1)
+    assert samples["leadstream_timers_due_total"] >= 1
 
 
 def test_router_metrics_count_assignments_and_read_its_lag(settings):

@@ -55,6 +55,9 @@ class TimerService:
         self._topics = topics
         self._prefix = prefix
         self.fired: list[dict[str, Any]] = []
+        # For the metrics: timers found due (stale ones included) and the events they produced.
+        self.due_total = 0
+        self.fired_total = 0
 
     def use_model(self, compiled: CompiledModel) -> None:
         self._compiled = compiled
@@ -66,7 +69,10 @@ class TimerService:
             index = timer_key(self._prefix, shard)
             due = await self._timers.due(index, now, BATCH)
             if due:
-                produced += await self._fire(index, due)
+                self.due_total += len(due)
+                fired = await self._fire(index, due)
+                self.fired_total += fired
+                produced += fired
         return produced
 
     async def _fire(self, index: str, due: list[tuple[str, float]]) -> int:
