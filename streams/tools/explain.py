@@ -362,6 +362,14 @@ async def _read(settings: Settings, read: Any) -> dict[str, Any] | None:
         await reader.close()
 
 
+def _show(found: dict[str, Any] | None, missing: str, render: Any, out: IO[str], as_json: bool) -> int:
+    if found is None:
+        print(missing, file=out)
+        return 1
+    print(json.dumps(found, indent=2) if as_json else render(found), file=out)
+    return 0
+
+
 def explain(
     settings: Settings,
     model: ScoringModel,
@@ -371,15 +379,11 @@ def explain(
     as_json: bool = False,
 ) -> int:
     found = asyncio.run(_read(settings, lambda r: r.contact(model, contact_id, at)))
-    if found is None:
-        print(
-            f"no state for contact {contact_id!r} under key prefix {settings.redis_key_prefix!r} "
-            "(unknown, expired, or keyed as email:<address> / anon:<id>)",
-            file=out,
-        )
-        return 1
-    print(json.dumps(found, indent=2) if as_json else render_contact(found), file=out)
-    return 0
+    missing = (
+        f"no state for contact {contact_id!r} under key prefix {settings.redis_key_prefix!r} "
+        "(unknown, expired, or keyed as email:<address> / anon:<id>)"
+    )
+    return _show(found, missing, render_contact, out, as_json)
 
 
 def explain_account(
@@ -391,10 +395,5 @@ def explain_account(
     as_json: bool = False,
 ) -> int:
     found = asyncio.run(_read(settings, lambda r: r.account(model, domain, at)))
-    if found is None:
-        print(
-            f"no state for account {domain!r} (unknown, expired, or accounts are off in the model)", file=out
-        )
-        return 1
-    print(json.dumps(found, indent=2) if as_json else render_account(found), file=out)
-    return 0
+    missing = f"no state for account {domain!r} (unknown, expired, or accounts are off in the model)"
+    return _show(found, missing, render_account, out, as_json)
