@@ -81,3 +81,34 @@ def test_stack_down_reports_stray_leadstream_processes(tmp_path):
     finally:
         stray.kill()
         stray.wait()
+
+
+@pytest.mark.parametrize("succeeds", [True, False], ids=["resolved", "maven-fails"])
+def test_first_kafka_resolution_shows_maven_progress(tmp_path, succeeds):
+    """A first `scripts/stack up` resolves Kafka's jars with Maven: it says how far it got, and on
+    failure shows Maven's last lines and what to check. (A stand-in mvn on PATH.)"""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "mvn"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        'for n in 1 2 3; do echo "[INFO] Downloaded from central: https://repo/a$n.jar"; sleep 1.5; done\n'
+        + ("exit 0\n" if succeeds else "echo '[ERROR] Could not resolve dependencies'; exit 1\n")
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LEADSTREAM_CACHE_DIR": str(tmp_path)}
+    run = subprocess.run(
+        [str(root / "scripts/stack"), "jars"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "[stack] resolving Kafka" in run.stderr
+    assert "[stack] maven: " in run.stderr and "files downloaded" in run.stderr, run.stderr
+    if succeeds:
+        assert run.returncode == 0 and "jars in" in run.stderr
+    else:
+        assert run.returncode != 0
+        assert "Could not resolve dependencies" in run.stderr and "Maven Central reachable" in run.stderr
