@@ -7,6 +7,7 @@ from pathlib import Path
 
 import uvicorn
 
+from leadstream.bootstrap import worker_model
 from leadstream.config.settings import Settings
 from leadstream.ingest.app import build_app, write_keys
 from leadstream.ingest.live import lookup_tokens
@@ -22,6 +23,9 @@ def serve(settings: Settings, host: str | None, port: int | None, mapping_path: 
     write_keys(settings)
     require_kafka(settings)
     ensure_topics(settings)
+    # The lookup API and the live page explain scores with the model the workers run: the
+    # registry's active version (else the model file), as of ingest's start.
+    model, _follower = worker_model(settings)
     host, port = host or settings.ingest_host, settings.ingest_port if port is None else port
     print(
         f"leadstream ingest: Segment HTTP API on http://{host}:{port}/v1 "
@@ -39,5 +43,6 @@ def serve(settings: Settings, host: str | None, port: int | None, mapping_path: 
             "leadstream ingest: live page and lookup API off (set LEADSTREAM_LOOKUP_TOKENS to turn them on)",
             file=sys.stderr,
         )
-    uvicorn.run(build_app(settings, mapping), host=host, port=port, log_level="warning", access_log=False)
+    app = build_app(settings, mapping, model=model)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     return 0
