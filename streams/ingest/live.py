@@ -189,7 +189,7 @@ def live_routes(settings: Settings, model: ScoringModel, state: dict[str, Any]) 
             found = await reader.contact(model, contact_id, at)
             missing = f"no contact {contact_id!r} (unknown, expired, or keyed as email:<address> / anon:<id>)"
         else:
-            domain = request.path_params["domain"].lower()
+            domain = request.path_params["domain"]
             found = await reader.account(model, domain, at)
             missing = f"no account {domain!r} (unknown, expired, or accounts are off in the model)"
         if found is None:

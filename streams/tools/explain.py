@@ -19,6 +19,7 @@ from leadstream.bootstrap import redis_client
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
 from leadstream.engine.outbox import EntryKind, is_kind
+from leadstream.schemas.events import normalise_domain
 from leadstream.scoring import ContactState, compile_model
 from leadstream.scoring.accounts import account_of, view_account
 from leadstream.scoring.engagement import engagement
@@ -118,7 +119,7 @@ class StateReader:
     ) -> dict[str, Any] | None:
         """The account's buying group, or None when Redis holds nothing for it (or accounts are
         off in the model)."""
-        key = account_key(self._settings.redis_key_prefix, domain)
+        key = account_key(self._settings.redis_key_prefix, normalise_domain(domain))  # as keyed
         stored = (await self._store.load([key]))[key]
         if stored.value is None or model.accounts is None:
             return None

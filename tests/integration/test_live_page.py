@@ -77,7 +77,7 @@ def test_lookup_api_explains_a_contact_and_its_account(settings, live):
 
     # The account applies a member once the stream's event time has passed it (watermarks);
     # until then it lists it as pending.
-    account = get(live, "/v1/accounts/acme-labs.com")
+    account = get(live, "/v1/accounts/ACME-Labs.com")  # a domain as typed: the account's key
     assert account.status_code == 200, account.text
     body = account.json()
     assert body["domain"] == "acme-labs.com"
