@@ -149,6 +149,7 @@ def live_routes(settings: Settings, model: ScoringModel, state: dict[str, Any]) 
     lifespan starts them)."""
     tokens = lookup_tokens(settings)
     page = files("leadstream.ingest").joinpath("live.html").read_text(encoding="utf-8")
+    script = files("leadstream.ingest").joinpath("live.js").read_text(encoding="utf-8")
 
     def refused(request: Request) -> Response | None:
         if not tokens:
@@ -217,7 +218,6 @@ def live_routes(settings: Settings, model: ScoringModel, state: dict[str, Any]) 
         return Response(orjson.dumps(data), media_type="application/json")
 
     async def live_script(_request: Request) -> Response:
-        script = files("leadstream.ingest").joinpath("live.js").read_text(encoding="utf-8")
         return Response(script, media_type="text/javascript")
 
     return [

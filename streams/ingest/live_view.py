@@ -39,6 +39,8 @@ class LiveView:
     mqls: list[dict[str, Any]] = field(default_factory=list)  # only what the report reads
     lifecycle: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # domain -> latest group handoff
+    # The conversion report, recomputed only when a record came in since (every page polls).
+    _report: tuple[tuple[int, int], dict[str, Any]] | None = None
 
     def add_handoff(self, handoff: dict[str, Any]) -> bool:
         handoff_id = handoff.get("handoff_id")
@@ -73,14 +75,17 @@ class LiveView:
         """The page's data: handoffs newer than ``after`` (newest last), MQLs per day, conversion
         by model version, buying groups still missing roles."""
         fresh = [item for seq, item in self.feed if seq > after][-feed_limit:]
-        report = conversion(self.mqls, list(self.lifecycle.values()))
+        size = (len(self.mqls), len(self.lifecycle))
+        if self._report is None or self._report[0] != size:
+            self._report = (size, conversion(self.mqls, list(self.lifecycle.values()))["by_version"])
+        report = self._report[1]
         missing = [g for g in self.groups.values() if g["roles_missing"]]
         missing.sort(key=lambda g: g["qualified_at"], reverse=True)
         return {
             "seq": self.seq,
             "feed": fresh,
             "mqls_per_day": sorted(self.mqls_by_day.items())[-days:],
-            "conversion": report["by_version"],
+            "conversion": report,
             "groups_missing_roles": missing[:50],
         }
 
