@@ -97,9 +97,10 @@ class Settings(BaseSettings):
     # Decoded contact and account states a worker keeps between batches (each checked against
     # the stored version and bytes before use); 0 turns the cache off. ~5 KB of memory each.
     state_cache_entries: int = Field(default=50_000, ge=0)
-    # Contact states stored zlib-compressed (about 40% less Redis memory per contact, ~6% of a
-    # worker's CPU) or as plain JSON. Either form is read, so it can be switched at any time.
-    state_compression: Literal["zlib", "none"] = "zlib"
+    # How contact states are stored: zstd with the shipped dictionary (~260 bytes for a typical
+    # 1.2 KB state, ~3 µs a write), zlib (~600 bytes, ~22 µs) or plain JSON. Every form is read,
+    # so it can be switched at any time (streams/state/codec.py).
+    state_compression: Literal["zstd", "zlib", "none"] = "zstd"
     # How often the worker looks for due timers (SLA breaches, decayed MQLs) and for accounts the
     # stream has reached.
     timer_interval_s: float = Field(default=0.25, gt=0, le=60)

@@ -219,7 +219,7 @@ def pipeline_of(
         settings.topics,
         settings.redis_key_prefix,
         cache_size=settings.state_cache_entries,
-        compress_state=settings.state_compression == "zlib",
+        codec=settings.state_compression,
         watermarks=watermarks,
         bounds=Bounds(horizon_s, settings.late_data_max_events),
         limits=Limits(horizon_s, settings.account_max_waiting_points),
@@ -260,7 +260,7 @@ def timers_of(settings: Settings, store: Any, sink: Any, model: ScoringModel) ->
         compile_model(model),
         settings.topics,
         settings.redis_key_prefix,
-        compress=settings.state_compression == "zlib",
+        codec=settings.state_compression,
     )
 
 

@@ -46,6 +46,7 @@ from leadstream.engine.stages.contact import ContactResult, ContactStage, Incomi
 from leadstream.errors import InvalidEvent, StreamStopped
 from leadstream.scoring import compile_model
 from leadstream.scoring.timeline import Bounds
+from leadstream.state.codec import Codec
 from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key
 from leadstream.state.port import StateStore, TimerIndex
 
@@ -91,7 +92,7 @@ class ScoringPipeline:
         key_prefix: str = "ls",
         timers: TimerIndex | None = None,
         cache_size: int = 50_000,
-        compress_state: bool = False,
+        codec: Codec = "none",
         watermarks: Watermarks | None = None,
         bounds: Bounds | None = None,
         limits: Limits | None = None,
@@ -106,7 +107,7 @@ class ScoringPipeline:
         self._sink = sink
         self._model = model
         self.watermarks: Watermarks = watermarks or BatchIsEverything()
-        self._stage_options = (cache_size, compress_state, bounds, limits)
+        self._stage_options = (cache_size, codec, bounds, limits)
         self.use_model(model)
         self._topics = topics
         self._rekey = rekey
@@ -131,12 +132,12 @@ class ScoringPipeline:
         """Score with ``model`` from the next batch on (a promotion or a rollback: called between
         batches, under :attr:`busy`). State is the model's to read as it is: contacts keep their
         history, and each handoff carries the version that decided it."""
-        cache_size, compress_state, bounds, limits = self._stage_options
+        cache_size, codec, bounds, limits = self._stage_options
         compiled = compile_model(model)
         self._model = model
-        self._contacts = ContactStage(self._store, compiled, self._prefix, cache_size, compress_state, bounds)
+        self._contacts = ContactStage(self._store, compiled, self._prefix, cache_size, codec, bounds)
         self._accounts = (
-            AccountStage(self._store, self._timers, compiled, self._prefix, cache_size, limits)
+            AccountStage(self._store, self._timers, compiled, self._prefix, cache_size, limits, codec)
             if model.accounts is not None
             else None
         )

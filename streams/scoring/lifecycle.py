@@ -14,6 +14,7 @@ from leadstream.schemas.events import SalesOutcome
 from leadstream.schemas.lifecycle import LifecycleTransition, SlaBreach
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import engagement, engagement_curve
+from leadstream.scoring.ids import uuid5_text
 from leadstream.scoring.signals import CompiledModel, to_datetime
 from leadstream.scoring.state import ContactState
 
@@ -64,7 +65,7 @@ def transition(
         handoff_id = state.last_handoff_id
     state.transitions += 1
     event = LifecycleTransition(
-        transition_id=str(uuid.uuid5(NAMESPACE, f"t|{state.contact_id}|{state.transitions}")),
+        transition_id=uuid5_text(NAMESPACE, f"t|{state.contact_id}|{state.transitions}"),
         contact_id=state.contact_id,
         account_domain=account_of(compiled, state),
         from_stage=state.stage,
@@ -173,7 +174,7 @@ def _sla_breach(compiled: CompiledModel, state: ContactState, at: float) -> dict
     handoff_id = _current_handoff_id(compiled, state)
     first_due = at - steps[step].after_due_hours * HOUR_S
     breach = SlaBreach(
-        breach_id=str(uuid.uuid5(NAMESPACE, f"sla|{handoff_id}|{step}")),
+        breach_id=uuid5_text(NAMESPACE, f"sla|{handoff_id}|{step}"),
         contact_id=state.contact_id,
         account_domain=account_of(compiled, state),
         handoff_id=handoff_id,

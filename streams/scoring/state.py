@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from leadstream.scoring.firmographics import Version
@@ -42,6 +43,7 @@ RECENT_SIGNALS = 8
 TOP_PAGES = 8
 
 
+@lru_cache(maxsize=16_384)  # asked for in plan and again in apply, per event
 def event_fingerprint(event_id: str) -> int:
     """48 bits of an event id's hash: 15 digits in the stored state instead of a 36-character
     UUID. Two of a contact's 32 most recent events colliding has odds of about 1 in 2**39."""

@@ -19,6 +19,7 @@ from leadstream.engine.ports import Sink
 from leadstream.scoring.engine import fire_due
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.timeline import fired_key
+from leadstream.state.codec import Codec
 from leadstream.state.keys import TIMER_SHARDS, contact_key, parse_timer_member, timer_key
 from leadstream.state.port import (
     CHECKPOINT_PART,
@@ -45,10 +46,10 @@ class TimerService:
         compiled: CompiledModel,
         topics: Topics,
         prefix: str,
-        compress: bool = False,
+        codec: Codec = "none",
     ) -> None:
         self._store = store
-        self._compress = compress
+        self._codec = codec
         self._timers = timers
         self._sink = sink
         self._compiled = compiled
@@ -98,7 +99,7 @@ class TimerService:
                     # (the decision checkpoint of scoring/timeline.py).
                     last = state.last_key[0] if state.last_key else until
                     state.published_key = fired_key(max(until, last))
-                value = encode_contact(state, self._compress)
+                value = encode_contact(state, self._codec)
                 if fired and any(name.startswith(JOURNAL_PART) for name in stored.parts):
                     parts[CHECKPOINT_PART] = value
                 writes.append(RecordWrite(keys[contact], stored.version, value, entries, parts=parts))

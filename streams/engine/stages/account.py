@@ -26,6 +26,7 @@ from leadstream.errors import StateUnavailable
 from leadstream.scoring.accounts import Release, add_firmographics, advance, lacks_versions, receive
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import AccountState
+from leadstream.state.codec import Codec, compress_value
 from leadstream.state.decoded_cache import DecodedCache
 from leadstream.state.keys import ACCOUNT_SHARDS, account_key, account_queue_key
 from leadstream.state.port import (
@@ -80,7 +81,9 @@ class AccountStage:
         prefix: str,
         cache_size: int = 50_000,
         limits: Limits | None = None,
+        codec: Codec = "none",
     ) -> None:
+        self._codec = codec
         self._store = store
         self._queue = queue
         self._decoded: DecodedCache[AccountState] = DecodedCache(cache_size)
@@ -181,9 +184,9 @@ class AccountStage:
         members += [c for c in held if c not in account.members]
         queued = [n for n, s in account.pending.items() if waiting.get(n) is not s]
         queued += [n for n in waiting if n not in account.pending]
-        parts = {**member_parts(account, members), **pending_parts(account, queued)}
+        parts = {**member_parts(account, members, self._codec), **pending_parts(account, queued, self._codec)}
         entries = handoff_entries(moved.handoffs)
-        value = encode_state(account)
+        value = compress_value(encode_state(account), self._codec)
         if value != stored.value or entries or parts:
             plan.write = RecordWrite(key, stored.version, value, entries, parts=parts)
         return plan

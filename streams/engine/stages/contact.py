@@ -34,6 +34,7 @@ from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import MemberSnapshot
 from leadstream.scoring.timeline import Bounds
 from leadstream.state.aliases import resolve_aliases
+from leadstream.state.codec import Codec
 from leadstream.state.decoded_cache import DecodedCache
 from leadstream.state.keys import contact_key
 from leadstream.state.port import (
@@ -94,7 +95,7 @@ class ContactStage:
         compiled: CompiledModel,
         prefix: str,
         cache_size: int = 50_000,
-        compress: bool = False,
+        codec: Codec = "none",
         bounds: Bounds | None = None,
     ) -> None:
         self._store = store
@@ -105,7 +106,7 @@ class ContactStage:
         self._history = FirmographicsHistory(store, compiled, prefix)
         self._stitcher = Stitcher(store, prefix)
         self._decider = ContactDecider(
-            compiled, prefix, compress, self._bounds, EntryCache(min(cache_size, 20_000))
+            compiled, prefix, codec, self._bounds, EntryCache(min(cache_size, 20_000))
         )
 
     def _key(self, profile: str) -> str:

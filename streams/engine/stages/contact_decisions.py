@@ -34,6 +34,7 @@ from leadstream.scoring.timeline import (
     recheck_key,
     run,
 )
+from leadstream.state.codec import Codec
 from leadstream.state.keys import contact_key
 from leadstream.state.port import (
     RecordWrite,
@@ -100,11 +101,11 @@ class ContactDecider:
     """The per-contact decisions of a model; holds only configuration and a decode memo."""
 
     def __init__(
-        self, compiled: CompiledModel, prefix: str, compress: bool, bounds: Bounds, entries: EntryCache
+        self, compiled: CompiledModel, prefix: str, codec: Codec, bounds: Bounds, entries: EntryCache
     ) -> None:
         self._compiled = compiled
         self._prefix = prefix
-        self._compress = compress
+        self._codec = codec
         self._bounds = bounds
         self._entries = entries
 
@@ -112,7 +113,7 @@ class ContactDecider:
         return contact_key(self._prefix, profile)
 
     def _encode(self, state: ContactState) -> bytes:
-        return encode_contact(state, self._compress)
+        return encode_contact(state, self._codec)
 
     def plan(
         self,
@@ -143,7 +144,7 @@ class ContactDecider:
                 event_key(item.at, event_id), event=item.event, record_time=item.record_time, new=True
             )
             plan.new.append(entry)
-            plan.payloads[entry.key] = encode_journal(entry.record_time, record.value or b"")
+            plan.payloads[entry.key] = encode_journal(entry.record_time, record.value or b"", self._codec)
         for profile, source, item in merges:
             entry = Entry(
                 merge_key(item.at, item.event.event_id, profile),
@@ -153,7 +154,7 @@ class ContactDecider:
             )
             plan.new.append(entry)
             plan.payloads[entry.key] = encode_journal(
-                entry.record_time, encode_state(source) if source is not None else b""
+                entry.record_time, encode_state(source) if source is not None else b"", self._codec
             )
         domain = account_of(self._compiled, state)
         replay, unseen = late(state, [e.key for e in plan.new], history.get(domain) if domain else None)
