@@ -82,7 +82,9 @@ def collect_states(contacts: int, seed: int) -> list[bytes]:
 
 
 def train(samples: list[bytes], dict_id: int) -> bytes:
-    picked = random.Random(0).sample(samples, min(MAX_SAMPLES, len(samples)))
+    picked: list[bytes | bytearray | memoryview] = list(
+        random.Random(0).sample(samples, min(MAX_SAMPLES, len(samples)))
+    )
     trained = zstandard.train_dictionary(DICTIONARY_BYTES, picked, dict_id=dict_id, level=3, threads=0)
     return trained.as_bytes()
 
