@@ -12,7 +12,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadstream.errors import SettingsError, SettingsFileMissing
@@ -73,9 +81,27 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # TLS (security protocol SSL or SASL_SSL): the CA that signed the brokers' certificates (else
+    # the system's CAs), and a client certificate and key (PEM) when the brokers ask for one.
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    # Create missing topics at start-up. Off: the topics must exist (created by an admin with
+    # `leadstream topics`), and the process needs no CreateTopics right (README, "Least privilege").
+    create_topics: bool = True
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: SecretStr | None = None
+    # An ACL user (Redis 6+); without it the password is the default user's.
+    redis_username: str | None = None
+    # TLS (a rediss:// URL): the CA that signed the server's certificate (else the system's CAs),
+    # and a client certificate and key (PEM) when the server requires one (tls-auth-clients).
+    redis_ssl_ca_file: Path | None = None
+    redis_ssl_cert_file: Path | None = None
+    redis_ssl_key_file: Path | None = None
+    redis_ssl_check_hostname: bool = True
     # A Redis Cluster: LEADSTREAM_REDIS_URL names any one of its nodes, the rest are discovered.
     redis_cluster: bool = False
     # Every Redis key starts with this prefix, so several deployments (or tests) share one Redis.
@@ -179,6 +205,42 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _tls_files(self) -> Settings:
+        """Certificate settings that cannot work are said at start-up, naming the variable."""
+        for system in ("kafka", "redis"):
+            cert, key = getattr(self, f"{system}_ssl_cert_file"), getattr(self, f"{system}_ssl_key_file")
+            if (cert is None) != (key is None):
+                raise ValueError(
+                    f"LEADSTREAM_{system.upper()}_SSL_CERT_FILE and LEADSTREAM_{system.upper()}_SSL_KEY_FILE "
+                    "go together: a client certificate needs its key"
+                )
+            for kind in ("ca", "cert", "key"):
+                path = getattr(self, f"{system}_ssl_{kind}_file")
+                if path is not None and not path.is_file():
+                    raise ValueError(
+                        f"LEADSTREAM_{system.upper()}_SSL_{kind.upper()}_FILE: no such file {path}"
+                    )
+        kafka_tls = any((self.kafka_ssl_ca_file, self.kafka_ssl_cert_file))
+        if kafka_tls and self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(
+                "Kafka certificate files are set but LEADSTREAM_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}: set it to SSL or SASL_SSL"
+            )
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"{self.kafka_security_protocol} needs LEADSTREAM_KAFKA_SASL_USERNAME and "
+                "LEADSTREAM_KAFKA_SASL_PASSWORD (and LEADSTREAM_KAFKA_SASL_MECHANISM, default PLAIN)"
+            )
+        redis_tls = any((self.redis_ssl_ca_file, self.redis_ssl_cert_file))
+        if redis_tls and not self.redis_url.startswith("rediss://"):
+            raise ValueError(
+                "Redis certificate files are set: LEADSTREAM_REDIS_URL must start with rediss://"
+            )
+        return self
+
 
 def load_settings(env_file: str | Path | None = None, **overrides: object) -> Settings:
     """Read settings from the environment and the optional settings file."""
@@ -191,6 +253,9 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
         raise SettingsError(str(exc)) from exc
 
 
+SECRET_SETTINGS = frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "redis_password"})
+
+
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The ``LEADSTREAM_*`` variables that reproduce ``settings`` in a child process."""
     env: dict[str, str] = {}
@@ -198,7 +263,7 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
         if isinstance(value, dict):
             for sub, sub_value in value.items():
                 env[f"LEADSTREAM_{name.upper()}__{sub.upper()}"] = str(sub_value)
-        elif name in {"kafka_sasl_password", "redis_password"}:
+        elif name in SECRET_SETTINGS:
             env[f"LEADSTREAM_{name.upper()}"] = getattr(settings, name).get_secret_value()
         else:
             env[f"LEADSTREAM_{name.upper()}"] = str(value)

@@ -61,6 +61,7 @@ __all__ = [
     "pipeline_of",
     "redis_blocking",
     "redis_client",
+    "redis_options",
     "redis_store",
     "redis_watermarks",
     "scoring_model",
@@ -80,26 +81,37 @@ STREAM_TICK_S = 0.2
 MODEL_TICK_S = 1.0  # how often a worker looks for a promoted or rolled back model version
 
 
-def _redis_password(settings: Settings) -> str | None:
-    return settings.redis_password.get_secret_value() if settings.redis_password else None
+def redis_options(settings: Settings) -> dict[str, Any]:
+    """Credentials and TLS for every Redis client, as redis-py takes them."""
+    options: dict[str, Any] = {
+        "password": settings.redis_password.get_secret_value() if settings.redis_password else None
+    }
+    if settings.redis_username:
+        options["username"] = settings.redis_username
+    if settings.redis_url.startswith("rediss://"):
+        options["ssl_check_hostname"] = settings.redis_ssl_check_hostname
+        if settings.redis_ssl_ca_file:
+            options["ssl_ca_certs"] = str(settings.redis_ssl_ca_file)
+        if settings.redis_ssl_cert_file and settings.redis_ssl_key_file:
+            options["ssl_certfile"] = str(settings.redis_ssl_cert_file)
+            options["ssl_keyfile"] = str(settings.redis_ssl_key_file)
+    return options
 
 
 def redis_client(settings: Settings) -> Any:
     """An asyncio Redis client (of the cluster, with ``LEADSTREAM_REDIS_CLUSTER``); it connects on
     first use."""
     if settings.redis_cluster:
-        return AsyncCluster.from_url(settings.redis_url, password=_redis_password(settings))
-    client = aioredis.from_url(settings.redis_url, password=_redis_password(settings), decode_responses=False)
+        return AsyncCluster.from_url(settings.redis_url, **redis_options(settings))
+    client = aioredis.from_url(settings.redis_url, decode_responses=False, **redis_options(settings))
     return use_hiredis_packing(client)
 
 
 def redis_blocking(settings: Settings) -> redis.Redis:
     """A blocking Redis client, for the router and the tools; it connects on first use."""
     if settings.redis_cluster:
-        return cast(
-            redis.Redis, BlockingCluster.from_url(settings.redis_url, password=_redis_password(settings))
-        )
-    return redis.Redis.from_url(settings.redis_url, password=_redis_password(settings))
+        return cast(redis.Redis, BlockingCluster.from_url(settings.redis_url, **redis_options(settings)))
+    return redis.Redis.from_url(settings.redis_url, **redis_options(settings))
 
 
 def build_router(settings: Settings, routing: RoutingConfig) -> Router:

@@ -303,7 +303,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if command == "topics":
         from leadstream.kafka.topics import ensure_topics
 
-        created = ensure_topics(settings)
+        created = ensure_topics(settings, create=True)  # the admin's command: it always creates
         print("created: " + (", ".join(created) if created else "nothing, all topics exist"))
         return 0
     if command == "generate":

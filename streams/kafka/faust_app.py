@@ -7,7 +7,6 @@ original bytes instead of crashing faust's deserializer.
 from __future__ import annotations
 
 import logging
-import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import faust
 from leadstream.config.settings import Settings
 from leadstream.engine.ports import BatchProcessor
 from leadstream.engine.records import SourceRecord
+from leadstream.kafka.clients import kafka_ssl_context
 from leadstream.kafka.feed import KafkaFeed
 from leadstream.kafka.rebalances import count_rebalance
 from leadstream.kafka.unreadable import tolerate_unreadable_batches
@@ -56,6 +56,10 @@ def make_app(settings: Settings) -> faust.App:
         consumer_group_instance_id=settings.instance_id,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 4),
+        # Without the right to create topics, faust must neither declare ours nor make its
+        # leader topic (we never use faust's leader election).
+        topic_allow_declare=settings.create_topics,
+        topic_disable_leader=not settings.create_topics,
     )
     _log_rebalances(app)
     return app
@@ -132,12 +136,12 @@ def _credentials(settings: Settings) -> Any:
     if settings.kafka_security_protocol == "PLAINTEXT":
         return None
     if settings.kafka_security_protocol == "SSL":
-        return faust.SSLCredentials()
+        return faust.SSLCredentials(kafka_ssl_context(settings))
     if settings.kafka_sasl_username is None or settings.kafka_sasl_password is None:
         raise ValueError("SASL needs LEADSTREAM_KAFKA_SASL_USERNAME and LEADSTREAM_KAFKA_SASL_PASSWORD")
     return faust.SASLCredentials(
         username=settings.kafka_sasl_username,
         password=settings.kafka_sasl_password.get_secret_value(),
         mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-        ssl_context=ssl.create_default_context() if settings.kafka_security_protocol == "SASL_SSL" else None,
+        ssl_context=kafka_ssl_context(settings) if settings.kafka_security_protocol == "SASL_SSL" else None,
     )

@@ -8,7 +8,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from leadstream.config.settings import Settings
-from leadstream.errors import BrokerUnavailable
+from leadstream.errors import BrokerUnavailable, ConfigurationError
 from leadstream.kafka.clients import make_admin, require_kafka
 
 __all__ = ["ensure_topics"]
@@ -16,8 +16,9 @@ __all__ = ["ensure_topics"]
 logger = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create every leadstream topic that does not exist yet; return the names created."""
+def ensure_topics(settings: Settings, timeout_s: float = 30.0, create: bool | None = None) -> list[str]:
+    """Create every leadstream topic that does not exist yet; return the names created. Without
+    ``create`` (default: ``LEADSTREAM_CREATE_TOPICS``) a missing topic is an error naming it."""
     require_kafka(settings)
     admin = make_admin(settings)
     try:
@@ -52,6 +53,12 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     ]
     if not missing:
         return []
+    if not (settings.create_topics if create is None else create):
+        raise ConfigurationError(
+            f"topics missing: {', '.join(t.topic for t in missing)}. LEADSTREAM_CREATE_TOPICS is off: have "
+            "them created by an admin (`leadstream topics` with credentials that may create topics), or "
+            "allow this process to create them"
+        )
     created = []
     for name, future in admin.create_topics(missing, operation_timeout=timeout_s).items():
         try:
@@ -60,6 +67,16 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         except KafkaException as exc:
             if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:  # a concurrent worker won
                 continue
+            if exc.args and exc.args[0].code() in (
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+            ):
+                raise ConfigurationError(
+                    f"Kafka does not allow user {settings.kafka_sasl_username or 'ANONYMOUS'!r} to create "
+                    f"topic "
+                    f"{name}: create the topics with an admin's credentials (`leadstream topics`), then run "
+                    "this with LEADSTREAM_CREATE_TOPICS=false"
+                ) from exc
             raise BrokerUnavailable(f"creating topic {name} failed: {exc}") from exc
     logger.info("created topics %s", ", ".join(created))
     return created
