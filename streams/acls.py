@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from confluent_kafka.admin import (
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclOperation,
     AclPermissionType,

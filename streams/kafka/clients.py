@@ -105,7 +105,8 @@ def check_kafka_access(settings: Settings, timeout_s: float = 15.0) -> None:
     """One authenticated metadata request: a refused password or an untrusted certificate is said
     once, in words, with what to change (the clients would otherwise retry and log forever)."""
     problems: list[KafkaError] = []
-    admin = AdminClient({**kafka_client_config(settings), "error_cb": problems.append})
+    config: dict[str, Any] = {**kafka_client_config(settings), "error_cb": problems.append}
+    admin = AdminClient(config)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
