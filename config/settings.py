@@ -46,6 +46,8 @@ class Topics(BaseModel):
     feedback: str = "leadstream.feedback"
     # Lifecycle transitions and SLA breaches, keyed by contact id.
     lifecycle: str = "leadstream.lifecycle"
+    # Erasure requests carried out (`leadstream forget`): downstream consumers delete theirs.
+    erasures: str = "leadstream.erasures"
     # The router's assignments of handoffs to SDR queues and reps.
     assignments: str = "leadstream.assignments"
     handoffs: str = "leadstream.handoffs"
@@ -88,6 +90,9 @@ class Settings(BaseSettings):
     kafka_ssl_key_file: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
     kafka_ssl_check_hostname: bool = True
+    # The secret of the keyed hash that names erased people (suppression entries): set it in
+    # production, and keep it: a new secret no longer recognises those erased before.
+    pseudonym_secret: SecretStr | None = None
     # Create missing topics at start-up. Off: the topics must exist (created by an admin with
     # `leadstream topics`), and the process needs no CreateTopics right (README, "Least privilege").
     create_topics: bool = True
@@ -253,7 +258,9 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
         raise SettingsError(str(exc)) from exc
 
 
-SECRET_SETTINGS = frozenset({"kafka_sasl_password", "kafka_ssl_key_password", "redis_password"})
+SECRET_SETTINGS = frozenset(
+    {"kafka_sasl_password", "kafka_ssl_key_password", "redis_password", "pseudonym_secret"}
+)
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

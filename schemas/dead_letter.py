@@ -19,9 +19,11 @@ class DeadLetterHeaders(BaseModel):
     # Header values are text: the numbers are their decimal digits, as Kafka Connect writes them.
     partition: str = Field(alias="__connect.errors.partition", pattern=r"^[0-9]+$")
     offset: str = Field(alias="__connect.errors.offset", pattern=r"^[0-9]+$")
-    stage: str = Field(alias="__connect.errors.stage", description="decode | validate | policy")
+    stage: str = Field(alias="__connect.errors.stage", description="decode | process | suppress")
     exception_class_name: str = Field(
         alias="__connect.errors.exception.class.name",
-        description="InvalidEvent.<reason>: json, schema, size, timestamp, identity",
+        description=(
+            "InvalidEvent.<reason>: json, schema, size, timestamp, key, unreadable, suppressed, processing"
+        ),
     )
     exception_message: str = Field(alias="__connect.errors.exception.message")

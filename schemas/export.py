@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from leadstream.schemas.assignment import Assignment
 from leadstream.schemas.dead_letter import DeadLetterHeaders
+from leadstream.schemas.erasure import Erasure
 from leadstream.schemas.events import AccountFirmographics, Event
 from leadstream.schemas.handoff import BuyingGroupHandoff, MqlHandoff
 from leadstream.schemas.lifecycle import LifecycleTransition, SlaBreach
@@ -33,6 +34,7 @@ def documents() -> dict[str, dict[str, Any]]:
         "sla_breach.schema.json": SlaBreach,
         "assignment.schema.json": Assignment,
         "dead_letter_headers.schema.json": DeadLetterHeaders,
+        "erasure.schema.json": Erasure,
     }
     docs = {name: model.model_json_schema(by_alias=True) for name, model in models.items()}
     docs["event.schema.json"] = TypeAdapter(Event).json_schema()

@@ -44,6 +44,7 @@ from leadstream.state import MemoryStateStore, RedisStateStore
 from leadstream.state.cluster import AsyncCluster, BlockingCluster
 from leadstream.state.keys import watermark_key
 from leadstream.state.packing import use_hiredis_packing
+from leadstream.state.pseudonyms import DEFAULT_SECRET
 from leadstream.state.redis_watermarks import RedisWatermarks
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "guarded",
     "model_tick",
     "pipeline_of",
+    "pseudonym_secret",
     "redis_blocking",
     "redis_client",
     "redis_options",
@@ -237,7 +239,25 @@ def pipeline_of(
         limits=Limits(horizon_s, settings.account_max_waiting_points),
         rekey=settings.key_mismatch == "rekey",
         on_error=error_policy(settings),
+        pseudonym_secret=pseudonym_secret(settings),
     )
+
+
+_warned_default_secret: list[bool] = []  # once per process
+
+
+def pseudonym_secret(settings: Settings) -> bytes:
+    """The keyed hash's secret (state/pseudonyms.py); the built-in one, with a warning, if unset."""
+    if settings.pseudonym_secret is None:
+        if _warned_default_secret:
+            return DEFAULT_SECRET
+        _warned_default_secret.append(True)
+        logger.warning(
+            "LEADSTREAM_PSEUDONYM_SECRET is not set: erased people are recognised with a built-in "
+            "secret anyone could use to test guesses against the suppression list; set one"
+        )
+        return DEFAULT_SECRET
+    return settings.pseudonym_secret.get_secret_value().encode()
 
 
 def error_policy(settings: Settings) -> ErrorPolicy:

@@ -219,6 +219,13 @@ def _parser() -> argparse.ArgumentParser:
         help="score at this ISO time (default: the stream's event time, as the engine scores)",
     )
     explain.add_argument("--json", action="store_true", help="print the breakdown as JSON (the lookup API's)")
+    forget = sub.add_parser("forget", help="erase a person (GDPR art. 17) and drop their later events")
+    who = forget.add_mutually_exclusive_group(required=True)
+    who.add_argument("--contact", help="the contact id (or anon:<id>)")
+    who.add_argument("--email", help="an email address of theirs")
+    forget.add_argument(
+        "--undo", action="store_true", help="lift the suppression (deleted data stays deleted)"
+    )
     route = sub.add_parser("route", help="assign handoffs to SDR queues and reps (a downstream consumer)")
     route.add_argument(
         "--routing", type=Path, help="routing rules YAML (default: the built-in config/routing.yaml)"
@@ -343,6 +350,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         show = explain_account if args.account else explain
         return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout, args.json)
+    if command == "forget":
+        from leadstream.tools.forget import run_forget
+
+        return run_forget(settings, args.contact, args.email, args.undo, print)
     if command == "route":
         from leadstream.bootstrap import build_router
         from leadstream.config.routing import load_routing

@@ -29,7 +29,7 @@ from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Topics
 from leadstream.engine.eventtime.clock import StreamClock
 from leadstream.engine.eventtime.watermarks import BatchIsEverything, Watermarks
-from leadstream.engine.input.dead_letters import dead_letter
+from leadstream.engine.input.dead_letters import dead_letter, suppressed_letter
 from leadstream.engine.input.decode import (
     REKEYED_HEADER,
     contact_key_of,
@@ -47,8 +47,9 @@ from leadstream.errors import InvalidEvent, StreamStopped
 from leadstream.scoring import compile_model
 from leadstream.scoring.timeline import Bounds
 from leadstream.state.codec import Codec
-from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key
+from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key, suppression_key
 from leadstream.state.port import StateStore, TimerIndex
+from leadstream.state.pseudonyms import DEFAULT_SECRET, identities_of, pseudonym
 
 __all__ = ["REPORT_EVERY_S", "ROUNDS", "SWEEP_EVERY_S", "Counters", "ScoringPipeline"]
 
@@ -98,7 +99,9 @@ class ScoringPipeline:
         limits: Limits | None = None,
         rekey: bool = True,
         on_error: ErrorPolicy = default_policy,
+        pseudonym_secret: bytes = DEFAULT_SECRET,
     ) -> None:
+        self._secret = pseudonym_secret
         timers = timers if timers is not None else cast(TimerIndex, store)
         self.clock = StreamClock()
         self._store = store
@@ -201,6 +204,7 @@ class ScoringPipeline:
                 event_times[partition] = max(at, event_times.get(partition, at))
                 self.clock.observe(at)
 
+        events = await self._without_suppressed(events, outputs)
         contacts = ContactResult()
         await self._contacts.run(events, contacts, incoming)
         self.watermarks.observe(event_times, offsets)
@@ -224,6 +228,37 @@ class ScoringPipeline:
         await self.watermarks.publish()
         await self._deliver(results, accounts, outputs)
         self._report()
+
+    async def _without_suppressed(
+        self, events: list[PendingEvent], outputs: list[OutputRecord]
+    ) -> list[PendingEvent]:
+        """Events of people erased by `leadstream forget` are dropped to the dead letters (reason
+        ``suppressed``, nothing of the event copied): one lookup per batch."""
+        if not events:
+            return events
+        secret = self._secret
+        tokens = [
+            [
+                pseudonym(secret, p)
+                for p in identities_of(e.event.contact_id, e.event.email, e.event.anonymous_id)
+            ]
+            for e in events
+        ]
+        found = await self._store.suppressed(
+            suppression_key(self._prefix), list({t for ts in tokens for t in ts})
+        )
+        if not found:
+            return events
+        kept = []
+        for pending, names in zip(events, tokens, strict=True):
+            if found.isdisjoint(names):
+                kept.append(pending)
+                continue
+            outputs.append(suppressed_letter(pending.record, self._topics.dead_letters, names[0]))
+            self.counters.dead_letters += 1
+            reasons = self.counters.dead_letter_reasons
+            reasons["suppressed"] = reasons.get("suppressed", 0) + 1
+        return kept
 
     def _report(self) -> None:
         """Now and then, what the pipeline did: an operator's first look at a running worker."""

@@ -36,6 +36,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0, create: bool | No
         topics.lifecycle,
         topics.assignments,
         topics.models,
+        topics.erasures,
         f"{topics.handoffs}.shadow",  # a shadow model's would-be handoffs (engine/shadow.py)
     ]
     missing = [

@@ -20,6 +20,7 @@ __all__ = [
     "parse_timer_member",
     "record_id",
     "router_key",
+    "suppression_key",
     "timer_key",
     "timer_member",
     "timer_shard",
@@ -90,6 +91,12 @@ def account_queue_key(prefix: str, shard: int) -> str:
     """A sorted set of accounts (member: domain) with points waiting for the stream to reach
     them, scored by the event time they wait for; sharded like the timers."""
     return f"{prefix}:{{accounts:{shard}}}"
+
+
+def suppression_key(prefix: str) -> str:
+    """A hash of erased people: pseudonym (state/pseudonyms.py) -> when; their later events are
+    dead-lettered as ``suppressed`` until ``leadstream forget --undo``."""
+    return f"{prefix}:{{suppressed}}"
 
 
 def watermark_key(prefix: str, group: str) -> str:

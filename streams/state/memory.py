@@ -14,6 +14,7 @@ class MemoryStateStore:
         # Values are kept encoded, so a loaded state is always a fresh object, as with Redis.
         self._records: dict[str, StoredRecord] = {}
         self._timers: dict[str, dict[str, float]] = {}
+        self._suppressed: dict[str, set[str]] = {}
 
     async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]:
         out = {}
@@ -32,6 +33,14 @@ class MemoryStateStore:
             held = self._records.get(key)
             out[key] = (held.version, held.value) if held else (0, None)
         return out
+
+    async def suppressed(self, key: str, tokens: Sequence[str]) -> set[str]:
+        held = self._suppressed.get(key, set())
+        return {t for t in tokens if t in held}
+
+    def suppress(self, key: str, tokens: Sequence[str]) -> None:
+        """Mark people erased (what `leadstream forget` does in Redis), for embedded runs and tests."""
+        self._suppressed.setdefault(key, set()).update(tokens)
 
     async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         conflicts = set()

@@ -70,6 +70,10 @@ class StateStore(Protocol):
         """Only each record's version and value (an account's firmographics, without members)."""
         ...
 
+    async def suppressed(self, key: str, tokens: Sequence[str]) -> set[str]:
+        """Which of ``tokens`` the suppression hash ``key`` holds (erased people)."""
+        ...
+
     async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         """Apply every write whose version still matches; return the keys that conflicted."""
         ...

@@ -67,6 +67,15 @@ class RedisStateStore:
             raise self._unavailable(f"loading {len(keys)} records", exc) from exc
         return {key: _record(row) for key, row in zip(keys, rows, strict=True)}
 
+    async def suppressed(self, key: str, tokens: Sequence[str]) -> set[str]:
+        if not tokens:
+            return set()
+        try:
+            found = await self._redis.hmget(key, list(tokens))
+        except RedisError as exc:
+            raise self._unavailable("reading the suppression list", exc) from exc
+        return {t for t, v in zip(tokens, found, strict=True) if v is not None}
+
     async def values(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
         """Only the version and the value of each record: no parts, no outbox."""
         if not keys:

@@ -1,0 +1,38 @@
+"""Keyed hashes of people's identifiers: what erasure keeps, and what names them where a clear id
+must not appear.
+
+``pseudonym(secret, profile)`` is HMAC-SHA256 of the profile (a contact id, ``email:<address>``
+or ``anon:<id>``) under a secret from the settings (``LEADSTREAM_PSEUDONYM_SECRET``): stable, so
+the same person always gets the same token, and not reversible without the secret (a dictionary
+of email addresses cannot be tried against it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import lru_cache
+
+__all__ = ["DEFAULT_SECRET", "identities_of", "pseudonym"]
+
+# Used when the settings name no secret: tokens are still no clear identifiers, but anyone with
+# this source could test guesses against them. The worker and `forget` warn; production sets one.
+DEFAULT_SECRET = b"leadstream-default-pseudonym-secret: set LEADSTREAM_PSEUDONYM_SECRET"
+
+
+@lru_cache(maxsize=65_536)
+def pseudonym(secret: bytes, profile: str) -> str:
+    """``p`` and 32 hex digits (128 bits) of HMAC-SHA256(secret, profile)."""
+    return "p" + hmac.new(secret, profile.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def identities_of(contact_id: str | None, email: str | None, anonymous_id: str | None) -> list[str]:
+    """Every profile an event names (each may have been erased)."""
+    out = []
+    if contact_id:
+        out.append(contact_id)
+    if email:
+        out.append(f"email:{email}")
+    if anonymous_id:
+        out.append(f"anon:{anonymous_id}")
+    return out
