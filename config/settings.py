@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # The secret of the keyed hash that names erased people (suppression entries): set it in
     # production, and keep it: a new secret no longer recognises those erased before.
     pseudonym_secret: SecretStr | None = None
+    # Dead letters without the person: key and personal fields (email, ids, names, phone, ip) as
+    # pseudonyms, a value that is not JSON dropped. Off: the original record, as consumed.
+    dead_letter_redact: bool = False
     # Create missing topics at start-up. Off: the topics must exist (created by an admin with
     # `leadstream topics`), and the process needs no CreateTopics right (README, "Least privilege").
     create_topics: bool = True

@@ -42,9 +42,9 @@ from leadstream.scoring import compile_model
 from leadstream.scoring.timeline import Bounds
 from leadstream.state import MemoryStateStore, RedisStateStore
 from leadstream.state.cluster import AsyncCluster, BlockingCluster
-from leadstream.state.keys import watermark_key
+from leadstream.state.keys import use_pseudonym_secret, watermark_key
 from leadstream.state.packing import use_hiredis_packing
-from leadstream.state.pseudonyms import DEFAULT_SECRET
+from leadstream.state.pseudonyms import pseudonym_secret
 from leadstream.state.redis_watermarks import RedisWatermarks
 
 __all__ = [
@@ -60,7 +60,6 @@ __all__ = [
     "guarded",
     "model_tick",
     "pipeline_of",
-    "pseudonym_secret",
     "redis_blocking",
     "redis_client",
     "redis_options",
@@ -103,6 +102,7 @@ def redis_options(settings: Settings) -> dict[str, Any]:
 def redis_client(settings: Settings) -> Any:
     """An asyncio Redis client (of the cluster, with ``LEADSTREAM_REDIS_CLUSTER``); it connects on
     first use."""
+    use_pseudonym_secret(pseudonym_secret(settings))
     if settings.redis_cluster:
         return AsyncCluster.from_url(settings.redis_url, **redis_options(settings))
     client = aioredis.from_url(settings.redis_url, decode_responses=False, **redis_options(settings))
@@ -111,6 +111,7 @@ def redis_client(settings: Settings) -> Any:
 
 def redis_blocking(settings: Settings) -> redis.Redis:
     """A blocking Redis client, for the router and the tools; it connects on first use."""
+    use_pseudonym_secret(pseudonym_secret(settings))
     if settings.redis_cluster:
         return cast(redis.Redis, BlockingCluster.from_url(settings.redis_url, **redis_options(settings)))
     return redis.Redis.from_url(settings.redis_url, **redis_options(settings))
@@ -240,24 +241,8 @@ def pipeline_of(
         rekey=settings.key_mismatch == "rekey",
         on_error=error_policy(settings),
         pseudonym_secret=pseudonym_secret(settings),
+        redact_dead_letters=settings.dead_letter_redact,
     )
-
-
-_warned_default_secret: list[bool] = []  # once per process
-
-
-def pseudonym_secret(settings: Settings) -> bytes:
-    """The keyed hash's secret (state/pseudonyms.py); the built-in one, with a warning, if unset."""
-    if settings.pseudonym_secret is None:
-        if _warned_default_secret:
-            return DEFAULT_SECRET
-        _warned_default_secret.append(True)
-        logger.warning(
-            "LEADSTREAM_PSEUDONYM_SECRET is not set: erased people are recognised with a built-in "
-            "secret anyone could use to test guesses against the suppression list; set one"
-        )
-        return DEFAULT_SECRET
-    return settings.pseudonym_secret.get_secret_value().encode()
 
 
 def error_policy(settings: Settings) -> ErrorPolicy:
@@ -386,6 +371,7 @@ def build_embedded(
 ) -> tuple[ScoringPipeline, MemorySink, MemoryStateStore]:
     """The same pipeline over in-memory state and sink: no Kafka, no Redis (``leadstream replay``).
     Without ``watermarks`` every batch counts as the whole stream so far."""
+    use_pseudonym_secret(pseudonym_secret(settings))
     store, sink = MemoryStateStore(), MemorySink()
     tune_gc()
     return pipeline_of(settings, store, sink, model, watermarks), sink, store

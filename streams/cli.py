@@ -226,6 +226,9 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument(
         "--undo", action="store_true", help="lift the suppression (deleted data stays deleted)"
     )
+    sub.add_parser(
+        "migrate-keys", help="rename contact keys of earlier releases to their pseudonyms (workers stopped)"
+    )
     route = sub.add_parser("route", help="assign handoffs to SDR queues and reps (a downstream consumer)")
     route.add_argument(
         "--routing", type=Path, help="routing rules YAML (default: the built-in config/routing.yaml)"
@@ -350,6 +353,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         show = explain_account if args.account else explain
         return show(settings, load_model(settings.model_path), args.contact, args.at, sys.stdout, args.json)
+    if command == "migrate-keys":
+        from leadstream.tools.migrate_keys import run_migrate_keys
+
+        return run_migrate_keys(settings, print)
     if command == "forget":
         from leadstream.tools.forget import run_forget
 

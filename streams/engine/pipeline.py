@@ -29,7 +29,7 @@ from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Topics
 from leadstream.engine.eventtime.clock import StreamClock
 from leadstream.engine.eventtime.watermarks import BatchIsEverything, Watermarks
-from leadstream.engine.input.dead_letters import dead_letter, suppressed_letter
+from leadstream.engine.input.dead_letters import dead_letter, redacted, suppressed_letter
 from leadstream.engine.input.decode import (
     REKEYED_HEADER,
     contact_key_of,
@@ -100,8 +100,10 @@ class ScoringPipeline:
         rekey: bool = True,
         on_error: ErrorPolicy = default_policy,
         pseudonym_secret: bytes = DEFAULT_SECRET,
+        redact_dead_letters: bool = False,
     ) -> None:
         self._secret = pseudonym_secret
+        self._redact = redact_dead_letters
         timers = timers if timers is not None else cast(TimerIndex, store)
         self.clock = StreamClock()
         self._store = store
@@ -342,7 +344,7 @@ class ScoringPipeline:
         """An event that cannot be decoded or validated: as the error policy says."""
         action = self._on_error(exc, record)
         if action is Action.DEAD_LETTER:
-            outputs.append(dead_letter(record, exc, self._topics.dead_letters, "decode"))
+            outputs.append(self._private(dead_letter(record, exc, self._topics.dead_letters, "decode")))
             self.counters.dead_letters += 1
             reasons = self.counters.dead_letter_reasons
             reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
@@ -360,9 +362,12 @@ class ScoringPipeline:
         cannot be processed), acknowledged by the topic before the batch is."""
         error = InvalidEvent("processing", f"{type(exc).__name__}: {exc}")
         await self._sink.send_all(
-            [dead_letter(r, error, self._topics.dead_letters, "process") for r in batch]
+            [self._private(dead_letter(r, error, self._topics.dead_letters, "process")) for r in batch]
         )
         self.counters.dead_letters += len(batch)
+
+    def _private(self, letter: OutputRecord) -> OutputRecord:
+        return redacted(letter, self._secret) if self._redact else letter
 
     def _rekeyed(self, record: SourceRecord, expected: str) -> OutputRecord:
         """A record keyed by another profile than its body names would be scored off its

@@ -23,13 +23,14 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from leadstream.config.settings import Settings
-from leadstream.engine.input.dead_letters import dead_letter
+from leadstream.engine.input.dead_letters import dead_letter, redacted
 from leadstream.engine.ports import BatchProcessor, Sink
-from leadstream.engine.records import SourceRecord
+from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.errors import BrokerUnavailable, InvalidEvent
 from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
 from leadstream.kafka.rebalances import count_rebalance
+from leadstream.state.pseudonyms import pseudonym_secret
 
 __all__ = ["FETCH_WAIT_MS", "STALL_S", "StallWatch", "consumer_config", "run_loop", "source_record"]
 
@@ -190,16 +191,20 @@ class StallWatch:
 
 
 async def _dead_letter(messages: list[Any], settings: Settings, errors: Sink) -> None:
+    secret = pseudonym_secret(settings)
     records = [
-        dead_letter(
-            SourceRecord(m.topic(), m.partition(), m.offset(), m.value(), m.key()),
-            InvalidEvent(
-                "unreadable",
-                f"the consumer could not read this record ({m.error()}): check the producer's "
-                "compression codec (gzip, snappy, lz4 and zstd are read) and record format",
+        (redacted if settings.dead_letter_redact else _as_is)(
+            dead_letter(
+                SourceRecord(m.topic(), m.partition(), m.offset(), m.value(), m.key()),
+                InvalidEvent(
+                    "unreadable",
+                    f"the consumer could not read this record ({m.error()}): check the producer's "
+                    "compression codec (gzip, snappy, lz4 and zstd are read) and record format",
+                ),
+                settings.topics.dead_letters,
+                "consume",
             ),
-            settings.topics.dead_letters,
-            "consume",
+            secret,
         )
         for m in messages
     ]
@@ -248,3 +253,7 @@ def source_record(message: Any) -> SourceRecord:
         timestamp_ms=stamp if kind != 0 else None,
         headers=tuple((k, v or b"") for k, v in (message.headers() or ())),
     )
+
+
+def _as_is(letter: OutputRecord, _secret: bytes) -> OutputRecord:
+    return letter

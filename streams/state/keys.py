@@ -3,11 +3,17 @@
 Keys that must change together share a hash tag (the part in braces), so they live in one slot
 and the code runs unchanged on Redis Cluster. A contact and its account are deliberately in
 different slots: the account is updated after the contact, through the contact's outbox.
+
+No key names a person: a contact's key holds the pseudonym of its profile id (a keyed hash, see
+state/pseudonyms.py) under the process's secret (``use_pseudonym_secret``, set from the settings
+by bootstrap.py before any client is made), never the contact id or an email address.
 """
 
 from __future__ import annotations
 
 import zlib
+
+from leadstream.state.pseudonyms import DEFAULT_SECRET, pseudonym
 
 __all__ = [
     "ACCOUNT_SHARDS",
@@ -17,6 +23,8 @@ __all__ = [
     "account_queue_key",
     "contact_key",
     "contact_keys_start",
+    "contact_token",
+    "is_token",
     "parse_timer_member",
     "record_id",
     "router_key",
@@ -24,13 +32,38 @@ __all__ = [
     "timer_key",
     "timer_member",
     "timer_shard",
+    "token_key",
+    "use_pseudonym_secret",
     "watermark_key",
 ]
 
 
+_secret = [DEFAULT_SECRET]
+
+
+def use_pseudonym_secret(secret: bytes) -> None:
+    """The secret every contact key is named with in this process (see the module docstring)."""
+    _secret[0] = secret
+
+
+def contact_token(contact_id: str) -> str:
+    """The pseudonym that names a profile's key, timers and handoff records."""
+    return pseudonym(_secret[0], contact_id)
+
+
 def contact_key(prefix: str, contact_id: str) -> str:
     """The hash holding one contact (or anonymous / email-only profile): version, state, outbox."""
-    return f"{prefix}:{{c:{contact_id}}}"
+    return token_key(prefix, contact_token(contact_id))
+
+
+def token_key(prefix: str, token: str) -> str:
+    """A contact's key from its pseudonym (what timer members and record_id give back)."""
+    return f"{prefix}:{{c:{token}}}"
+
+
+def is_token(text: str) -> bool:
+    """Whether a contact key's inner id is a pseudonym (keys written before pseudonyms are not)."""
+    return len(text) == 33 and text[0] == "p" and all(c in "0123456789abcdef" for c in text[1:])
 
 
 def contact_keys_start(prefix: str) -> str:
@@ -44,7 +77,8 @@ def account_keys_start(prefix: str) -> str:
 
 
 def record_id(key: str) -> str:
-    """The contact id or account domain a contact or account key names (inside its hash tag)."""
+    """What a contact or account key names inside its hash tag: the contact's pseudonym, the
+    account's domain."""
     return key[key.index("{") + 3 : key.rindex("}")]
 
 
@@ -63,13 +97,14 @@ def timer_shard(contact_id: str) -> int:
     return zlib.crc32(contact_id.encode()) % TIMER_SHARDS
 
 
-def timer_member(contact_id: str, kind: str) -> str:
-    """A timer's member in its sorted set."""
-    return f"{contact_id}|{kind}"
+def timer_member(token: str, kind: str) -> str:
+    """A timer's member in its sorted set: the contact's pseudonym and the timer's kind."""
+    return f"{token}|{kind}"
 
 
 def parse_timer_member(member: str) -> tuple[str, str]:
-    """(contact id, timer kind) of a timer member; contact ids may contain ``|``, kinds do not."""
+    """(pseudonym, timer kind) of a timer member (older members hold a contact id, which may
+    contain ``|``; kinds do not)."""
     contact, _, kind = member.rpartition("|")
     return contact, kind
 

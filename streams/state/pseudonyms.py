@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from functools import lru_cache
 
-__all__ = ["DEFAULT_SECRET", "identities_of", "pseudonym"]
+from leadstream.config.settings import Settings
+
+__all__ = ["DEFAULT_SECRET", "identities_of", "pseudonym", "pseudonym_secret"]
+
+logger = logging.getLogger(__name__)
 
 # Used when the settings name no secret: tokens are still no clear identifiers, but anyone with
 # this source could test guesses against them. The worker and `forget` warn; production sets one.
@@ -36,3 +41,19 @@ def identities_of(contact_id: str | None, email: str | None, anonymous_id: str |
     if anonymous_id:
         out.append(f"anon:{anonymous_id}")
     return out
+
+
+_warned: list[bool] = []  # once per process
+
+
+def pseudonym_secret(settings: Settings) -> bytes:
+    """The keyed hash's secret from the settings; the built-in one, with a warning, if unset."""
+    if settings.pseudonym_secret is not None:
+        return settings.pseudonym_secret.get_secret_value().encode()
+    if not _warned:
+        _warned.append(True)
+        logger.warning(
+            "LEADSTREAM_PSEUDONYM_SECRET is not set: keys and erased people are named with a built-in "
+            "secret anyone could use to test guesses against them; set one (and keep it)"
+        )
+    return DEFAULT_SECRET

@@ -28,7 +28,7 @@ from leadstream.scoring.fit import evaluate_fit
 from leadstream.scoring.signals import seniority
 from leadstream.scoring.state import AccountState
 from leadstream.state.aliases import resolve_aliases
-from leadstream.state.keys import account_key, contact_key, contact_keys_start, record_id, watermark_key
+from leadstream.state.keys import account_key, contact_key, contact_keys_start, watermark_key
 from leadstream.state.port import StoredRecord, decode_account, decode_state
 from leadstream.state.redis_store import RedisStateStore
 from leadstream.state.redis_watermarks import stream_clock
@@ -89,7 +89,7 @@ class StateReader:
         state = decode_state(stored.value)
         when = await self._when(at, state.clock)
         out = contact_breakdown(state, model, when, stored)
-        if record_id(key) != contact_id:
+        if key != contact_key(prefix, contact_id):
             out["stitched_from"] = contact_id
         return out
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from leadstream.bootstrap import pseudonym_secret, redis_client
+from leadstream.bootstrap import redis_client
 from leadstream.config.settings import Settings
 from leadstream.schemas.events import normalise_email
 from leadstream.scoring import ContactState
@@ -40,6 +40,7 @@ from leadstream.state.keys import (
     account_key,
     contact_key,
     contact_keys_start,
+    contact_token,
     router_key,
     suppression_key,
     timer_key,
@@ -55,7 +56,7 @@ from leadstream.state.port import (
     decode_state,
     encode_state,
 )
-from leadstream.state.pseudonyms import pseudonym
+from leadstream.state.pseudonyms import pseudonym, pseudonym_secret
 from leadstream.state.redis_store import RedisStateStore
 
 __all__ = ["ERASURE_NAMESPACE", "Erasure", "forget", "run_forget"]
@@ -204,9 +205,10 @@ async def _erase(
     # Contact records, aliases and stitched profiles: one key each.
     for profile in profiles:
         erasure.deleted_keys += await client.delete(contact_key(prefix, profile))
+        token = contact_token(profile)
         for kind in TIMER_KINDS:
             erasure.timers += await client.zrem(
-                timer_key(prefix, timer_shard(profile)), timer_member(profile, kind)
+                timer_key(prefix, timer_shard(token)), timer_member(token, kind)
             )
     # The account's member entries, through the workers' commit: its version moves, so a worker
     # holding it decoded reads it again, and its next decision counts without them.

@@ -12,9 +12,12 @@ from leadstream.state.keys import (
     account_keys_start,
     contact_key,
     contact_keys_start,
+    contact_token,
+    is_token,
     parse_timer_member,
     record_id,
     timer_member,
+    token_key,
 )
 
 # what the settings and the event schema allow: prefixes without braces, ids of printable ASCII
@@ -39,7 +42,10 @@ def test_a_snapshots_entry_names_its_account(domain, contact, version):
 
 @given(prefixes, ids)
 def test_keys_give_back_the_id_they_name(prefix, ident):
-    assert record_id(contact_key(prefix, ident)) == ident
+    # A contact's key names its pseudonym, never the id itself; an account's its domain.
+    token = record_id(contact_key(prefix, ident))
+    assert token == contact_token(ident) and is_token(token)
+    assert token_key(prefix, token) == contact_key(prefix, ident)
     assert record_id(account_key(prefix, ident)) == ident
     assert contact_key(prefix, ident).startswith(contact_keys_start(prefix))
     assert account_key(prefix, ident).startswith(account_keys_start(prefix))
@@ -60,6 +66,11 @@ def test_plan_sends_each_entry_where_it_belongs():
         (key, OutboxEntry.snapshots("acme.com", "c1", 3).encode(), b"[]"),
     ]
     out = plan(entries, topics, "ls")
-    assert [(r.topic, r.key) for r in out.records] == [(topics.handoffs, b"c1"), (topics.lifecycle, b"c1")]
-    assert [(member, due) for _index, member, due in out.timers] == [("c1|sla", 12.5)]
+    # Keyed by the contact's pseudonym: no Kafka key we write names a person; timers likewise.
+    token = contact_token("c1")
+    assert [(r.topic, r.key) for r in out.records] == [
+        (topics.handoffs, token.encode()),
+        (topics.lifecycle, token.encode()),
+    ]
+    assert [(member, due) for _index, member, due in out.timers] == [(f"{token}|sla", 12.5)]
     assert len(out.acks) == 3  # snapshots are acknowledged by the account stage, not here

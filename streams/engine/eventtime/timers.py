@@ -20,7 +20,14 @@ from leadstream.scoring.engine import fire_due
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.timeline import fired_key
 from leadstream.state.codec import Codec
-from leadstream.state.keys import TIMER_SHARDS, contact_key, parse_timer_member, timer_key
+from leadstream.state.keys import (
+    TIMER_SHARDS,
+    contact_key,
+    is_token,
+    parse_timer_member,
+    timer_key,
+    token_key,
+)
 from leadstream.state.port import (
     CHECKPOINT_PART,
     JOURNAL_PART,
@@ -81,7 +88,7 @@ class TimerService:
         for member, when in due:
             contact, _ = parse_timer_member(member)
             latest[contact] = max(when, latest.get(contact, when))
-        keys = {contact: contact_key(self._prefix, contact) for contact in latest}
+        keys = {contact: _timer_contact_key(self._prefix, contact) for contact in latest}
         records = await self._store.load(list(keys.values()))
         writes, events = [], {}
         for contact, until in latest.items():
@@ -129,7 +136,7 @@ class TimerService:
         done = [
             (index, m, w)
             for m, w in due
-            if contact_key(self._prefix, parse_timer_member(m)[0]) not in conflicts
+            if _timer_contact_key(self._prefix, parse_timer_member(m)[0]) not in conflicts
         ]
         await self._timers.unschedule(done)
         fired_events = [e for key, batch in events.items() if key not in conflicts for e in batch]
@@ -137,3 +144,9 @@ class TimerService:
         if fired_events:
             logger.info("timers fired %d lifecycle events for %d contacts", len(fired_events), len(events))
         return len(fired_events)
+
+
+def _timer_contact_key(prefix: str, member_id: str) -> str:
+    """The contact a timer member names: by its pseudonym, or (members scheduled before keys were
+    pseudonymous, until `leadstream migrate-keys`) by its contact id."""
+    return token_key(prefix, member_id) if is_token(member_id) else contact_key(prefix, member_id)

@@ -6,10 +6,47 @@ reads them unchanged.
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.errors import InvalidEvent
+from leadstream.state.pseudonyms import pseudonym
 
-__all__ = ["HEADER_PREFIX", "MAX_MESSAGE_BYTES", "dead_letter", "suppressed_letter"]
+__all__ = [
+    "HEADER_PREFIX",
+    "MAX_MESSAGE_BYTES",
+    "PERSONAL_FIELDS",
+    "REDACTED_HEADER",
+    "dead_letter",
+    "redacted",
+    "suppressed_letter",
+]
+
+# Fields that name a person, at any depth of an event (ours and Segment's spellings): with
+# LEADSTREAM_DEAD_LETTER_REDACT their values become pseudonyms (equal values stay equal, so an
+# operator can still tell one sender's records from another's).
+PERSONAL_FIELDS = frozenset(
+    {
+        "email",
+        "contact_id",
+        "anonymous_id",
+        "anonymousId",
+        "userId",
+        "user_id",
+        "previous_ids",
+        "previousId",
+        "first_name",
+        "last_name",
+        "firstName",
+        "lastName",
+        "name",
+        "phone",
+        "ip",
+    }
+)
+REDACTED_HEADER = "__leadstream.redacted"
 
 HEADER_PREFIX = "__connect.errors."
 MAX_MESSAGE_BYTES = 2000
@@ -39,3 +76,29 @@ def suppressed_letter(source: SourceRecord, topic: str, pseudonym: str) -> Outpu
         SourceRecord(source.topic, source.partition, source.offset, None), error, topic, "suppress"
     )
     return OutputRecord(topic=topic, key=pseudonym.encode(), value=None, headers=letter.headers)
+
+
+def redacted(letter: OutputRecord, secret: bytes) -> OutputRecord:
+    """A dead letter without the person: its key and every personal field's value (see
+    PERSONAL_FIELDS) replaced by pseudonyms; a value that is not JSON is dropped whole."""
+    key = pseudonym(secret, letter.key.decode("utf-8", "replace")).encode() if letter.key else None
+    value: bytes | None = None
+    what = b"key,fields"
+    if letter.value is not None:
+        try:
+            value = orjson.dumps(_scrub(orjson.loads(letter.value), secret))
+        except orjson.JSONDecodeError:
+            what = b"key,value"
+    if key is None and value is None:
+        key = b"redacted"  # a record needs a key or a value
+    return OutputRecord(letter.topic, key, value, (*letter.headers, (REDACTED_HEADER, what)))
+
+
+def _scrub(node: Any, secret: bytes, personal: bool = False) -> Any:
+    if isinstance(node, dict):
+        return {k: _scrub(v, secret, personal or k in PERSONAL_FIELDS) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_scrub(v, secret, personal) for v in node]
+    if personal and node is not None:
+        return pseudonym(secret, str(node))
+    return node
