@@ -95,7 +95,7 @@ def member_snapshot(
         version=version,
         role=role_of(compiled, state.traits),
         title=title if isinstance(title, str) else None,
-        email=state.email,
+        email=None,  # not copied: the address stays in the contact's state (and the handoff)
         # A copy: the contact's state lives on (decoded-state cache) and keeps changing.
         rules={
             n: RuleState(r.landmark, r.scaled, r.count, r.last_at, list(r.times))

@@ -11,6 +11,7 @@ from leadstream.kafka.clients import make_producer
 from leadstream.kafka.topic_io import produce_all
 from leadstream.kafka.topics import ensure_topics
 from leadstream.scoring.accounts import buying_group_handoff_id
+from leadstream.state.codec import decompress_value
 from leadstream.state.keys import account_key, contact_key
 from leadstream.state.port import decode_state
 from leadstream.tools.generator import TOPIC_OF_TYPE
@@ -72,6 +73,10 @@ def test_buying_groups_stitching_and_replay(settings, redis_client, start_worker
     ]
     assert {m["contact_id"] for m in groups[0]["members"]} == {"bg-ceo", "bg-dir", "bg-eng"}
     assert groups[0]["roles_missing"] == ["influencer"]
+    # The rep gets each member's address; the account's hash holds none (read from the contacts).
+    assert {m["email"] for m in groups[0]["members"]} == {f"bg-{r}@bg.io" for r in ("ceo", "dir", "eng")}
+    bg_hash = redis_client.hgetall(account_key(settings.redis_key_prefix, "bg.io"))
+    assert not any(b"@bg.io" in decompress_value(v) for f, v in bg_hash.items() if f.startswith(b"p:m:"))
     gmail = redis_client.hgetall(account_key(settings.redis_key_prefix, "gmail.com"))
     assert not any(field.startswith(b"p:m:") for field in gmail)  # no member stored for gmail.com
 

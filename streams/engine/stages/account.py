@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from leadstream.engine.outbox import EntryKind, handoff_entries, is_kind
@@ -28,13 +28,14 @@ from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import AccountState
 from leadstream.state.codec import Codec, compress_value
 from leadstream.state.decoded_cache import DecodedCache
-from leadstream.state.keys import ACCOUNT_SHARDS, account_key, account_queue_key
+from leadstream.state.keys import ACCOUNT_SHARDS, account_key, account_queue_key, contact_key
 from leadstream.state.port import (
     RecordWrite,
     StateStore,
     StoredRecord,
     TimerIndex,
     decode_account,
+    decode_state,
     encode_state,
     member_parts,
     pending_parts,
@@ -123,6 +124,7 @@ class AccountStage:
             waiting = [
                 (self._queue_key(p.domain), p.domain, p.waiting_at) for p in plans if p.waiting_at is not None
             ]
+            await self._add_member_emails(plans)
             await self._queue.schedule_earliest(waiting)  # before the commit: a crash leaves it indexed
             conflicts = await self._store.commit([p.write for p in plans if p.write is not None])
             result.conflicts += len(conflicts)
@@ -142,6 +144,29 @@ class AccountStage:
             f"{len(remaining)} accounts kept changing under this worker ({MAX_ATTEMPTS} attempts); "
             "check that Redis is healthy and the workers are not overloaded"
         )
+
+    async def _add_member_emails(self, plans: list[_Plan]) -> None:
+        """A buying-group handoff names its members' addresses for the rep; the account keeps none
+        (member snapshots hold no email: the address lives in the contact's state and the
+        handoff only), so they are read from the members' states when a group hands off."""
+        decided = [p for p in plans if p.decided]
+        if not decided:
+            return
+        members = {m["contact_id"] for p in decided for h in p.decided for m in h["members"]}
+        keys = {c: contact_key(self._prefix, c) for c in members}
+        stored = await self._store.values(list(keys.values()))
+        emails = {}
+        for contact, key in keys.items():
+            value = stored[key][1]
+            if value is not None:
+                state = decode_state(value)
+                emails[contact] = state.email_display or state.email
+        for plan in decided:
+            for handoff in plan.decided:
+                for member in handoff["members"]:
+                    member["email"] = emails.get(member["contact_id"]) or member.get("email")
+            if plan.write is not None:
+                plan.write = replace(plan.write, new_outbox=handoff_entries(plan.decided))
 
     def _queue_key(self, domain: str) -> str:
         return account_queue_key(self._prefix, account_shard(domain))
