@@ -184,9 +184,10 @@ class Data:
         events = self.events
         _pipeline, sink, store = _replayed(events, settings)
         handoffs = [json.loads(r.value or b"{}") for r in sink.on_topic(settings.topics.handoffs)]
+        # By the id in the state: a key names its contact's pseudonym only (state/keys.py).
         states = {
-            key[key.index("{c:") + 3 : -1]: decode_state(stored.value)
-            for key, stored in asyncio.run(
+            decode_state(stored.value).contact_id: decode_state(stored.value)
+            for _key, stored in asyncio.run(
                 store.load(store.keys(f"{settings.redis_key_prefix}:{{c:"))
             ).items()
             if stored.value is not None and stored.alias is None

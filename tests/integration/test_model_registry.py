@@ -14,6 +14,7 @@ from leadstream.kafka import registry
 from leadstream.kafka.clients import make_producer
 from leadstream.kafka.topic_io import produce_all
 from leadstream.kafka.topics import ensure_topics
+from leadstream.state.keys import contact_token
 from leadstream.tools.generator import TOPIC_OF_TYPE
 from tests.factories import buyer_journey, encode
 from tests.integration.helpers import handoffs, wait_caught_up
@@ -160,7 +161,8 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     router = build_router(settings, load_routing())
     assert router.run(idle_exit_s=3) == 2
     # The shadow's state lives in a key space of its own.
-    assert list(redis_client.scan_iter(f"{settings.redis_key_prefix}:shadow:*{{c:loose-1}}"))
+    shadow_key = f"{settings.redis_key_prefix}:shadow:*{{c:{contact_token('loose-1')}}}"
+    assert list(redis_client.scan_iter(shadow_key))
 
 
 def test_models_command_line(settings, tmp_path, capsys, monkeypatch):

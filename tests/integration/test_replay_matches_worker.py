@@ -132,8 +132,5 @@ async def _replay_states(events, settings):
         contact_key(settings.redis_key_prefix, record_key(e)) for e in events if e["type"] != "account"
     }
     assert set(loaded) == expected
-    return {
-        key[key.index("{c:") + 3 : -1]: decode_state(stored.value)
-        for key, stored in loaded.items()
-        if stored.value is not None and stored.alias is None
-    }
+    states = [decode_state(s.value) for s in loaded.values() if s.value is not None and s.alias is None]
+    return {state.contact_id: state for state in states}  # keys name pseudonyms only
