@@ -22,6 +22,7 @@ from leadstream.engine.pipeline import ScoringPipeline
 from leadstream.engine.ports import BatchProcessor, Sink
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.errors import InfrastructureError
+from leadstream.state.keys import SHADOW_SPACE
 
 __all__ = ["ShadowSink", "Shadowing", "compare", "follow_shadow", "shadow_settings", "shadow_topic"]
 
@@ -35,7 +36,8 @@ def shadow_topic(settings: Settings) -> str:
 def shadow_settings(settings: Settings, version: str) -> Settings:
     """The shadow's own key space: nothing it writes touches the active model's state."""
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", version)
-    return settings.model_copy(update={"redis_key_prefix": f"{settings.redis_key_prefix}:shadow:{slug}"})
+    prefix = f"{settings.redis_key_prefix}{SHADOW_SPACE}{slug}"
+    return settings.model_copy(update={"redis_key_prefix": prefix})
 
 
 class ShadowSink:

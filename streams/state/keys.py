@@ -17,6 +17,7 @@ from leadstream.state.pseudonyms import DEFAULT_SECRET, pseudonym
 
 __all__ = [
     "ACCOUNT_SHARDS",
+    "SHADOW_SPACE",
     "TIMER_SHARDS",
     "account_key",
     "account_keys_start",
@@ -128,10 +129,14 @@ def account_queue_key(prefix: str, shard: int) -> str:
     return f"{prefix}:{{accounts:{shard}}}"
 
 
+SHADOW_SPACE = ":shadow:"  # a shadow model's key space: {prefix}:shadow:<version> (engine/shadow.py)
+
+
 def suppression_key(prefix: str) -> str:
     """A hash of erased people: pseudonym (state/pseudonyms.py) -> when; their later events are
-    dead-lettered as ``suppressed`` until ``leadstream forget --undo``."""
-    return f"{prefix}:{{suppressed}}"
+    dead-lettered as ``suppressed`` until ``leadstream forget --undo``. One per deployment: a
+    shadow model's key space reads its deployment's."""
+    return f"{prefix.split(SHADOW_SPACE, 1)[0]}:{{suppressed}}"
 
 
 def watermark_key(prefix: str, group: str) -> str:

@@ -37,6 +37,7 @@ from leadstream.scoring import ContactState
 from leadstream.state.aliases import resolve_aliases
 from leadstream.state.codec import Codec, compress_value
 from leadstream.state.keys import (
+    SHADOW_SPACE,
     account_key,
     contact_key,
     contact_keys_start,
@@ -202,9 +203,13 @@ async def _erase(
     erasure: Erasure,
 ) -> None:
     prefix, secret, codec = settings.redis_key_prefix, pseudonym_secret(settings), settings.state_compression
-    # Contact records, aliases and stitched profiles: one key each.
+    # Contact records, aliases and stitched profiles: one key each, and their copies in shadow
+    # models' key spaces.
     for profile in profiles:
         erasure.deleted_keys += await client.delete(contact_key(prefix, profile))
+        shadows = f"{prefix}{SHADOW_SPACE}*{{c:{contact_token(profile)}}}"
+        async for raw in client.scan_iter(match=shadows, count=1000):
+            erasure.deleted_keys += await client.delete(raw)
         token = contact_token(profile)
         for kind in TIMER_KINDS:
             erasure.timers += await client.zrem(

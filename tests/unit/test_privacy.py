@@ -63,3 +63,11 @@ def test_events_of_an_erased_person_are_dead_lettered_as_suppressed():
     dead = sink.on_topic(settings.topics.dead_letters)
     assert len(dead) == 6 and all(r.value is None and b"gone" not in (r.key or b"") for r in dead)
     assert pipeline.counters.dead_letter_reasons == {"suppressed": 6}
+
+
+def test_a_shadow_model_reads_its_deployments_suppression_list():
+    from leadstream.engine.shadow import shadow_settings
+
+    settings = Settings()
+    shadow = shadow_settings(settings, "2026-02-01.candidate")
+    assert suppression_key(shadow.redis_key_prefix) == suppression_key(settings.redis_key_prefix)
