@@ -77,7 +77,7 @@ def _readable(value: bytes) -> bytes:
     return value
 
 
-def test_forget_erases_everything_and_suppresses_later_events(settings, start_worker):
+def test_forget_erases_everything_and_suppresses_later_events(settings, start_worker, redis_client):
     ensure_topics(settings)
     start_worker(settings)
     colleague = [
@@ -89,7 +89,7 @@ def test_forget_erases_everything_and_suppresses_later_events(settings, start_wo
     produce(settings, [account("acme-labs.com", at(-2)), *journey, *colleague])
     wait_caught_up(settings)
     assert mql_handoff_id(PERSON, MODEL.version, 1) in {h["handoff_id"] for h in handoffs(settings)}
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client  # a cluster client on the cluster stack
     prefix = settings.redis_key_prefix
     acme = account_key(prefix, "acme-labs.com")
     assert client.hexists(acme, f"p:m:{PERSON}") and client.hexists(acme, "p:m:colleague")

@@ -9,9 +9,7 @@ import subprocess
 import sys
 
 import pytest
-import redis
 
-from leadstream.bootstrap import redis_client
 from leadstream.config.settings import Settings, settings_to_env
 from leadstream.kafka.clients import make_producer
 from leadstream.kafka.topic_io import produce_all
@@ -35,7 +33,7 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_no_key_names_a_person(settings, start_worker):
+def test_no_key_names_a_person(settings, start_worker, redis_client):
     ensure_topics(settings)
     start_worker(settings)
     visitor = page("x", "/pricing", "2026-03-01T09:00:00Z")
@@ -49,7 +47,7 @@ def test_no_key_names_a_person(settings, start_worker):
     produce_all(make_producer(settings), [(settings.topics.page_views, email_key, encode(email_only))])
     wait_caught_up(settings)
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client  # a cluster client on the cluster stack
     names = [k.decode() for k in client.scan_iter(match=f"{settings.redis_key_prefix}:*")]
     members = [m.decode() for k in names if client.type(k) == b"zset" for m in client.zrange(k, 0, -1)]
     assert len([n for n in names if ":{c:" in n]) == 3  # the contact, the visitor, the email-only profile
@@ -60,7 +58,7 @@ def test_no_key_names_a_person(settings, start_worker):
     assert handoff_keys and all(b"crm-0042" not in k and k.startswith(b"p") for k in handoff_keys)
 
 
-def test_migrate_keys_renames_earlier_keys_and_their_timers(settings):
+def test_migrate_keys_renames_earlier_keys_and_their_timers(settings, redis_client):
     prefix = settings.redis_key_prefix
     old = token_key(prefix, "crm-old-1")  # as earlier releases named a contact's key
     state = ContactState("crm-old-1", email="old@acme-labs.com", timers={"decay": 1000.0})
@@ -71,7 +69,7 @@ def test_migrate_keys_renames_earlier_keys_and_their_timers(settings):
         assert not await store.commit([RecordWrite(old, 0, encode_contact(state, "zstd"), {})])
 
     asyncio.run(write_old())
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client  # a cluster client on the cluster stack
     client.zadd(timer_key(prefix, timer_shard("crm-old-1")), {timer_member("crm-old-1", "decay"): 1000.0})
 
     done = _cli(settings, "migrate-keys")
