@@ -32,7 +32,7 @@ from leadstream.errors import BrokerUnavailable, StateUnavailable
 from leadstream.kafka.clients import make_consumer, make_producer
 from leadstream.router.rules import account_of, choose_queue
 from leadstream.schemas.assignment import Assignment
-from leadstream.state.keys import router_key
+from leadstream.state.keys import contact_token, router_key
 from leadstream.state.redis_store import function_library
 
 __all__ = ["ASSIGN_FUNCTION", "NAMESPACE", "PUBLISH", "Router", "router_group"]
@@ -188,7 +188,9 @@ class Router:
         producer.begin_transaction()
         try:
             for a in assignments:
-                key = (a["contact_id"] or a["account_domain"] or "").encode()
+                # The contact's pseudonym, as its handoff's key (no Kafka key we write names a person).
+                contact = a["contact_id"]
+                key = (contact_token(contact) if contact else a["account_domain"] or "").encode()
                 producer.produce(topic, value=json.dumps(a).encode(), key=key)
             producer.send_offsets_to_transaction(
                 consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
