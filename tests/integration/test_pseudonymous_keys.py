@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from leadstream.bootstrap import redis_client as async_redis
 from leadstream.config.settings import Settings, settings_to_env
 from leadstream.kafka.clients import make_producer
 from leadstream.kafka.topic_io import produce_all
@@ -64,7 +65,7 @@ def test_migrate_keys_renames_earlier_keys_and_their_timers(settings, redis_clie
     state = ContactState("crm-old-1", email="old@acme-labs.com", timers={"decay": 1000.0})
 
     async def write_old() -> None:
-        store = RedisStateStore(redis_client(settings), 86_400)
+        store = RedisStateStore(async_redis(settings), 86_400)
         await store.ensure_functions()
         assert not await store.commit([RecordWrite(old, 0, encode_contact(state, "zstd"), {})])
 
