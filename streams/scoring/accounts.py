@@ -322,19 +322,16 @@ def _apply_point(
     compiled: CompiledModel, account: AccountState, snapshot: MemberSnapshot | None, now: float
 ) -> dict[str, Any] | None:
     """One point: a member's snapshot (or a firmographics version) takes effect at ``now``."""
-    model = compiled.model
-    assert model.accounts is not None
+    if not _fit_clears(compiled, account, now):
+        # Neither view could qualify (both are taken with the firmographics valid at ``now``):
+        # no member's engagement is needed. Exactly what the views below would conclude.
+        _take_member(compiled, account, snapshot)
+        if account.qualified_count:
+            account.dipped_since_qualified = True
+        return None
     # Only an account that qualified before needs the view before the point (for re-arming).
     before = view_account(compiled, account, now) if account.qualified_count else None
-    if snapshot is not None:
-        held = account.members.get(snapshot.contact_id)
-        if held is None or (held.order(), held.version) < (snapshot.order(), snapshot.version):
-            account.members[snapshot.contact_id] = snapshot
-        if len(account.members) > model.accounts.max_members:
-            keep = sorted(account.members.values(), key=lambda m: (-m.last_at, m.contact_id))[
-                : model.accounts.max_members
-            ]
-            account.members = {m.contact_id: m for m in keep}
+    _take_member(compiled, account, snapshot)
     after = view_account(compiled, account, now)
     rearm = after.rule.rearm
     if before is not None and (
@@ -354,6 +351,28 @@ def _apply_point(
     account.last_qualified_at = now
     account.dipped_since_qualified = False
     return _handoff(compiled, account, after, now)
+
+
+def _fit_clears(compiled: CompiledModel, account: AccountState, now: float) -> bool:
+    """Whether the account's firmographics at ``now`` clear its buying-group rule's fit bar."""
+    firmographics = version_at(account.versions, now) or {}
+    rule = group_rule(compiled, firmographics)
+    return firmographic_fit(compiled, firmographics)[0] >= rule.account_fit_at_least
+
+
+def _take_member(compiled: CompiledModel, account: AccountState, snapshot: MemberSnapshot | None) -> None:
+    """The point's snapshot replaces the member's older one; the account keeps its most recently
+    active ``max_members``."""
+    if snapshot is None:
+        return
+    assert compiled.model.accounts is not None
+    held = account.members.get(snapshot.contact_id)
+    if held is None or (held.order(), held.version) < (snapshot.order(), snapshot.version):
+        account.members[snapshot.contact_id] = snapshot
+    limit = compiled.model.accounts.max_members
+    if len(account.members) > limit:
+        keep = sorted(account.members.values(), key=lambda m: (-m.last_at, m.contact_id))[:limit]
+        account.members = {m.contact_id: m for m in keep}
 
 
 def lacks_versions(account: AccountState, snapshot: MemberSnapshot) -> bool:
