@@ -140,11 +140,19 @@ class ScoringPipeline:
         cache_size, codec, bounds, limits = self._stage_options
         compiled = compile_model(model)
         self._model = model
-        self._contacts = ContactStage(self._store, compiled, self._prefix, cache_size, codec, bounds)
         self._accounts = (
             AccountStage(self._store, self._timers, compiled, self._prefix, cache_size, limits, codec)
             if model.accounts is not None
             else None
+        )
+        self._contacts = ContactStage(
+            self._store,
+            compiled,
+            self._prefix,
+            cache_size,
+            codec,
+            bounds,
+            self._accounts.decoded if self._accounts is not None else None,
         )
 
     async def process(self, batch: Sequence[SourceRecord]) -> None:

@@ -33,6 +33,14 @@ class DecodedCache(Generic[T]):
         self.misses += 1
         return decode(value)
 
+    def peek(self, key: str, version: int, value: bytes) -> T | None:
+        """The decoded ``value`` of ``key`` at ``version`` if held, for reading only (it stays
+        cached: the caller must not change it); None otherwise."""
+        held = self._entries.get(key)
+        if held is not None and held[0] == version and held[1] == hash(value):
+            return held[2]
+        return None
+
     def put(self, key: str, version: int, value: bytes, state: T) -> None:
         """``state`` is what ``value`` (now stored at ``version``) decodes to."""
         if self._capacity <= 0:

@@ -28,6 +28,18 @@ def test_hit_only_for_the_same_version_and_bytes():
     assert (cache.hits, cache.misses) == (1, 3)
 
 
+def test_peek_reads_only_the_same_version_and_bytes_and_leaves_it_cached():
+    cache: DecodedCache[list[bytes]] = DecodedCache(10)
+    state = decode(b"v1")
+    assert cache.peek("k", 1, b"v1") is None
+    cache.put("k", 1, b"v1", state)
+    assert cache.peek("k", 1, b"v1") is state
+    assert cache.peek("k", 2, b"v1") is None  # another writer moved the version on
+    assert cache.peek("k", 1, b"other") is None
+    assert cache.take("k", 1, b"v1", decode) is state  # still there for its owner
+    assert cache.peek("k", 1, b"v1") is None  # taken: being changed by a batch
+
+
 def test_capacity_evicts_the_least_recently_put_and_zero_disables():
     cache: DecodedCache[list[bytes]] = DecodedCache(2)
     kept = {k: decode(k.encode()) for k in "abc"}

@@ -87,7 +87,7 @@ class AccountStage:
         self._codec = codec
         self._store = store
         self._queue = queue
-        self._decoded: DecodedCache[AccountState] = DecodedCache(cache_size)
+        self.decoded: DecodedCache[AccountState] = DecodedCache(cache_size)
         self._compiled = compiled
         self._prefix = prefix
         self._limits = limits or Limits()
@@ -182,7 +182,7 @@ class AccountStage:
     ) -> _Plan:
         key = account_key(self._prefix, domain)
         account = (
-            self._decoded.take(key, stored.version, stored.value, _decoder(stored.parts))
+            self.decoded.take(key, stored.version, stored.value, _decoder(stored.parts))
             if stored.value
             else AccountState(domain)
         )
@@ -222,7 +222,7 @@ class AccountStage:
             (stored.version + 1, plan.write.value) if plan.write else (stored.version, stored.value)
         )
         if value is not None:  # keep it decoded for the account's next batch
-            self._decoded.put(key, version, value, plan.account)
+            self.decoded.put(key, version, value, plan.account)
         new_outbox = plan.write.new_outbox if plan.write else {}
         for entry, payload in {**stored.outbox, **new_outbox}.items():
             if is_kind(entry, EntryKind.HANDOFF):

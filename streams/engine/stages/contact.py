@@ -31,7 +31,7 @@ from leadstream.engine.stages.stitching import Stitcher
 from leadstream.errors import StateUnavailable
 from leadstream.scoring import ContactState
 from leadstream.scoring.signals import CompiledModel
-from leadstream.scoring.state import MemberSnapshot
+from leadstream.scoring.state import AccountState, MemberSnapshot
 from leadstream.scoring.timeline import Bounds
 from leadstream.state.aliases import resolve_aliases
 from leadstream.state.codec import Codec
@@ -97,13 +97,15 @@ class ContactStage:
         cache_size: int = 50_000,
         codec: Codec = "none",
         bounds: Bounds | None = None,
+        accounts: DecodedCache[AccountState] | None = None,
     ) -> None:
+        """``accounts``: the account stage's decoded accounts (see FirmographicsHistory)."""
         self._store = store
         self._decoded: DecodedCache[ContactState] = DecodedCache(cache_size)
         self._compiled = compiled
         self._prefix = prefix
         self._bounds = bounds or Bounds(7 * DAY_S, 32)
-        self._history = FirmographicsHistory(store, compiled, prefix)
+        self._history = FirmographicsHistory(store, compiled, prefix, accounts)
         self._stitcher = Stitcher(store, prefix)
         self._decider = ContactDecider(
             compiled, prefix, codec, self._bounds, EntryCache(min(cache_size, 20_000))

@@ -12,6 +12,8 @@ from leadstream.scoring import ContactState
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.firmographics import Version, add_version
 from leadstream.scoring.signals import CompiledModel
+from leadstream.scoring.state import AccountState
+from leadstream.state.decoded_cache import DecodedCache
 from leadstream.state.keys import account_key
 from leadstream.state.port import StateStore, decode_account
 
@@ -24,8 +26,17 @@ Links = dict[str, list[tuple[str, ContactState | None, PendingEvent]]]
 
 
 class FirmographicsHistory:
-    def __init__(self, store: StateStore, compiled: CompiledModel, prefix: str) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        compiled: CompiledModel,
+        prefix: str,
+        accounts: DecodedCache[AccountState] | None = None,
+    ) -> None:
+        """``accounts``: the account stage's decoded accounts, read (never changed) when they hold
+        the stored version: the same worker committed it, so it need not be decoded again."""
         self._store = store
+        self._accounts = accounts
         self._compiled = compiled
         self._prefix = prefix
         self._accounts_enabled = compiled.model.accounts is not None
@@ -78,7 +89,10 @@ class FirmographicsHistory:
             versions: list[Version] = []
             if value:
                 cached = self._cache.get(key)
-                if cached is None or cached[0] != version:
+                held = self._accounts.peek(key, version, value) if self._accounts is not None else None
+                if held is not None:
+                    cached = (version, list(held.versions))  # the stage changes its own list
+                elif cached is None or cached[0] != version:
                     # decode once per stored version
                     cached = (version, decode_account(value).versions)
                     if len(self._cache) > CACHED_ACCOUNTS:
