@@ -12,6 +12,7 @@ by bootstrap.py before any client is made), never the contact id or an email add
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 
 from leadstream.state.pseudonyms import DEFAULT_SECRET, pseudonym
 
@@ -44,7 +45,9 @@ _secret = [DEFAULT_SECRET]
 
 def use_pseudonym_secret(secret: bytes) -> None:
     """The secret every contact key is named with in this process (see the module docstring)."""
-    _secret[0] = secret
+    if secret != _secret[0]:
+        _secret[0] = secret
+        contact_key.cache_clear()
 
 
 def contact_token(contact_id: str) -> str:
@@ -52,6 +55,7 @@ def contact_token(contact_id: str) -> str:
     return pseudonym(_secret[0], contact_id)
 
 
+@lru_cache(maxsize=262_144)  # named several times per batch (load, plan, commit): one HMAC each
 def contact_key(prefix: str, contact_id: str) -> str:
     """The hash holding one contact (or anonymous / email-only profile): version, state, outbox."""
     return token_key(prefix, contact_token(contact_id))
