@@ -319,6 +319,7 @@ class ScoringPipeline:
             if self.watermarks.owns_shard(shard, ACCOUNT_SHARDS):
                 key = account_queue_key(self._prefix, shard)
                 swept.update(await self._timers.due(key, limit, 500))
+        swept = self._accounts.worth_sweeping(swept, bound)
         if not swept:
             return 0
         accounts = AccountResult()

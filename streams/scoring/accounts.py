@@ -205,6 +205,7 @@ class Waiting:
 
     at: float
     for_firmographics: bool
+    record_time: float | None = None  # the waiting point's, when the stream holds it back
 
 
 @dataclass(slots=True)
@@ -290,7 +291,7 @@ def advance(
     for order, name, snapshot, record_time in points:
         at = order[0]
         if name != RECHECK_POINT and not release.allows(at, record_time):
-            result.waiting = Waiting(at, False)
+            result.waiting = Waiting(at, False, record_time)
             break
         if (
             blind

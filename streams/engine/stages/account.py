@@ -41,10 +41,11 @@ from leadstream.state.port import (
     pending_parts,
 )
 
-__all__ = ["MAX_ATTEMPTS", "AccountResult", "AccountStage", "Limits", "account_shard"]
+__all__ = ["HELD_BACK_MEMO", "MAX_ATTEMPTS", "AccountResult", "AccountStage", "Limits", "account_shard"]
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
+HELD_BACK_MEMO = 200_000  # accounts remembered as held back by the stream (see worth_sweeping)
 
 
 def account_shard(domain: str) -> int:
@@ -88,6 +89,9 @@ class AccountStage:
         self._store = store
         self._queue = queue
         self.decoded: DecodedCache[AccountState] = DecodedCache(cache_size)
+        # Accounts this process left waiting for the stream: their indexed due, and the (event
+        # time, record time) of the first point the stream held back (see ``worth_sweeping``).
+        self._held_back: dict[str, tuple[float, float, float | None]] = {}
         self._compiled = compiled
         self._prefix = prefix
         self._limits = limits or Limits()
@@ -144,6 +148,22 @@ class AccountStage:
             f"{len(remaining)} accounts kept changing under this worker ({MAX_ATTEMPTS} attempts); "
             "check that Redis is healthy and the workers are not overloaded"
         )
+
+    def worth_sweeping(self, due: dict[str, float], release: Release) -> dict[str, float]:
+        """The due accounts (domain -> indexed due) a sweep should load. In a live stream the
+        bound moves at every tick, and most due accounts wait for a point whose record is too
+        recent for the partitions' idle grace: loading them again would apply nothing (they were
+        most of each sweep, and a sweep holds the batches up). One this process left waiting,
+        still indexed where it left it, whose first point the stream still holds back, stays in
+        the index for a later sweep. Another worker moving it (an earlier point) changes its due,
+        so it is loaded; a process without the memo (a restart) loads every due account."""
+        out = {}
+        for domain, seen in due.items():
+            held = self._held_back.get(domain)
+            if held is not None and held[0] == seen and not release.allows(held[1], held[2]):
+                continue
+            out[domain] = seen
+        return out
 
     async def _add_member_emails(self, plans: list[_Plan]) -> None:
         """A buying-group handoff names its members' addresses for the rep; the account keeps none
@@ -204,6 +224,8 @@ class AccountStage:
         )
         plan.applied, plan.decided = moved.applied, moved.handoffs
         plan.waiting_at = moved.waiting.at if moved.waiting is not None else None
+        if moved.waiting is not None and not moved.waiting.for_firmographics:
+            plan.held_back = (moved.waiting.at, moved.waiting.record_time)
         # Only members and waiting points added, replaced or dropped are written (a field each).
         members = [c for c, m in account.members.items() if held.get(c) is not m]
         members += [c for c in held if c not in account.members]
@@ -232,6 +254,12 @@ class AccountStage:
         result.requests.update(plan.requests)
         result.applied += plan.applied
         result.late += plan.late
+        if plan.held_back is not None and plan.waiting_at is not None:
+            if len(self._held_back) >= HELD_BACK_MEMO:
+                self._held_back.clear()  # a memo only: forgetting costs a sweep's load, nothing else
+            self._held_back[plan.domain] = (plan.waiting_at, *plan.held_back)
+        else:
+            self._held_back.pop(plan.domain, None)
 
 
 @dataclass(slots=True)
@@ -244,6 +272,7 @@ class _Plan:
     acks: list[tuple[str, str, bytes]] = field(default_factory=list)
     requests: set[str] = field(default_factory=set)
     waiting_at: float | None = None
+    held_back: tuple[float, float | None] | None = None  # the first point the stream holds back
     applied: int = 0
     late: int = 0
 
