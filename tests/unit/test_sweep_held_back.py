@@ -1,0 +1,48 @@
+"""A sweep does not load an account again while the stream still holds back its first point."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from leadstream.config.loader import load_model
+from leadstream.engine.stages.account import AccountResult, AccountStage
+from leadstream.engine.stages.contact import PendingSnapshots
+from leadstream.scoring.signals import compile_model
+from leadstream.scoring.state import MemberSnapshot
+from leadstream.state.memory import MemoryStateStore
+
+DOMAIN = "acme-labs.com"
+
+
+class Release:
+    def __init__(self, allows: Callable[[float, float | None], bool]) -> None:
+        self._allows = allows
+
+    def allows(self, at: float, record_time: float | None) -> bool:
+        return self._allows(at, record_time)
+
+
+HELD = Release(lambda at, _record_time: at < 900.0)  # the version (500) passes, the point (1000) waits
+OPEN = Release(lambda _at, _record_time: True)
+
+
+def test_an_account_held_back_stays_in_the_index_until_the_stream_allows_its_point():
+    store = MemoryStateStore()
+    stage = AccountStage(store, store, compile_model(load_model()), "t")
+    snapshot = MemberSnapshot("c1", 1, point=(1000.0, 0, "e1", 1, ""), record_time=999.0, last_at=1000.0)
+    pending = PendingSnapshots(DOMAIN, [snapshot], ("t:{c:x}", "a:x", b"[]"))
+    versions = {DOMAIN: [(500.0, {"domain": DOMAIN, "employees": 300}, 400.0)]}
+
+    first = AccountResult()
+    asyncio.run(stage.run([pending], versions, HELD, 1000.0, first))
+    assert first.applied == 1  # the firmographics version; the member's point waits
+    indexed = {DOMAIN: 1000.0}
+    assert stage.worth_sweeping(indexed, HELD) == {}  # still held back: not loaded for nothing
+    assert stage.worth_sweeping({DOMAIN: 800.0}, HELD) == {DOMAIN: 800.0}  # moved by another worker
+    assert stage.worth_sweeping(indexed, OPEN) == indexed  # the stream moved on
+
+    swept = AccountResult()
+    asyncio.run(stage.run([], {}, OPEN, 1000.0, swept, swept=indexed))
+    assert swept.applied == 1
+    assert stage.worth_sweeping(indexed, HELD) == indexed  # nothing held back any more: no memo
