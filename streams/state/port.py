@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Protocol
 
 import orjson
@@ -174,7 +173,6 @@ def journal_name(key: PointKey) -> str:
     return f"{JOURNAL_PART}{at!r}\t{point_id}\t{rank}\t{sub}"
 
 
-@lru_cache(maxsize=262_144)  # a contact's journal is read back by name at each of its batches
 def journal_key(name: str) -> PointKey:
     at, point_id, rank, sub = name[len(JOURNAL_PART) :].split("\t")
     return (float(at), 0, point_id, int(rank), sub)
