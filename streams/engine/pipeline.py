@@ -92,7 +92,7 @@ class ScoringPipeline:
         topics: Topics,
         key_prefix: str = "ls",
         timers: TimerIndex | None = None,
-        cache_size: int = 50_000,
+        cache_size: int = 10_000,
         codec: Codec = "none",
         watermarks: Watermarks | None = None,
         bounds: Bounds | None = None,

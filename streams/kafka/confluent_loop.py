@@ -48,7 +48,9 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "heartbeat.interval.ms": max(1000, int(settings.session_timeout_s * 250)),
         "fetch.min.bytes": 1,
         "fetch.wait.max.ms": FETCH_WAIT_MS,
-        "queued.max.messages.kbytes": 65536,
+        # Prefetched records: 16 MB is over ten seconds of a worker's input; librdkafka's 64 MB
+        # only added to the worker's memory.
+        "queued.max.messages.kbytes": 16384,
     }
     if settings.instance_id:
         config["group.instance.id"] = settings.instance_id

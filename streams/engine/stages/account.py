@@ -81,7 +81,7 @@ class AccountStage:
         queue: TimerIndex,
         compiled: CompiledModel,
         prefix: str,
-        cache_size: int = 50_000,
+        cache_size: int = 10_000,
         limits: Limits | None = None,
         codec: Codec = "none",
     ) -> None:

@@ -94,7 +94,7 @@ class ContactStage:
         store: StateStore,
         compiled: CompiledModel,
         prefix: str,
-        cache_size: int = 50_000,
+        cache_size: int = 10_000,
         codec: Codec = "none",
         bounds: Bounds | None = None,
         accounts: DecodedCache[AccountState] | None = None,
@@ -108,7 +108,7 @@ class ContactStage:
         self._history = FirmographicsHistory(store, compiled, prefix, accounts)
         self._stitcher = Stitcher(store, prefix)
         self._decider = ContactDecider(
-            compiled, prefix, codec, self._bounds, EntryCache(min(cache_size, 20_000))
+            compiled, prefix, codec, self._bounds, EntryCache(min(cache_size, 10_000))
         )
 
     def _key(self, profile: str) -> str:
