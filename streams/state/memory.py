@@ -86,13 +86,14 @@ class MemoryStateStore:
             if held is None or due < held:
                 self._timers[key][member] = due
 
-    async def reschedule(self, key: str, member: str, seen: float, due: float | None) -> None:
-        index = self._timers.get(key, {})
-        if index.get(member) == seen:
-            if due is None:
-                del index[member]
-            else:
-                index[member] = due
+    async def reschedule(self, entries: Sequence[tuple[str, str, float, float | None]]) -> None:
+        for key, member, seen, due in entries:
+            index = self._timers.get(key, {})
+            if index.get(member) == seen:
+                if due is None:
+                    del index[member]
+                else:
+                    index[member] = due
 
     def keys(self, prefix: str = "") -> list[str]:
         return [k for k in self._records if k.startswith(prefix)]

@@ -102,9 +102,9 @@ class TimerIndex(Protocol):
         """Add entries, or move them earlier; never later."""
         ...
 
-    async def reschedule(self, key: str, member: str, seen: float, due: float | None) -> None:
-        """Move an entry to ``due`` (None: remove it), only if it is still at ``seen``: whoever
-        moved it meanwhile knows better."""
+    async def reschedule(self, entries: Sequence[tuple[str, str, float, float | None]]) -> None:
+        """Move each entry ``(key, member, seen, due)`` to ``due`` (None: remove it), only if it
+        is still at ``seen``: whoever moved it meanwhile knows better. One round trip for all."""
         ...
 
 

@@ -180,11 +180,15 @@ class RedisStateStore:
         except RedisError as exc:
             raise self._unavailable("indexing waiting accounts", exc) from exc
 
-    async def reschedule(self, key: str, member: str, seen: float, due: float | None) -> None:
-        await self._call_functions(
-            [(RESCHEDULE_FUNCTION, key, [member, repr(seen), "" if due is None else repr(due)])],
-            "re-indexing a waiting account",
-        )
+    async def reschedule(self, entries: Sequence[tuple[str, str, float, float | None]]) -> None:
+        if entries:
+            await self._call_functions(
+                [
+                    (RESCHEDULE_FUNCTION, key, [member, repr(seen), "" if due is None else repr(due)])
+                    for key, member, seen, due in entries
+                ],
+                "re-indexing waiting accounts",
+            )
 
     async def memory_usage(self, key: str) -> int | None:
         """Bytes Redis uses for one record (MEMORY USAGE), for reports and benchmarks."""

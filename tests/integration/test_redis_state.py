@@ -17,7 +17,7 @@ from leadstream.kafka.clients import make_producer
 from leadstream.kafka.sinks import ConfluentSink
 from leadstream.kafka.topics import ensure_topics
 from leadstream.state import RecordWrite, RedisStateStore
-from leadstream.state.keys import contact_key, contact_token
+from leadstream.state.keys import account_queue_key, contact_key, contact_token
 from leadstream.state.packing import use_hiredis_packing
 from leadstream.state.redis_store import function_library
 from tests.factories import buyer_journey, encode
@@ -148,3 +148,26 @@ def test_handoff_survives_a_crash_between_commit_and_publish(settings):
     published = handoffs(settings)
     assert ["h:" + h["handoff_id"] for h in published] == list(pending)
     assert json.loads(next(iter(pending.values())))["contact_id"] == "crash"
+
+
+def test_waiting_index_moves_only_entries_still_where_they_were_seen(settings, redis_url):
+    shards = [account_queue_key(settings.redis_key_prefix, s) for s in (0, 1)]
+
+    async def scenario(client):
+        store = RedisStateStore(client, ttl_seconds=3600)
+        await store.schedule_earliest(
+            [(shards[0], "a.io", 10.0), (shards[0], "b.io", 20.0), (shards[1], "c.io", 30.0)]
+        )
+        await store.schedule_earliest([(shards[0], "a.io", 15.0), (shards[0], "b.io", 5.0)])  # never later
+        assert await store.due(shards[0], 100.0, 10) == [("b.io", 5.0), ("a.io", 10.0)]
+        # A sweep saw a.io at 10, b.io at 20 (another worker moved it to 5 since), c.io at 30.
+        await store.reschedule(
+            [
+                (shards[0], "a.io", 10.0, 40.0),
+                (shards[0], "b.io", 20.0, None),
+                (shards[1], "c.io", 30.0, None),
+            ]
+        )
+        return await store.due(shards[0], 100.0, 10), await store.due(shards[1], 100.0, 10)
+
+    assert run(scenario, redis_url) == ([("b.io", 5.0), ("a.io", 40.0)], [])

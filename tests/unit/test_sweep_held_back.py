@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import Callable
 
 from leadstream.config.loader import load_model
-from leadstream.engine.stages.account import AccountResult, AccountStage
+from leadstream.engine.stages.account import AccountResult, AccountStage, account_shard
 from leadstream.engine.stages.contact import PendingSnapshots
 from leadstream.scoring.signals import compile_model
 from leadstream.scoring.state import MemberSnapshot
+from leadstream.state.keys import account_queue_key
 from leadstream.state.memory import MemoryStateStore
 
 DOMAIN = "acme-labs.com"
+QUEUE = account_queue_key("t", account_shard(DOMAIN))
 
 
 class Release:
@@ -38,6 +40,7 @@ def test_an_account_held_back_stays_in_the_index_until_the_stream_allows_its_poi
     asyncio.run(stage.run([pending], versions, HELD, 1000.0, first))
     assert first.applied == 1  # the firmographics version; the member's point waits
     indexed = {DOMAIN: 1000.0}
+    assert asyncio.run(store.due(QUEUE, 2000.0, 10)) == list(indexed.items())
     assert stage.worth_sweeping(indexed, HELD) == {}  # still held back: not loaded for nothing
     assert stage.worth_sweeping({DOMAIN: 800.0}, HELD) == {DOMAIN: 800.0}  # moved by another worker
     assert stage.worth_sweeping(indexed, OPEN) == indexed  # the stream moved on
@@ -45,4 +48,6 @@ def test_an_account_held_back_stays_in_the_index_until_the_stream_allows_its_poi
     swept = AccountResult()
     asyncio.run(stage.run([], {}, OPEN, 1000.0, swept, swept=indexed))
     assert swept.applied == 1
+    asyncio.run(stage.reindex(swept))
+    assert asyncio.run(store.due(QUEUE, 2000.0, 10)) == []  # applied: out of the index
     assert stage.worth_sweeping(indexed, HELD) == indexed  # nothing held back any more: no memo
