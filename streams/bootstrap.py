@@ -52,6 +52,7 @@ __all__ = [
     "GC_THRESHOLDS",
     "MODEL_TICK_S",
     "STREAM_TICK_S",
+    "SWEEP_CHUNK",
     "build_confluent_worker",
     "build_embedded",
     "build_router",
@@ -80,6 +81,7 @@ DAY_S = 86_400
 # between batches (an idle worker must not hold the others' accounts back).
 STREAM_TICK_S = 0.2
 MODEL_TICK_S = 1.0  # how often a worker looks for a promoted or rolled back model version
+SWEEP_CHUNK = 128  # accounts per sweep on the confluent engine (~20 ms), see ScoringPipeline
 
 
 def redis_options(settings: Settings) -> dict[str, Any]:
@@ -318,12 +320,14 @@ def timer_tick(pipeline: ScoringPipeline, timers: TimerService) -> Any:
 def stream_tick(pipeline: ScoringPipeline, feed: Any = None, shadowing: Shadowing | None = None) -> Any:
     """Publish this worker's progress and apply the accounts the stream has reached."""
 
-    async def tick(_wall: float) -> None:
+    async def tick(_wall: float) -> bool:
+        """True when a sweep left due accounts for the next one (see ``sweep_chunk``)."""
         if feed is not None:
             await feed.refresh()
         await pipeline.tick()
         if shadowing is not None:
             await shadowing.tick()
+        return pipeline.sweep_pending
 
     return tick
 
@@ -341,6 +345,8 @@ def build_confluent_worker(settings: Settings) -> Any:
     sink = ConfluentSink(producer)
     watermarks = redis_watermarks(settings)
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
+    # The loop runs the stream tick again right after the next batch while a sweep has more.
+    pipeline.sweep_chunk = SWEEP_CHUNK
     timers = timers_of(settings, store, sink, model)
     guard = guarded(pipeline, settings)
     shadowing = Shadowing(guard)
@@ -357,11 +363,12 @@ def build_confluent_worker(settings: Settings) -> Any:
 def _logged(tick: Any) -> Any:
     """A timer tick that logs an infrastructure failure and tries again next tick."""
 
-    async def run(wall: float) -> None:
+    async def run(wall: float) -> Any:
         try:
-            await tick(wall)
+            return await tick(wall)
         except InfrastructureError as exc:
             logger.error("timer tick failed, retrying on the next one: %s", exc)
+            return None
 
     return run
 

@@ -122,6 +122,14 @@ class ScoringPipeline:
         # account snapshots are committed.
         self._busy = asyncio.Lock()
         self._swept_to, self._swept_at = float("-inf"), 0.0
+        # At most this many accounts per sweep (None: every due one), or as many as the last
+        # batch had records if more (each event makes about one account point: the sweeps keep
+        # pace with the input), the earliest due first; the rest wait for the next sweep, which
+        # ``sweep_pending`` asks to run soon. A worker loop that can run it right after its next
+        # batch sets this, so no sweep holds a batch (and its MQLs) up for long.
+        self.sweep_chunk: int | None = None
+        self.sweep_pending = False
+        self._last_batch = 0
         self._reported_at = time.monotonic()
         self.handoff_observers: list[Callable[[dict[str, Any]], None]] = []
         # Told (records, seconds) after each batch: the metrics' batch duration histogram.
@@ -184,6 +192,7 @@ class ScoringPipeline:
     async def _process(self, batch: Sequence[SourceRecord]) -> None:
         counters = self.counters
         counters.records += len(batch)
+        self._last_batch = len(batch)
         counters.batches += 1
         by_topic = counters.by_topic
         for record in batch:
@@ -320,6 +329,11 @@ class ScoringPipeline:
                 key = account_queue_key(self._prefix, shard)
                 swept.update(await self._timers.due(key, limit, 500))
         swept = self._accounts.worth_sweeping(swept, bound)
+        chunk = max(self.sweep_chunk, self._last_batch) if self.sweep_chunk is not None else len(swept)
+        self.sweep_pending = len(swept) > chunk
+        if self.sweep_pending:
+            swept = dict(sorted(swept.items(), key=lambda item: item[1])[:chunk])
+            self._swept_to = float("-inf")  # the next call sweeps on, whether the bound moved or not
         if not swept:
             return 0
         accounts = AccountResult()

@@ -149,8 +149,8 @@ async def run_loop(
             stall.observe(done)
             for index, (interval_s, tick) in enumerate(ticks):
                 if time.monotonic() >= due[index]:
-                    await tick(time.time())
-                    due[index] = time.monotonic() + interval_s
+                    again = await tick(time.time())  # True: more to do, after the next batch
+                    due[index] = time.monotonic() + (0.0 if again is True else interval_s)
     except KafkaException as exc:
         raise BrokerUnavailable(f"consumer failed: {exc}") from exc
     finally:
