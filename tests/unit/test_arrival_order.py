@@ -220,7 +220,7 @@ def test_any_interleaving_of_partitions_gives_the_replay_handoffs(ordering, firm
 def test_sweeps_of_one_account_at_a_time_give_the_replay_handoffs(ordering, firmographics_day):
     """Sweeps capped to one account (the rest left for the sweep after the next batch): the
     same handoffs, field for field."""
-    picks, sizes = ordering
+    picks, _sizes = ordering
     events = scenario(firmographics_day)
     expected = oracle(events)
     # The cap is the larger of the chunk and the last batch's records: batches of one record

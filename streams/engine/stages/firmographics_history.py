@@ -19,7 +19,7 @@ from leadstream.state.port import StateStore, decode_account
 
 __all__ = ["CACHED_ACCOUNTS", "FirmographicsHistory", "Incoming", "Links"]
 
-CACHED_ACCOUNTS = 100_000
+CACHED_ACCOUNTS = 10_000  # like the decoded-state cache (the account stage's copy is read first)
 Incoming = dict[str, list[Version]]  # account domain -> firmographics versions of this batch
 # contact -> the profiles the batch stitches into it: (profile, its state if any, linking event)
 Links = dict[str, list[tuple[str, ContactState | None, PendingEvent]]]
