@@ -7,6 +7,10 @@ and again under new keys through the production commit function, until there are
 of them (and accounts in the generated proportion). ``used_memory`` before and after, divided by
 the count, is what each costs: key, hash, state, TTL and all.
 
+Contacts are measured twice: as they are right after their last event (with their late-data
+journal) and once quiet (the worker's timer service closed the journal a horizon after the last
+event: what most of a million contacts are, most of the time).
+
 It runs in a Redis database of its own (default 15), which must be empty, and is flushed after.
 """
 
@@ -20,7 +24,7 @@ from collections.abc import Callable
 import orjson
 import redis
 
-from leadstream.bootstrap import build_embedded
+from leadstream.bootstrap import build_embedded, timers_of
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings
 from leadstream.engine.records import SourceRecord
@@ -34,27 +38,37 @@ PIPELINE_DEPTH = 1000
 
 def final_records(
     settings: Settings, contacts: int, seed: int = 11
-) -> tuple[list[StoredRecord], list[StoredRecord]]:
-    """(contact records, account records) after every generated event was scored."""
+) -> tuple[list[StoredRecord], list[StoredRecord], list[StoredRecord]]:
+    """(contact records, account records, contact records once quiet) after every generated event
+    was scored; quiet: after the timer service ran a horizon past the last event."""
     events = JourneyGenerator(seed, contacts, start=default_start()).events()
-    pipeline, _sink, store = build_embedded(settings, load_model(settings.model_path))
+    model = load_model(settings.model_path)
+    pipeline, sink, store = build_embedded(settings, model)
+    timers = timers_of(settings, store, sink, model)
     records = [
         SourceRecord(
             settings.topics.accounts if e["type"] == "account" else "file", 0, i, json.dumps(e).encode()
         )
         for i, e in enumerate(events)
     ]
+    prefix = settings.redis_key_prefix
 
-    async def run() -> tuple[list[StoredRecord], list[StoredRecord]]:
+    async def people() -> list[StoredRecord]:
+        loaded = await store.load(store.keys(f"{prefix}:{{c:"))
+        return [r for r in loaded.values() if r.value is not None and r.alias is None]
+
+    async def run() -> tuple[list[StoredRecord], list[StoredRecord], list[StoredRecord]]:
         for start in range(0, len(records), 1000):
             await pipeline.process(records[start : start + 1000])
-        prefix = settings.redis_key_prefix
-        people = await store.load(store.keys(f"{prefix}:{{c:"))
+        active = await people()
         accounts = await store.load(store.keys(f"{prefix}:{{a:"))
-        return (
-            [r for r in people.values() if r.value is not None and r.alias is None],
-            [r for r in accounts.values() if r.value is not None],
-        )
+        quiet_from = pipeline.clock.stream_time + settings.late_data_horizon_days * 86_400 + 86_400
+        for _ in range(20):  # SLA steps fire one per tick; the journals close at the first
+            closed, fired = timers.journals_closed, timers.fired_total
+            await timers.tick(quiet_from)
+            if (timers.journals_closed, timers.fired_total) == (closed, fired):
+                break
+        return active, [r for r in accounts.values() if r.value is not None], await people()
 
     return asyncio.run(run())
 
@@ -76,7 +90,7 @@ def measure_memory(
             "flushes it after. Point it at an empty database with --memory-db N."
         )
     client.function_load(function_library(), replace=True)
-    people, accounts = final_records(settings, templates)
+    people, accounts, quiet = final_records(settings, templates)
     n_accounts = max(1, round(contacts * len(accounts) / max(1, len(people))))
     log(f"memory: {len(people)} scored contacts and {len(accounts)} accounts as templates")
     try:
@@ -84,6 +98,8 @@ def measure_memory(
         ttl = str(settings.state_ttl_days * 86_400)
         _write(client, contacts, lambda i: contact_key("mem", f"c{i}"), people, ttl, "contacts", log)
         middle = client.info("memory")["used_memory"]
+        _write(client, contacts, lambda i: contact_key("mem", f"q{i}"), quiet, ttl, "quiet contacts", log)
+        quiet_end = client.info("memory")["used_memory"]
         _write(
             client, n_accounts, lambda i: account_key("mem", f"acct{i}.com"), accounts, ttl, "accounts", log
         )
@@ -94,7 +110,8 @@ def measure_memory(
         "memory_contacts": contacts,
         "memory_accounts": n_accounts,
         "redis_bytes_per_contact": (middle - before) / contacts,
-        "redis_bytes_per_account": (after - middle) / n_accounts,
+        "redis_bytes_per_quiet_contact": (quiet_end - middle) / contacts,
+        "redis_bytes_per_account": (after - quiet_end) / n_accounts,
         "redis_state_bytes_per_contact": sum(len(r.value or b"") for r in people) / len(people),
         "json_state_bytes_per_contact": sum(len(_json(r.value or b"{}")) for r in people) / len(people),
         "state_compressed": float(settings.state_compression != "none"),

@@ -455,7 +455,9 @@ def ratios(results: dict[str, Any], engines: list[str]) -> dict[str, float]:
             results["latency_50pct_p99_ms"] - results["passthrough_latency_50pct_p99_ms"]
         )
     if "redis_bytes_per_contact" in results:
-        out["redis bytes per contact / 160 target"] = results["redis_bytes_per_contact"] / 160
+        out["redis bytes per contact / 300 target"] = results["redis_bytes_per_contact"] / 300
+    if "redis_bytes_per_quiet_contact" in results:
+        out["redis bytes per quiet contact / 300 target"] = results["redis_bytes_per_quiet_contact"] / 300
     out["replay / 100k events/s target"] = results["replay_events_per_s"] / 100_000
     out["embedded engine CPU / floor CPU per event (target <= 3)"] = results["engine_over_floor"]
     return out

@@ -280,6 +280,7 @@ def timers_of(settings: Settings, store: Any, sink: Any, model: ScoringModel) ->
         settings.topics,
         settings.redis_key_prefix,
         codec=settings.state_compression,
+        horizon_s=settings.late_data_horizon_days * DAY_S,
     )
 
 
@@ -312,7 +313,7 @@ def timer_tick(pipeline: ScoringPipeline, timers: TimerService) -> Any:
 
     async def tick(wall: float) -> None:
         async with pipeline.busy:
-            await timers.tick(await pipeline.timer_time(wall))
+            await timers.tick(await pipeline.timer_time(wall), await pipeline.watermarks.bound())
 
     return tick
 

@@ -4,7 +4,8 @@ Every entry is a field of the contact's (or account's) hash, named ``<kind>:<nam
 
     h:<handoff id>                  a handoff            -> the handoff topic
     e:<event id>                    a lifecycle event    -> the lifecycle topic
-    t:<timer kind>                  a timer's due time   -> the timer index (a sorted set)
+    t:<timer kind>                  a timer's due time   -> the timer index (a sorted set);
+                                    ``t:journal`` closes a quiet contact's journal
     a:<domain>|<contact>|<version>  the member snapshots of one commit -> the account (stages/account.py)
 
 An entry is acknowledged (removed) only after it was delivered, and only if unchanged since. This
@@ -26,16 +27,22 @@ from leadstream.scoring.state import MemberSnapshot
 from leadstream.state.keys import record_id, timer_key, timer_member, timer_shard
 
 __all__ = [
+    "JOURNAL_TIMER",
     "Deliveries",
     "EntryKind",
     "OutboxEntry",
     "handoff_entries",
     "is_kind",
+    "journal_timer_entry",
     "lifecycle_entries",
     "plan",
     "snapshot_entries",
     "timer_entries",
 ]
+
+
+# The timer kind that closes a quiet contact's journal (stages/journal.py).
+JOURNAL_TIMER = "journal"
 
 
 class EntryKind(StrEnum):
@@ -107,6 +114,12 @@ def timer_entries(before: dict[str, float], after: dict[str, float]) -> dict[str
         for kind, due in after.items()
         if before.get(kind) != due
     }
+
+
+def journal_timer_entry(due: float) -> dict[str, bytes]:
+    """The timer that closes a quiet contact's journal (stages/journal.py); not a scoring timer,
+    so it is kept out of the contact's state."""
+    return {OutboxEntry(EntryKind.TIMER, JOURNAL_TIMER).encode(): repr(due).encode()}
 
 
 @dataclass(slots=True)

@@ -151,7 +151,7 @@ def worker_registry(
 
 
 class _ProcessCollector(Collector):
-    """Timers due and fired, and rebalances, of this worker process."""
+    """Timers due and fired, journals closed, and rebalances, of this worker process."""
 
     def __init__(self, timers: TimerService | None) -> None:
         self._timers = timers
@@ -167,6 +167,11 @@ class _ProcessCollector(Collector):
                 "leadstream_timers_fired",
                 "Lifecycle events produced by due timers (SLA breaches, decayed MQLs)",
                 value=self._timers.fired_total,
+            )
+            yield CounterMetricFamily(
+                "leadstream_journals_closed",
+                "Late-data journals of quiet contacts closed (a horizon after their latest entry)",
+                value=self._timers.journals_closed,
             )
         rebalances = CounterMetricFamily(
             "leadstream_rebalance_events",

@@ -41,9 +41,12 @@ def test_bench_runs_end_to_end(kafka_bootstrap, redis_url, tmp_path):
         "replay_events_per_s",
         "naive_events_per_s",
         "redis_bytes_per_contact",
+        "redis_bytes_per_quiet_contact",
         "redis_bytes_per_account",
     ):
         assert results[name] > 0, name
+    # A quiet contact's journal closed: most of what a contact costs.
+    assert results["redis_bytes_per_quiet_contact"] < results["redis_bytes_per_contact"] / 2
     # A backlog this small may drain before a worker's window opens: then the figure is NaN.
     for engine in ("faust", "confluent"):
         for workers in (1, 2):

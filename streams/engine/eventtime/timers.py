@@ -6,6 +6,11 @@ pure core (the transition is stamped with the timer's due time, not the wall clo
 content is the same as if the contact's next event had fired it), commits by compare-and-set,
 publishes, and only then removes the fired entries. Several workers may pick up the same timer:
 the compare-and-set and the deterministic event ids make that harmless.
+
+It also closes quiet contacts' journals (engine/stages/journal.py): a ``journal`` timer is due a
+horizon after a contact's latest entry; if the stream is past that moment too (``may_close``) the
+journal, base and checkpoint go in the same compare-and-set, else the timer is looked at again
+``CLOSE_RETRY_S`` later.
 """
 
 from __future__ import annotations
@@ -14,8 +19,17 @@ import logging
 from typing import Any
 
 from leadstream.config.settings import Topics
-from leadstream.engine.outbox import EntryKind, is_kind, lifecycle_entries, plan, timer_entries
+from leadstream.engine.eventtime.watermarks import Everything
+from leadstream.engine.outbox import (
+    JOURNAL_TIMER,
+    EntryKind,
+    is_kind,
+    lifecycle_entries,
+    plan,
+    timer_entries,
+)
 from leadstream.engine.ports import Sink
+from leadstream.engine.stages.journal import Journal, Release, closing_writes, may_close
 from leadstream.scoring.engine import fire_due
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.timeline import fired_key
@@ -38,10 +52,15 @@ from leadstream.state.port import (
     encode_contact,
 )
 
-__all__ = ["BATCH", "TimerService"]
+__all__ = ["BATCH", "CLOSE_RETRY_S", "TimerService"]
 
 logger = logging.getLogger(__name__)
 BATCH = 500
+# A journal the stream does not let close yet (a partition behind) is looked at again this much
+# later in stream time (or a quarter of the horizon, if shorter); its timer must not stay due, or
+# it would hold the shard's other timers.
+CLOSE_RETRY_S = 3600.0
+DAY_S = 86_400.0
 
 
 class TimerService:
@@ -54,8 +73,11 @@ class TimerService:
         topics: Topics,
         prefix: str,
         codec: Codec = "none",
+        horizon_s: float = 7 * DAY_S,
     ) -> None:
         self._store = store
+        self._horizon_s = horizon_s
+        self._retry_s = max(1.0, min(CLOSE_RETRY_S, horizon_s / 4))
         self._codec = codec
         self._timers = timers
         self._sink = sink
@@ -66,51 +88,69 @@ class TimerService:
         # For the metrics: timers found due (stale ones included) and the events they produced.
         self.due_total = 0
         self.fired_total = 0
+        self.journals_closed = 0
 
     def use_model(self, compiled: CompiledModel) -> None:
         self._compiled = compiled
 
-    async def tick(self, now: float) -> int:
-        """Fire every timer due by ``now``; return how many lifecycle events that produced."""
+    async def tick(self, now: float, release: Release | None = None) -> int:
+        """Fire every timer due by ``now``; return how many lifecycle events that produced.
+        ``release``: how far the stream is, for closing journals (None: all of it is read)."""
         produced = 0
+        release = release if release is not None else Everything()
         for shard in range(TIMER_SHARDS):
             index = timer_key(self._prefix, shard)
             due = await self._timers.due(index, now, BATCH)
             if due:
                 self.due_total += len(due)
-                fired = await self._fire(index, due)
+                fired = await self._fire(index, due, release)
                 self.fired_total += fired
                 produced += fired
         return produced
 
-    async def _fire(self, index: str, due: list[tuple[str, float]]) -> int:
+    async def _fire(self, index: str, due: list[tuple[str, float]], release: Release) -> int:
         latest: dict[str, float] = {}
+        journals: dict[str, tuple[str, float]] = {}  # contact -> its journal timer (member, due)
         for member, when in due:
-            contact, _ = parse_timer_member(member)
-            latest[contact] = max(when, latest.get(contact, when))
+            contact, kind = parse_timer_member(member)
+            if kind == JOURNAL_TIMER:
+                journals[contact] = (member, when)
+                latest.setdefault(contact, float("-inf"))
+            else:
+                latest[contact] = max(when, latest.get(contact, when))
         keys = {contact: _timer_contact_key(self._prefix, contact) for contact in latest}
         records = await self._store.load(list(keys.values()))
-        writes, events = [], {}
+        writes, events, closing, later = [], {}, set(), []
         for contact, until in latest.items():
             stored = records[keys[contact]]
             if stored.value is None:
                 continue
+            close = False
+            if contact in journals:
+                close = may_close(Journal.of(stored), self._horizon_s, release)
+                member, when = journals[contact]
+                if not close and any(name.startswith(JOURNAL_PART) for name in stored.parts):
+                    later.append((index, member, when, when + self._retry_s))
             state = decode_state(stored.value)
             before = dict(state.timers)
-            fired = fire_due(self._compiled, state, until)
+            fired = fire_due(self._compiled, state, until) if until > float("-inf") else []
             entries = {**lifecycle_entries(fired), **timer_entries(before, state.timers)}
+            parts: dict[str, bytes | None] = closing_writes(stored.parts) if close else {}
+            value = None
             if fired or state.timers != before:
-                parts: dict[str, bytes | None] = {}
                 if fired:
                     # Published: a late input applied again later must not decide these anew
                     # (the decision checkpoint of scoring/timeline.py).
                     last = state.last_key[0] if state.last_key else until
                     state.published_key = fired_key(max(until, last))
                 value = encode_contact(state, self._codec)
-                if fired and any(name.startswith(JOURNAL_PART) for name in stored.parts):
+                if fired and not close and any(name.startswith(JOURNAL_PART) for name in stored.parts):
                     parts[CHECKPOINT_PART] = value
-                writes.append(RecordWrite(keys[contact], stored.version, value, entries, parts=parts))
                 events[keys[contact]] = fired
+            if value is not None or parts:
+                writes.append(RecordWrite(keys[contact], stored.version, value, entries, parts=parts))
+                if close:
+                    closing.add(keys[contact])
         conflicts = await self._store.commit(writes)
         # What these commits decided, and whatever an earlier attempt left undelivered in the same
         # contacts' outboxes (a tick that failed after its commit): each entry once.
@@ -133,12 +173,19 @@ class TimerService:
         await self._store.ack(deliveries.acks)
         # A conflicted contact changed under us (an event arrived): its timers fire on the next tick
         # or with that event. Everything else that was due is done.
+        waiting = {member for _, member, _, _ in later}
         done = [
             (index, m, w)
             for m, w in due
-            if _timer_contact_key(self._prefix, parse_timer_member(m)[0]) not in conflicts
+            if m not in waiting
+            and _timer_contact_key(self._prefix, parse_timer_member(m)[0]) not in conflicts
         ]
         await self._timers.unschedule(done)
+        await self._timers.reschedule(later)  # journals the stream does not let close yet
+        closed = len(closing - conflicts)
+        self.journals_closed += closed
+        if closed:
+            logger.debug("closed the journals of %d quiet contacts", closed)
         fired_events = [e for key, batch in events.items() if key not in conflicts for e in batch]
         self.fired.extend(fired_events)
         if fired_events:

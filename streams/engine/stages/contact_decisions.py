@@ -14,9 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leadstream.engine.input.decode import parse_event
-from leadstream.engine.outbox import handoff_entries, lifecycle_entries, snapshot_entries, timer_entries
+from leadstream.engine.outbox import (
+    handoff_entries,
+    journal_timer_entry,
+    lifecycle_entries,
+    snapshot_entries,
+    timer_entries,
+)
 from leadstream.engine.records import SourceRecord
-from leadstream.engine.stages.journal import EntryCache, Journal, journal_writes
+from leadstream.engine.stages.journal import (
+    EntryCache,
+    Journal,
+    close_due,
+    journal_writes,
+    kept_entries,
+)
 from leadstream.schemas.events import AnyEvent
 from leadstream.scoring import ContactState
 from leadstream.scoring.accounts import account_of
@@ -199,10 +211,12 @@ class ContactDecider:
         changed = bool(entries) or bool(points) or state.fit_seen != plan.fit_seen_before
         if not changed:
             return outcome
-        parts = self._journal_parts(plan, points, state, history)
+        parts, close_at = self._journal_parts(plan, points, state, history)
         entries_out = handoff_entries(outcome.handoffs)
         entries_out.update(lifecycle_entries(outcome.lifecycle))
         entries_out.update(timer_entries(plan.timers_before, state.timers))
+        if close_at is not None:
+            entries_out.update(journal_timer_entry(close_at))
         for account, snapshots in outcome.snapshots.items():
             entries_out.update(snapshot_entries(account, contact, version, snapshots))
         outcome.write = RecordWrite(
@@ -230,9 +244,10 @@ class ContactDecider:
         points: list[PointOutcome],
         state: ContactState,
         history: dict[str, list[Version]],
-    ) -> dict[str, bytes | None]:
+    ) -> tuple[dict[str, bytes | None], float | None]:
         """Where the journal goes: the new entries join it, the bounds cut its oldest entries into
-        the base, and the last published decision's state becomes the checkpoint."""
+        the base, and the last published decision's state becomes the checkpoint. With it, when
+        the journal may close if the contact stays quiet, if that moved (else None)."""
         journal = plan.journal
         published = [p for p in points if p.published]
         state_after = published[-1].state_after if published else None
@@ -242,9 +257,14 @@ class ContactDecider:
         if through is not None:
             checkpoint = decode_state(checkpoint_bytes) if checkpoint_bytes and state.published_key else None
             new_base = self._fold_base(plan, through, checkpoint, history)
-        return journal_writes(
+        writes = journal_writes(
             journal, plan.payloads, through, new_base, plan.stored.value, (state.published_key, state_after)
         )
+        horizon = self._bounds.horizon_s
+        close_at = close_due(kept_entries(journal, plan.payloads, through), horizon)
+        if close_at is not None and close_at == close_due(journal.parts, horizon):
+            close_at = None  # its timer is already there
+        return writes, close_at
 
     def _fold_base(
         self,

@@ -5,15 +5,22 @@ first journal entry; ``~`` for a contact that had no state then); one ``j:`` par
 event's bytes as consumed, or a merged profile's state; and ``c``, the decision checkpoint (the
 contact right after its last published decision), while an entry at or before it remains.
 Without a journal the stored value is the whole story. scoring/timeline.py says why.
+
+A journal closes on its own once its contact has been quiet for the horizon (``close_due``): the
+contact's commits keep a ``journal`` timer (engine/outbox.py) at the horizon after its latest
+entry, and the timer service (eventtime/timers.py) then drops the journal, base and checkpoint
+in one compare-and-set when the stream allows it (``may_close``). The stored value already is
+the state after the last entry: nothing is folded, only what a late input could have used goes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from leadstream.scoring.state import ContactState, PointKey
 from leadstream.scoring.timeline import Entry
@@ -28,12 +35,32 @@ from leadstream.state.port import (
     journal_name,
 )
 
-__all__ = ["NO_STATE", "EntryCache", "Journal", "journal_writes"]
+__all__ = [
+    "CLOSE_STEP_S",
+    "NO_STATE",
+    "EntryCache",
+    "Journal",
+    "Release",
+    "close_due",
+    "closing_writes",
+    "journal_writes",
+    "kept_entries",
+    "may_close",
+]
 
 logger = logging.getLogger(__name__)
 # The base of a contact that had no state when its journal started (an empty part would read as
 # a removal in the commit function).
 NO_STATE = b"~"
+# Its due time is rounded up to this step (or a quarter of the horizon, if shorter), so a contact's
+# events within one step move it once.
+CLOSE_STEP_S = 6 * 3600.0
+
+
+class Release(Protocol):
+    """Whether the stream has moved past a moment (engine/eventtime/watermarks.py)."""
+
+    def allows(self, at: float, record_time: float | None) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -115,6 +142,60 @@ class EntryCache:
             self._entries.popitem(last=False)
 
 
+def _record_time(raw: bytes) -> float | None:
+    """The Kafka record time in a journal part's header, without decoding the rest."""
+    stamp = raw[: raw.find(b"\n")].partition(b"\t")[0]
+    return None if stamp == b"None" else float(stamp)
+
+
+def _latest(parts: Mapping[PointKey, bytes]) -> tuple[float, float | None]:
+    """The latest entry's event time, and the latest record time of any entry (None: none known)."""
+    at = max(key[0] for key in parts)
+    times = [t for t in map(_record_time, parts.values()) if t is not None]
+    return at, max(times) if times else None
+
+
+def close_due(parts: Mapping[PointKey, bytes], horizon_s: float) -> float | None:
+    """When a journal holding ``parts`` may close, at the earliest: the horizon after its latest
+    entry, by event time or by the time its record reached Kafka, whichever is later (a backfill
+    of old events keeps its journals for the horizon of wall time too), rounded up to the step.
+    None for no journal."""
+    if not parts:
+        return None
+    at, record_time = _latest(parts)
+    latest = max(at, record_time) if record_time is not None else at
+    step = min(CLOSE_STEP_S, horizon_s / 4) or 1.0
+    return math.ceil((latest + horizon_s) / step) * step
+
+
+def may_close(journal: Journal, horizon_s: float, release: Release) -> bool:
+    """Whether the stream is past the horizon after the journal's latest entry: every input
+    partition has read past it in event time, or has been read to its end a horizon after the
+    latest entry's record was written (an idle partition), as the account stage's release rule
+    says. An input that falls before the journal after that is applied after the contact's
+    latest point, as one older than its journal always was (README: "Beyond the horizon")."""
+    if journal.base is None or not journal.parts:
+        return False
+    at, record_time = _latest(journal.parts)
+    return release.allows(at + horizon_s, record_time + horizon_s if record_time is not None else None)
+
+
+def closing_writes(stored_parts: Mapping[str, bytes]) -> dict[str, bytes | None]:
+    """The part writes that drop a contact's journal, base and checkpoint."""
+    return {
+        name: None
+        for name in stored_parts
+        if name.startswith(JOURNAL_PART) or name in (BASE_PART, CHECKPOINT_PART)
+    }
+
+
+def kept_entries(
+    journal: Journal, added: dict[PointKey, bytes], through: PointKey | None
+) -> dict[PointKey, bytes]:
+    """The entries a journal holds after ``added`` joined it and it was cut at ``through``."""
+    return {k: v for k, v in {**journal.parts, **added}.items() if through is None or k > through}
+
+
 def journal_writes(
     journal: Journal,
     added: dict[PointKey, bytes],
@@ -132,7 +213,7 @@ def journal_writes(
     when unchanged); kept while an entry at or before that point remains.
     """
     writes: dict[str, bytes | None] = {}
-    kept = {k: v for k, v in {**journal.parts, **added}.items() if through is None or k > through}
+    kept = kept_entries(journal, added, through)
     for key in journal.parts:
         if key not in kept:
             writes[journal_name(key)] = None
