@@ -8,10 +8,12 @@ kafka/clients.py, which every adapter uses.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -81,7 +83,7 @@ DAY_S = 86_400
 # between batches (an idle worker must not hold the others' accounts back).
 STREAM_TICK_S = 0.2
 MODEL_TICK_S = 1.0  # how often a worker looks for a promoted or rolled back model version
-SWEEP_CHUNK = 128  # accounts per sweep on the confluent engine (~20 ms), see ScoringPipeline
+SWEEP_CHUNK = 128  # accounts per sweep (~20 ms), see ScoringPipeline
 
 
 def redis_options(settings: Settings) -> dict[str, Any]:
@@ -299,7 +301,9 @@ def build_worker(settings: Settings) -> faust.App:
     serve_metrics(settings, worker_registry(settings, pipeline, guard, timers=timers), "worker")
     attach_batch_agent(app, settings, shadowing, feed)
     attach_timer(app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers)), "fire_timers")
-    attach_timer(app, STREAM_TICK_S, _logged(stream_tick(pipeline, feed, shadowing)), "release_accounts")
+    pipeline.sweep_chunk = SWEEP_CHUNK
+    release = _until_done(_logged(stream_tick(pipeline, feed, shadowing)))
+    attach_timer(app, STREAM_TICK_S, release, "release_accounts")
     build = _shadow_builder(settings, store, sink, watermarks)
     follow = _logged(model_tick(settings, pipeline, timers, follower, shadowing, build))
     attach_timer(app, MODEL_TICK_S, follow, "follow_models")
@@ -359,6 +363,18 @@ def build_confluent_worker(settings: Settings) -> Any:
         (MODEL_TICK_S, _logged(model_tick(settings, pipeline, timers, follower, shadowing, build))),
     ]
     return run_loop(settings, shadowing, ticks, watermarks, sink)
+
+
+def _until_done(tick: Any) -> Any:
+    """A tick run again while it says there is more to do (a capped account sweep), each run after
+    any batch waiting for the pipeline (its lock is first come, first served)."""
+
+    async def run(wall: float) -> None:
+        while await tick(wall) is True:
+            await asyncio.sleep(0)
+            wall = time.time()
+
+    return run
 
 
 def _logged(tick: Any) -> Any:

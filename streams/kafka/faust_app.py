@@ -18,6 +18,7 @@ from leadstream.config.settings import Settings
 from leadstream.engine.ports import BatchProcessor
 from leadstream.engine.records import SourceRecord
 from leadstream.kafka.clients import kafka_ssl_context
+from leadstream.kafka.faust_batches import ready_batches
 from leadstream.kafka.feed import KafkaFeed
 from leadstream.kafka.rebalances import count_rebalance
 from leadstream.kafka.unreadable import tolerate_unreadable_batches
@@ -93,15 +94,14 @@ def faust_feed(app: faust.App, settings: Settings) -> KafkaFeed:
 def attach_batch_agent(
     app: faust.App, settings: Settings, processor: BatchProcessor, feed: KafkaFeed | None = None
 ) -> Any:
-    """Subscribe ``processor`` to the input topics through ``stream.take_events``.
-
-    take_events acks a batch's events only after the loop body returns, so offsets are
-    committed only for batches whose state writes and outputs are done (at-least-once).
-    """
+    """Subscribe ``processor`` to the input topics in batches (faust_batches.py): each batch is
+    what arrived while the last one was processed, acknowledged only after the loop body returns,
+    so offsets are committed only for batches whose state writes and outputs are done
+    (at-least-once)."""
     topic = app.topic(*settings.topics.inputs(), key_serializer="raw", value_serializer="raw")
 
     async def score_events(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+        async for events in ready_batches(stream, settings.batch_max, settings.batch_within_s):
             if feed is not None:
                 await feed.refresh()
             await processor.process([_source_record(event) for event in events])

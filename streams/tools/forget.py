@@ -32,6 +32,7 @@ from typing import Any
 
 from leadstream.bootstrap import redis_client
 from leadstream.config.settings import Settings
+from leadstream.engine.outbox import JOURNAL_TIMER
 from leadstream.schemas.events import normalise_email
 from leadstream.scoring import ContactState
 from leadstream.state.aliases import resolve_aliases
@@ -64,7 +65,7 @@ __all__ = ["ERASURE_NAMESPACE", "Erasure", "forget", "run_forget"]
 
 logger = logging.getLogger(__name__)
 ERASURE_NAMESPACE = uuid.UUID("0b7c52a4-5d0e-4c7e-9a0e-3f7d8e61c2aa")
-TIMER_KINDS = ("decay", "sla")
+TIMER_KINDS = ("decay", "sla", JOURNAL_TIMER)
 SECOND_PASS_AFTER_S = 2.0
 
 
