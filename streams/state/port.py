@@ -24,6 +24,7 @@ from leadstream.state.codec import Codec, compress_value, decompress_value
 __all__ = [
     "BASE_PART",
     "CHECKPOINT_PART",
+    "CLOSE_PART",
     "JOURNAL_PART",
     "MEMBER_PART",
     "PENDING_PART",
@@ -112,6 +113,7 @@ MEMBER_PART = "m:"
 PENDING_PART = "q:"
 BASE_PART = "b"
 CHECKPOINT_PART = "c"
+CLOSE_PART = "jt"  # when a contact's journal may close (engine/stages/journal.py)
 JOURNAL_PART = "j:"
 
 

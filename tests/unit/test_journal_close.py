@@ -27,7 +27,7 @@ TOPICS = Topics()
 MODEL = parse_model(default_model_text(), "default")
 DAY = 86_400.0
 HORIZON = 7 * DAY
-JOURNAL_FIELDS = ("j:", "b", "c")
+JOURNAL_FIELDS = ("j:", "b", "c", "jt")
 
 
 class Release:
@@ -96,6 +96,7 @@ def test_a_quiet_contacts_journal_closes_a_horizon_after_its_latest_entry():
     latest = max(seconds(e) for e in journey) + h.lag  # the latest record time
     due = h.close_timer("c1")
     assert due is not None and latest + HORIZON <= due < latest + HORIZON + CLOSE_STEP_S
+    assert h.record("c1").parts["jt"] == repr(due).encode()  # the commit knows it without the entries
     journal = h.journal("c1")
 
     for _ in range(4):  # the SLA breaches due by then, one step per tick (they update the checkpoint)

@@ -25,7 +25,7 @@ from leadstream.engine.records import SourceRecord
 from leadstream.engine.stages.journal import (
     EntryCache,
     Journal,
-    close_due,
+    close_moves,
     journal_writes,
     kept_entries,
 )
@@ -260,10 +260,14 @@ class ContactDecider:
         writes = journal_writes(
             journal, plan.payloads, through, new_base, plan.stored.value, (state.published_key, state_after)
         )
-        horizon = self._bounds.horizon_s
-        close_at = close_due(kept_entries(journal, plan.payloads, through), horizon)
-        if close_at is not None and close_at == close_due(journal.parts, horizon):
-            close_at = None  # its timer is already there
+        added = [e for e in plan.new if e.key in plan.payloads]
+        close_at = close_moves(
+            journal,
+            added,
+            lambda: kept_entries(journal, plan.payloads, through),
+            writes,
+            self._bounds.horizon_s,
+        )
         return writes, close_at
 
     def _fold_base(

@@ -2,13 +2,15 @@
 
 Parts of the contact's hash (see state/port.py): ``b``, the base state (the contact before the
 first journal entry; ``~`` for a contact that had no state then); one ``j:`` part per entry: the
-event's bytes as consumed, or a merged profile's state; and ``c``, the decision checkpoint (the
-contact right after its last published decision), while an entry at or before it remains.
+event's bytes as consumed, or a merged profile's state; ``c``, the decision checkpoint (the
+contact right after its last published decision), while an entry at or before it remains; and
+``jt``, when the journal may close.
 Without a journal the stored value is the whole story. scoring/timeline.py says why.
 
 A journal closes on its own once its contact has been quiet for the horizon (``close_due``): the
 contact's commits keep a ``journal`` timer (engine/outbox.py) at the horizon after its latest
-entry, and the timer service (eventtime/timers.py) then drops the journal, base and checkpoint
+entry (and ``jt`` with it, so a commit knows whether the timer moves without reading the
+entries), and the timer service (eventtime/timers.py) then drops the journal, base and checkpoint
 in one compare-and-set when the stream allows it (``may_close``). The stored value already is
 the state after the last entry: nothing is folded, only what a late input could have used goes.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +29,7 @@ from leadstream.scoring.timeline import Entry
 from leadstream.state.port import (
     BASE_PART,
     CHECKPOINT_PART,
+    CLOSE_PART,
     JOURNAL_PART,
     StoredRecord,
     decode_journal,
@@ -42,6 +45,7 @@ __all__ = [
     "Journal",
     "Release",
     "close_due",
+    "close_moves",
     "closing_writes",
     "journal_writes",
     "kept_entries",
@@ -68,6 +72,7 @@ class Journal:
     base: bytes | None = None  # None: no journal
     parts: dict[PointKey, bytes] = field(default_factory=dict)  # entry key -> stored part value
     checkpoint: bytes | None = None
+    close_at: float | None = None  # when it may close (None: not known, a journal of before)
 
     @classmethod
     def of(cls, stored: StoredRecord) -> Journal:
@@ -75,7 +80,13 @@ class Journal:
         for name, value in stored.parts.items():
             if name.startswith(JOURNAL_PART):
                 parts[journal_key(name)] = value
-        return cls(stored.parts.get(BASE_PART), parts, stored.parts.get(CHECKPOINT_PART))
+        close_at = stored.parts.get(CLOSE_PART)
+        return cls(
+            stored.parts.get(BASE_PART),
+            parts,
+            stored.parts.get(CHECKPOINT_PART),
+            float(close_at) if close_at else None,
+        )
 
     def checkpoint_state(self) -> ContactState | None:
         if not self.checkpoint or self.checkpoint == NO_STATE:
@@ -163,9 +174,41 @@ def close_due(parts: Mapping[PointKey, bytes], horizon_s: float) -> float | None
     if not parts:
         return None
     at, record_time = _latest(parts)
-    latest = max(at, record_time) if record_time is not None else at
+    return _rounded(max(at, record_time) if record_time is not None else at, horizon_s)
+
+
+def _rounded(latest: float, horizon_s: float) -> float:
     step = min(CLOSE_STEP_S, horizon_s / 4) or 1.0
     return math.ceil((latest + horizon_s) / step) * step
+
+
+def close_moves(
+    journal: Journal,
+    added: Sequence[Entry],
+    kept: Callable[[], Mapping[PointKey, bytes]],
+    writes: dict[str, bytes | None],
+    horizon_s: float,
+) -> float | None:
+    """Where a commit moves the journal's close time, or None when it stays; the ``jt`` write
+    joins ``writes``. ``added``: the entries joining the journal, whose record times are
+    at hand (the stored ones are read only for a journal of before, without ``jt``)."""
+    if writes.get(BASE_PART, journal.base) is None:  # no journal after this commit
+        if journal.close_at is not None:
+            writes[CLOSE_PART] = None
+        return None
+    if journal.close_at is None:
+        due = close_due(kept(), horizon_s)
+    else:
+        latest = max(
+            (max(e.key[0], e.record_time) if e.record_time is not None else e.key[0] for e in added),
+            default=None,
+        )
+        # Never earlier: entries cut away only make the journal close later than need be.
+        due = max(journal.close_at, _rounded(latest, horizon_s)) if latest is not None else None
+    if due is None or due == journal.close_at:
+        return None
+    writes[CLOSE_PART] = repr(due).encode()
+    return due
 
 
 def may_close(journal: Journal, horizon_s: float, release: Release) -> bool:
@@ -185,7 +228,7 @@ def closing_writes(stored_parts: Mapping[str, bytes]) -> dict[str, bytes | None]
     return {
         name: None
         for name in stored_parts
-        if name.startswith(JOURNAL_PART) or name in (BASE_PART, CHECKPOINT_PART)
+        if name.startswith(JOURNAL_PART) or name in (BASE_PART, CHECKPOINT_PART, CLOSE_PART)
     }
 
 
