@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 NO_STATE = b"~"
 # Its due time is rounded up to this step (or a quarter of the horizon, if shorter), so a contact's
 # events within one step move it once.
-CLOSE_STEP_S = 6 * 3600.0
+CLOSE_STEP_S = 86_400.0
 
 
 class Release(Protocol):
@@ -196,7 +196,7 @@ def close_moves(
         if journal.close_at is not None:
             writes[CLOSE_PART] = None
         return None
-    if journal.close_at is None:
+    if journal.close_at is None and journal.base is not None:  # a journal of before
         due = close_due(kept(), horizon_s)
     else:
         latest = max(
@@ -204,7 +204,8 @@ def close_moves(
             default=None,
         )
         # Never earlier: entries cut away only make the journal close later than need be.
-        due = max(journal.close_at, _rounded(latest, horizon_s)) if latest is not None else None
+        before = journal.close_at if journal.close_at is not None else -math.inf
+        due = max(before, _rounded(latest, horizon_s)) if latest is not None else None
     if due is None or due == journal.close_at:
         return None
     writes[CLOSE_PART] = repr(due).encode()
