@@ -67,11 +67,12 @@ def test_journeys_replay_and_dead_letters(settings, redis_client, start_worker, 
     state_before = redis_client.hget(buyer_key, "s")
     assert redis_client.ttl(buyer_key) > 0
     # One hash per contact, no per-event keys: version, state, and the journal of its recent
-    # events (open to late inputs) with its base and the checkpoint of its published handoff.
+    # events (open to late inputs) with its base, the checkpoint of its published handoff and
+    # when the journal may close.
     fields = set(redis_client.hkeys(buyer_key))
     journal = {f for f in fields if f.startswith(b"p:j:")}
     buyer_events = sum(1 for e in all_events if e.get("contact_id") == "buyer")
-    assert fields == {b"v", b"s", b"p:b", b"p:c"} | journal and len(journal) == buyer_events
+    assert fields == {b"v", b"s", b"p:b", b"p:c", b"p:jt"} | journal and len(journal) == buyer_events
 
     # Consuming the topics again from offset 0 with a fresh group double-counts nothing.
     second = settings.model_copy(update={"consumer_group": settings.consumer_group + "-again"})
