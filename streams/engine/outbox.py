@@ -116,13 +116,13 @@ def timer_entries(before: dict[str, float], after: dict[str, float]) -> dict[str
     }
 
 
+_JOURNAL_TIMER_ENTRY = OutboxEntry(EntryKind.TIMER, JOURNAL_TIMER).encode()
+
+
 def journal_timer_entry(due: float) -> dict[str, bytes]:
     """The timer that closes a quiet contact's journal (stages/journal.py); not a scoring timer,
     so it is kept out of the contact's state."""
     return {_JOURNAL_TIMER_ENTRY: repr(due).encode()}
-
-
-_JOURNAL_TIMER_ENTRY = OutboxEntry(EntryKind.TIMER, JOURNAL_TIMER).encode()
 
 
 @dataclass(slots=True)

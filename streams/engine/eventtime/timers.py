@@ -29,7 +29,8 @@ from leadstream.engine.outbox import (
     timer_entries,
 )
 from leadstream.engine.ports import Sink
-from leadstream.engine.stages.journal import Journal, Release, closing_writes, may_close
+from leadstream.engine.stages.journal import Journal, closing_writes, may_close
+from leadstream.scoring.accounts import Release
 from leadstream.scoring.engine import fire_due
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.timeline import fired_key

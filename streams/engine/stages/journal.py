@@ -22,8 +22,9 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from leadstream.scoring.accounts import Release
 from leadstream.scoring.state import ContactState, PointKey
 from leadstream.scoring.timeline import Entry
 from leadstream.state.port import (
@@ -43,7 +44,6 @@ __all__ = [
     "NO_STATE",
     "EntryCache",
     "Journal",
-    "Release",
     "close_due",
     "close_moves",
     "closing_writes",
@@ -59,12 +59,6 @@ NO_STATE = b"~"
 # Its due time is rounded up to this step (or a quarter of the horizon, if shorter), so a contact's
 # events within one step move it once.
 CLOSE_STEP_S = 86_400.0
-
-
-class Release(Protocol):
-    """Whether the stream has moved past a moment (engine/eventtime/watermarks.py)."""
-
-    def allows(self, at: float, record_time: float | None) -> bool: ...
 
 
 @dataclass(slots=True)
