@@ -230,13 +230,17 @@ def pending_name(snapshot: MemberSnapshot) -> str:
 
 def receive(account: AccountState, snapshot: MemberSnapshot) -> bool:
     """Take a member snapshot in (in place); False when it arrived late (its point is behind the
-    account's): it then replaces the member's snapshot at once if it is newer, without a decision
-    of its own."""
+    account's: a record re-keyed to its contact's partition, a partition read after the
+    watermark passed it). A late snapshot replaces the member's at once if it is newer, and the
+    account decides again at its last applied point with it (as for a late firmographics
+    version): the group the member completes is handed off then, with the id it would have had;
+    a decision already published stands."""
     order = snapshot.order()
     if account.point is not None and order <= account.point:
         held = account.members.get(snapshot.contact_id)
         if held is None or (held.order(), held.version) < (order, snapshot.version):
             account.members[snapshot.contact_id] = snapshot
+            account.recheck = True
         return False
     name = pending_name(snapshot)
     waiting = account.pending.get(name)

@@ -262,3 +262,55 @@ def test_events_over_several_topics_give_the_same_handoff_ids(ordering):
     assert set(got) == set(expected)
     groups = {k: v for k, v in expected.items() if v["kind"] == "buying_group"}
     assert {k: v for k, v in got.items() if v["kind"] == "buying_group"} == groups
+
+
+def arrive_with_tails(events: list[dict[str, Any]], late: set[str]) -> dict:
+    """Every partition read to just before its tail, then the tails: the events whose contact is in
+    ``late`` come last on their partitions (as a record re-keyed to its contact's partition
+    does), so every account has moved past them when they are read."""
+    placed = place([e for e in events if e.get("contact_id") not in late], one_topic=True)
+    tails = place([e for e in events if e.get("contact_id") in late], one_topic=True)
+    for name, records in tails.items():
+        placed.setdefault(name, []).extend(records)
+    totals = {name: len(records) for name, records in placed.items()}
+    store, sink = MemoryStateStore(), MemorySink()
+    watermarks = PartitionsRead(totals)
+    pipeline = ScoringPipeline(
+        store, sink, MODEL, TOPICS, watermarks=watermarks, bounds=Bounds(30 * 86_400, 64)
+    )
+
+    async def read(name: str, start: int, stop: int) -> None:
+        topic, partition = name.rsplit(":", 1)
+        for offset in range(start, stop):
+            record = SourceRecord(topic, int(partition), offset, placed[name][offset][1])
+            await pipeline.process([record])
+            await pipeline.release_accounts()
+
+    async def go() -> None:
+        for name in sorted(placed):
+            await read(name, 0, totals[name] - len(tails.get(name, [])))
+        for name in sorted(tails):
+            await read(name, totals[name] - len(tails[name]), totals[name])
+        await pipeline.release_accounts()
+
+    asyncio.run(go())
+    return handoffs(sink)
+
+
+def test_members_whose_events_all_come_late_still_complete_the_buying_group():
+    """Two of three committee members' events are read after their account moved past them
+    (their records came back re-keyed; without them it cannot qualify): the group the replay
+    hands off is handed off, with the same id, at the account's latest point, as soon as the
+    members read so far complete it (so with those members only)."""
+    events = scenario(-1.0)
+    expected = oracle(events)
+    groups = {k: v for k, v in expected.items() if v["kind"] == "buying_group"}
+    assert groups, "the scenario's committee should qualify its account"
+    got = arrive_with_tails(events, {"dir.alpha.io", "eng.alpha.io"})
+    late_groups = {k: v for k, v in got.items() if v["kind"] == "buying_group"}
+    assert set(late_groups) == set(groups)
+    for handoff_id, handoff in groups.items():
+        members = {m["contact_id"] for m in late_groups[handoff_id]["members"]}
+        assert "ceo.alpha.io" in members
+        assert members < {m["contact_id"] for m in handoff["members"]}
+        assert late_groups[handoff_id]["qualified_at"] > handoff["qualified_at"]
