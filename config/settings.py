@@ -129,10 +129,11 @@ class Settings(BaseSettings):
     # Contacts with no event for this long are dropped from Redis by TTL.
     state_ttl_days: int = Field(default=400, ge=1)
     # Decoded contact and account states a worker keeps between batches (each checked against
-    # the stored version and bytes before use); 0 turns the cache off. ~6 KB of memory each.
-    # 10k costs no measurable CPU against 50k (bench.floor: the same µs per event within noise;
-    # none at all costs ~10%) and keeps ~230 MiB out of a worker that has seen many contacts.
-    state_cache_entries: int = Field(default=10_000, ge=0)
+    # the stored version and bytes before use); 0 turns the cache off. 3.5 KB (contact) to 6 KB
+    # (account) of memory each, plus as many decoded journal entries (~2.3 KB). Since states are
+    # compact to decode, 0, 2,000 and 10,000 cost the same CPU per event within noise (embedded
+    # engine, 187k events in event-time order: 243/239/242 µs) while 10,000 held ~80 MiB more.
+    state_cache_entries: int = Field(default=2_000, ge=0)
     # How contact states are stored: zstd with the shipped dictionary (~260 bytes for a typical
     # 1.2 KB state, ~3 µs a write), zlib (~600 bytes, ~22 µs) or plain JSON. Every form is read,
     # so it can be switched at any time (streams/state/codec.py).

@@ -55,7 +55,7 @@ def contact_token(contact_id: str) -> str:
     return pseudonym(_secret[0], contact_id)
 
 
-@lru_cache(maxsize=65_536)  # named several times per batch (load, plan, commit): one HMAC each
+@lru_cache(maxsize=16_384)  # named several times per batch (load, plan, commit): one HMAC each
 def contact_key(prefix: str, contact_id: str) -> str:
     """The hash holding one contact (or anonymous / email-only profile): version, state, outbox."""
     return token_key(prefix, contact_token(contact_id))

@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SECRET = b"leadstream-default-pseudonym-secret: set LEADSTREAM_PSEUDONYM_SECRET"
 
 
-@lru_cache(maxsize=65_536)
+# A batch names at most a few thousand profiles, several times each: 16k of ~280 bytes each.
+@lru_cache(maxsize=16_384)
 def pseudonym(secret: bytes, profile: str) -> str:
     """``p`` and 32 hex digits (128 bits) of HMAC-SHA256(secret, profile)."""
     return "p" + hmac.new(secret, profile.encode(), hashlib.sha256).hexdigest()[:32]
