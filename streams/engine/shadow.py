@@ -2,10 +2,12 @@
 batches, with state of its own (``{prefix}:shadow:<version>``) and its would-be handoffs on the
 shadow topic (``<handoffs topic>.shadow``), which the router never reads.
 
-The shadow shares the active pipeline's watermarks and fires no timers (no SLA or decay events:
-it decides handoffs only). A batch the shadow fails on (Redis away) is logged and skipped by the
-shadow, never retried at the active model's expense: the shadow is an estimate, the active
-version is the product.
+The shadow shares the active pipeline's watermarks and has a timer service of its own over its
+key space: its SLA and decay timers fire into its state as the active model's do (their lifecycle
+events are dropped: it decides handoffs only), and its quiet contacts' late-data journals close,
+so a long shadow run costs Redis what the active model costs, not more. A batch or a timer tick
+the shadow fails on (Redis away) is logged and skipped by the shadow, never retried at the active
+model's expense: the shadow is an estimate, the active version is the product.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
+from leadstream.engine.eventtime.timers import TimerService
 from leadstream.engine.pipeline import ScoringPipeline
 from leadstream.engine.ports import BatchProcessor, Sink
 from leadstream.engine.records import OutputRecord, SourceRecord
@@ -41,8 +44,8 @@ def shadow_settings(settings: Settings, version: str) -> Settings:
 
 
 class ShadowSink:
-    """Passes on the shadow's handoffs, to the shadow topic; drops everything else (dead letters
-    and re-keyed records are the active pipeline's to send)."""
+    """Passes on the shadow's handoffs, to the shadow topic; drops everything else (dead letters,
+    re-keyed records and lifecycle events are the active pipeline's to send)."""
 
     def __init__(self, inner: Sink, handoffs: str, shadow: str) -> None:
         self._inner, self._handoffs, self._shadow = inner, handoffs, shadow
@@ -59,6 +62,7 @@ class Shadowing:
     def __init__(self, active: BatchProcessor) -> None:
         self._active = active
         self.shadow: ScoringPipeline | None = None
+        self.timers: TimerService | None = None  # the shadow's, over its own key space
 
     @property
     def version(self) -> str | None:
@@ -81,22 +85,34 @@ class Shadowing:
             except InfrastructureError as exc:
                 logger.error("shadow %s tick failed: %s", self.version, exc)
 
+    async def fire_timers(self, wall: float) -> None:
+        """The shadow's due timers, by its own stream time, as the active model's fire by theirs."""
+        shadow, timers = self.shadow, self.timers
+        if shadow is None or timers is None:
+            return
+        try:
+            async with shadow.busy:
+                await timers.tick(await shadow.timer_time(wall), await shadow.watermarks.bound())
+        except InfrastructureError as exc:
+            logger.error("shadow %s timer tick failed: %s", self.version, exc)
+
 
 def follow_shadow(
     shadowing: Shadowing,
     wanted: str | None,
     model_of: Callable[[str], ScoringModel],
-    build: Callable[[ScoringModel], ScoringPipeline],
+    build: Callable[[ScoringModel], tuple[ScoringPipeline, TimerService]],
 ) -> None:
-    """Start, replace or stop the shadow so that it scores ``wanted`` (None: no shadow)."""
+    """Start, replace or stop the shadow so that it scores ``wanted`` (None: no shadow); ``build``
+    makes its pipeline and timer service."""
     if wanted == shadowing.version:
         return
     if wanted is None:
         logger.info("shadow %s stopped", shadowing.version)
-        shadowing.shadow = None
+        shadowing.shadow, shadowing.timers = None, None
         return
     model = model_of(wanted)
-    shadowing.shadow = build(model)
+    shadowing.shadow, shadowing.timers = build(model)
     logger.info("shadow scoring with model %s (handoffs on the shadow topic, never routed)", wanted)
 
 

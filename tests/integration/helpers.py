@@ -6,9 +6,18 @@ import json
 import time
 from datetime import datetime, timedelta
 
+from leadstream.config.loader import default_model_text, load_model
 from leadstream.config.settings import Settings
 from leadstream.kafka.topic_io import TopicTail
 from leadstream.tools.settled import wait_settled
+
+
+def renamed_model(name: str) -> str:
+    """The default model's text under another version name: same rules, a new version."""
+    first = load_model().version
+    text = default_model_text()
+    assert f'version: "{first}"' in text
+    return text.replace(f'version: "{first}"', f'version: "{name}"', 1)
 
 
 def wait_caught_up(settings: Settings, timeout_s: float = 120.0, group: str | None = None) -> None:

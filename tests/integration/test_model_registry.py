@@ -17,16 +17,9 @@ from leadstream.kafka.topics import ensure_topics
 from leadstream.state.keys import contact_token
 from leadstream.tools.generator import TOPIC_OF_TYPE
 from tests.factories import buyer_journey, encode
-from tests.integration.helpers import handoffs, wait_caught_up
+from tests.integration.helpers import handoffs, renamed_model, wait_caught_up
 
 pytestmark = pytest.mark.integration
-
-
-def _second_version(name: str) -> str:
-    first = load_model().version
-    text = default_model_text()
-    assert f'version: "{first}"' in text
-    return text.replace(f'version: "{first}"', f'version: "{name}"', 1)
 
 
 def _produce(settings, contacts, day):
@@ -54,7 +47,7 @@ def test_promote_and_roll_back_while_a_worker_runs(settings, redis_client, start
     ensure_topics(settings)
     first, second = load_model().version, "registry-test-v2"
     assert registry.register(settings, default_model_text(), "default") == first
-    assert registry.register(settings, _second_version(second), "v2.yaml", "same rules, new name") == second
+    assert registry.register(settings, renamed_model(second), "v2.yaml", "same rules, new name") == second
     registry.promote(settings, first, reason="the start")
     start_worker(settings)
     _wait_running(redis_client, settings, first)
@@ -119,7 +112,7 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     ensure_topics(settings)
     first, loose = load_model().version, "registry-test-loose"
     registry.register(settings, default_model_text(), "default")
-    text = _second_version(loose).replace("  engagement: 60 ", "  engagement: 40 ", 1)
+    text = renamed_model(loose).replace("  engagement: 60 ", "  engagement: 40 ", 1)
     assert "engagement: 40" in text
     registry.register(settings, text, "loose.yaml")
     registry.promote(settings, first)
@@ -174,7 +167,7 @@ def test_models_command_line(settings, tmp_path, capsys, monkeypatch):
     first, second = load_model().version, "cli-test-v2"
     one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
     one.write_text(default_model_text())
-    two.write_text(_second_version(second).replace("points: 65", "points: 70", 1))
+    two.write_text(renamed_model(second).replace("points: 65", "points: 70", 1))
     assert main(["models", "register", str(one), "--reason", "baseline"]) == 0
     assert main(["models", "register", str(two)]) == 0
     assert main(["models", "promote", first]) == 0

@@ -16,7 +16,6 @@ journal, base and checkpoint go in the same compare-and-set, else the timer is l
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from leadstream.config.settings import Topics
 from leadstream.engine.eventtime.watermarks import Everything
@@ -85,7 +84,6 @@ class TimerService:
         self._compiled = compiled
         self._topics = topics
         self._prefix = prefix
-        self.fired: list[dict[str, Any]] = []
         # For the metrics: timers found due (stale ones included) and the events they produced.
         self.due_total = 0
         self.fired_total = 0
@@ -188,7 +186,6 @@ class TimerService:
         if closed:
             logger.debug("closed the journals of %d quiet contacts", closed)
         fired_events = [e for key, batch in events.items() if key not in conflicts for e in batch]
-        self.fired.extend(fired_events)
         if fired_events:
             logger.info("timers fired %d lifecycle events for %d contacts", len(fired_events), len(events))
         return len(fired_events)
