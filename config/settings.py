@@ -25,9 +25,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadstream.errors import SettingsError, SettingsFileMissing
 
-__all__ = ["SETTINGS_FILE_VARIABLE", "Settings", "Topics", "load_settings", "settings_to_env"]
+__all__ = [
+    "SETTINGS_FILE_VARIABLE",
+    "KeyMismatch",
+    "Settings",
+    "Topics",
+    "load_settings",
+    "settings_to_env",
+]
 
 SETTINGS_FILE_VARIABLE = "LEADSTREAM_SETTINGS_FILE"
+KeyMismatch = Literal["score", "rekey", "dead_letter"]  # see Settings.key_mismatch
 
 
 class Topics(BaseModel):
@@ -160,9 +168,12 @@ class Settings(BaseSettings):
     # the oldest without).
     account_max_waiting_points: int = Field(default=256, ge=1)
 
-    # A record whose Kafka key names another profile than its body: produced again under the
-    # right key (its contact's partition, in order with its other events), or dead-lettered.
-    key_mismatch: Literal["rekey", "dead_letter"] = "rekey"
+    # A record whose Kafka key names another profile than its body: scored where it lands, as a
+    # record without a key is (its event time counts on that partition, so its account waits for
+    # it: nothing reaches an account late); produced again under the right key (in order with the
+    # contact's other events, but read after the partition's watermark passed it: its account
+    # decides again at its last point, later than it would have); or dead-lettered.
+    key_mismatch: KeyMismatch = "score"
 
     # The error policy (leadstream/engine/policy.py): an event that fails decoding or validation
     # is dead-lettered (or skipped, counted; or stops the worker); a Redis or Kafka failure is

@@ -160,7 +160,7 @@ def model_tick(
     timers: TimerService,
     follower: RegistryFollower,
     shadowing: Shadowing,
-    build_shadow: Callable[[ScoringModel], ScoringPipeline],
+    build_shadow: Callable[[ScoringModel], tuple[ScoringPipeline, TimerService]],
 ) -> Any:
     """Follow the registry: a promotion or a rollback takes effect between two batches, and a
     shadow version starts or stops scoring beside the active one."""
@@ -218,10 +218,12 @@ def model_tick(
 
 def _shadow_builder(
     settings: Settings, store: Any, sink: Any, watermarks: Watermarks
-) -> Callable[[ScoringModel], ScoringPipeline]:
-    def build(model: ScoringModel) -> ScoringPipeline:
+) -> Callable[[ScoringModel], tuple[ScoringPipeline, TimerService]]:
+    def build(model: ScoringModel) -> tuple[ScoringPipeline, TimerService]:
         shadow_sink = ShadowSink(sink, settings.topics.handoffs, shadow_topic(settings))
-        return pipeline_of(shadow_settings(settings, model.version), store, shadow_sink, model, watermarks)
+        own = shadow_settings(settings, model.version)
+        pipeline = pipeline_of(own, store, shadow_sink, model, watermarks)
+        return pipeline, timers_of(own, store, shadow_sink, model)
 
     return build
 
@@ -242,7 +244,7 @@ def pipeline_of(
         watermarks=watermarks,
         bounds=Bounds(horizon_s, settings.late_data_max_events),
         limits=Limits(horizon_s, settings.account_max_waiting_points),
-        rekey=settings.key_mismatch == "rekey",
+        key_mismatch=settings.key_mismatch,
         on_error=error_policy(settings),
         pseudonym_secret=pseudonym_secret(settings),
         redact_dead_letters=settings.dead_letter_redact,
@@ -300,7 +302,9 @@ def build_worker(settings: Settings) -> faust.App:
     timers = timers_of(settings, store, sink, model)
     serve_metrics(settings, worker_registry(settings, pipeline, guard, timers=timers), "worker")
     attach_batch_agent(app, settings, shadowing, feed)
-    attach_timer(app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers)), "fire_timers")
+    attach_timer(
+        app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers, shadowing)), "fire_timers"
+    )
     pipeline.sweep_chunk = SWEEP_CHUNK
     release = _until_done(_logged(stream_tick(pipeline, feed, shadowing)))
     attach_timer(app, STREAM_TICK_S, release, "release_accounts")
@@ -310,14 +314,17 @@ def build_worker(settings: Settings) -> faust.App:
     return app
 
 
-def timer_tick(pipeline: ScoringPipeline, timers: TimerService) -> Any:
+def timer_tick(pipeline: ScoringPipeline, timers: TimerService, shadowing: Shadowing | None = None) -> Any:
     """Fire due timers (SLA breaches, decayed MQLs), in stream time, and only as far as every
     input partition has been read: a contact's own event before the due time may still be
-    unread on a partition that lags (in a backfill), and a fired timer is published."""
+    unread on a partition that lags (in a backfill), and a fired timer is published. Then the
+    shadow model's, if one runs."""
 
     async def tick(wall: float) -> None:
         async with pipeline.busy:
             await timers.tick(await pipeline.timer_time(wall), await pipeline.watermarks.bound())
+        if shadowing is not None:
+            await shadowing.fire_timers(wall)
 
     return tick
 
@@ -358,7 +365,7 @@ def build_confluent_worker(settings: Settings) -> Any:
     serve_metrics(settings, worker_registry(settings, pipeline, guard, timers=timers), "worker")
     build = _shadow_builder(settings, store, sink, watermarks)
     ticks = [
-        (settings.timer_interval_s, _logged(timer_tick(pipeline, timers))),
+        (settings.timer_interval_s, _logged(timer_tick(pipeline, timers, shadowing))),
         (STREAM_TICK_S, _logged(stream_tick(pipeline, None, shadowing))),
         (MODEL_TICK_S, _logged(model_tick(settings, pipeline, timers, follower, shadowing, build))),
     ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from leadstream.config.model import ScoringModel
-from leadstream.config.settings import Topics
+from leadstream.config.settings import KeyMismatch, Topics
 from leadstream.engine.eventtime.clock import StreamClock
 from leadstream.engine.eventtime.watermarks import BatchIsEverything, Watermarks
 from leadstream.engine.input.dead_letters import dead_letter, redacted, suppressed_letter
@@ -76,7 +76,7 @@ class Counters:
     conflicts: int = 0
     replays: int = 0
     late_snapshots: int = 0
-    rekeyed: int = 0
+    rekeyed: int = 0  # records keyed by another profile than their body (scored or produced again)
     rules: dict[str, int] = field(default_factory=dict)
     by_topic: dict[str, int] = field(default_factory=dict)  # records consumed per input topic
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
@@ -97,7 +97,7 @@ class ScoringPipeline:
         watermarks: Watermarks | None = None,
         bounds: Bounds | None = None,
         limits: Limits | None = None,
-        rekey: bool = True,
+        key_mismatch: KeyMismatch = "score",
         on_error: ErrorPolicy = default_policy,
         pseudonym_secret: bytes = DEFAULT_SECRET,
         redact_dead_letters: bool = False,
@@ -115,7 +115,7 @@ class ScoringPipeline:
         self._stage_options = (cache_size, codec, bounds, limits)
         self.use_model(model)
         self._topics = topics
-        self._rekey = rekey
+        self._key_mismatch = key_mismatch
         self._on_error = on_error
         self.counters = Counters()
         # A batch and a tick never interleave: progress is published only for records whose
@@ -212,8 +212,10 @@ class ScoringPipeline:
                     event = self.decode(record, self._model.event_policy)
                     expected = key_mismatch(record, event)
                     if expected is not None:
-                        outputs.append(self._rekeyed(record, expected))
-                        continue  # applied where it lands, on its contact's partition
+                        rekeyed = self._rekeyed(record, expected)
+                        if rekeyed is not None:
+                            outputs.append(rekeyed)
+                            continue  # applied where it lands, on its contact's partition
                     at = event.occurred_at.timestamp()
                     events.append(PendingEvent(record, event, contact_key_of(event), at))
             except InvalidEvent as exc:
@@ -287,9 +289,10 @@ class ScoringPipeline:
         self._reported_at = now
         c = self.counters
         logger.info(
-            "so far: %d records, %d applied, %d duplicates skipped, %d dead letters, %d re-keyed, "
-            "%d MQL and %d buying-group handoffs, %d contacts applied again for late inputs, "
-            "%d account snapshots late, %d compare-and-set conflicts",
+            "so far: %d records, %d applied, %d duplicates skipped, %d dead letters, "
+            "%d keyed by another profile, %d MQL and %d buying-group handoffs, "
+            "%d contacts applied again for late inputs, %d account snapshots late, "
+            "%d compare-and-set conflicts",
             c.records,
             c.applied,
             c.duplicates,
@@ -392,12 +395,16 @@ class ScoringPipeline:
     def _private(self, letter: OutputRecord) -> OutputRecord:
         return redacted(letter, self._secret) if self._redact else letter
 
-    def _rekeyed(self, record: SourceRecord, expected: str) -> OutputRecord:
-        """A record keyed by another profile than its body names would be scored off its
-        contact's partition, out of order with the contact's other events: it is produced again,
-        unchanged, under the right key (or dead-lettered, by ``LEADSTREAM_KEY_MISMATCH``)."""
+    def _rekeyed(self, record: SourceRecord, expected: str) -> OutputRecord | None:
+        """A record keyed by another profile than its body names, by ``LEADSTREAM_KEY_MISMATCH``:
+        scored where it lands (None), produced again, unchanged, under the right key (the record
+        to send), or dead-lettered (raises). Scored where it lands, it is out of order with its
+        contact's other events (the contact's journal takes it in) but in order on its partition,
+        so the watermarks wait for it; produced again, it is read after every partition moved
+        past it, and reaches its account late."""
         key = (record.key or b"").decode("utf-8", "replace")
-        if not self._rekey or any(name == REKEYED_HEADER for name, _ in record.headers):
+        mode = self._key_mismatch
+        if mode == "dead_letter" or (mode == "rekey" and any(n == REKEYED_HEADER for n, _ in record.headers)):
             raise InvalidEvent(
                 "key",
                 f"the record's key {key!r} names another profile than its body ({expected!r}): key "
@@ -408,14 +415,17 @@ class ScoringPipeline:
         if self.counters.rekeyed in (1, 10, 100) or self.counters.rekeyed % 1000 == 0:
             logger.warning(
                 "%d records so far were keyed by another profile than their body names (%s:%s@%s: key "
-                "%r, body %r); produced again under the right key: fix the producer's key",
+                "%r, body %r); %s: fix the producer's key",
                 self.counters.rekeyed,
                 record.topic,
                 record.partition,
                 record.offset,
                 key,
                 expected,
+                "scored where they land" if mode == "score" else "produced again under the right key",
             )
+        if mode == "score":
+            return None
         headers = (*record.headers, (REKEYED_HEADER, record.key or b""))
         return OutputRecord(record.topic, expected.encode(), record.value, headers)
 

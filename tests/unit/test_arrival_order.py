@@ -73,15 +73,18 @@ def partition_of(key: str) -> int:
     return zlib.crc32(key.encode()) % PARTITIONS
 
 
-def place(events: list[dict[str, Any]], one_topic: bool) -> dict[str, list[tuple[str, bytes, float]]]:
-    """Each event's partition, in production (event-time) order: name -> [(key, value, time)]."""
+def place(
+    events: list[dict[str, Any]], one_topic: bool, mis_keyed: frozenset[str] = frozenset()
+) -> dict[str, list[tuple[str, bytes, float]]]:
+    """Each event's partition, in production (event-time) order: name -> [(key, value, time)].
+    The events of contacts in ``mis_keyed`` are keyed by another profile (a producer's bug)."""
     out: dict[str, list[tuple[str, bytes, float]]] = {}
     for event in sorted(events, key=_time):
         if "domain" in event:
             topic, key = TOPICS.accounts, event["account_id"]
         else:
             topic = TOPICS.page_views if one_topic else _topic(event["type"])
-            key = event["contact_id"]
+            key = "someone-else" if event["contact_id"] in mis_keyed else event["contact_id"]
         name = f"{topic}:{partition_of(key)}"
         out.setdefault(name, []).append((key, encode(event), _time(event)))
     return out
@@ -131,10 +134,11 @@ def arrive(
     sizes: list[int],
     one_topic: bool = True,
     sweep_chunk: int | None = None,
+    mis_keyed: frozenset[str] = frozenset(),
 ) -> dict:
     """The same events read partition by partition in the order ``picks`` says; ``sweep_chunk``:
     sweeps of at most that many accounts, one after each batch (as the confluent engine runs)."""
-    placed = place(events, one_topic)
+    placed = place(events, one_topic, mis_keyed)
     totals = {name: len(records) for name, records in placed.items()}
     store, sink = MemoryStateStore(), MemorySink()
     watermarks = PartitionsRead(totals)
@@ -154,9 +158,9 @@ def arrive(
             step += 1
             batch = []
             for offset in range(cursors[name], min(totals[name], cursors[name] + size)):
-                _key, value, _at = placed[name][offset]
+                key, value, _at = placed[name][offset]
                 topic, partition = name.rsplit(":", 1)
-                batch.append(SourceRecord(topic, int(partition), offset, value))
+                batch.append(SourceRecord(topic, int(partition), offset, value, key.encode()))
             cursors[name] += len(batch)
             await pipeline.process(batch)
             await pipeline.release_accounts()
@@ -314,3 +318,19 @@ def test_members_whose_events_all_come_late_still_complete_the_buying_group():
         assert "ceo.alpha.io" in members
         assert members < {m["contact_id"] for m in handoff["members"]}
         assert late_groups[handoff_id]["qualified_at"] > handoff["qualified_at"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ORDERINGS)
+def test_records_keyed_by_another_profile_are_scored_where_they_land(ordering):
+    """Two committee members' events keyed by someone else (LEADSTREAM_KEY_MISMATCH=score, the
+    default): scored on the partition they landed on, whose watermark waits for them, so every
+    buying group is the replay's, field for field, and every MQL keeps its id."""
+    picks, sizes = ordering
+    events = scenario(-1.0)
+    expected = oracle(events)
+    got = arrive(events, picks, sizes, mis_keyed=frozenset({"dir.alpha.io", "eng.beta.io"}))
+    assert set(got) == set(expected)
+    groups = {k: v for k, v in expected.items() if v["kind"] == "buying_group"}
+    assert groups
+    assert {k: v for k, v in got.items() if v["kind"] == "buying_group"} == groups
