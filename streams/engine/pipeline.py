@@ -215,7 +215,7 @@ class ScoringPipeline:
                         rekeyed = self._rekeyed(record, expected)
                         if rekeyed is not None:
                             outputs.append(rekeyed)
-                            continue  # applied where it lands, on its contact's partition
+                            continue  # scored when it comes back, on its contact's partition
                     at = event.occurred_at.timestamp()
                     events.append(PendingEvent(record, event, contact_key_of(event), at))
             except InvalidEvent as exc:
