@@ -76,7 +76,7 @@ class Counters:
     conflicts: int = 0
     replays: int = 0
     late_snapshots: int = 0
-    rekeyed: int = 0  # records keyed by another profile than their body (scored or produced again)
+    mis_keyed: int = 0  # records keyed by another profile than their body names
     rules: dict[str, int] = field(default_factory=dict)
     by_topic: dict[str, int] = field(default_factory=dict)  # records consumed per input topic
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
@@ -212,7 +212,7 @@ class ScoringPipeline:
                     event = self.decode(record, self._model.event_policy)
                     expected = key_mismatch(record, event)
                     if expected is not None:
-                        rekeyed = self._rekeyed(record, expected)
+                        rekeyed = self._mis_keyed(record, expected)
                         if rekeyed is not None:
                             outputs.append(rekeyed)
                             continue  # scored when it comes back, on its contact's partition
@@ -297,7 +297,7 @@ class ScoringPipeline:
             c.applied,
             c.duplicates,
             c.dead_letters,
-            c.rekeyed,
+            c.mis_keyed,
             c.handoffs,
             c.account_handoffs,
             c.replays,
@@ -395,7 +395,7 @@ class ScoringPipeline:
     def _private(self, letter: OutputRecord) -> OutputRecord:
         return redacted(letter, self._secret) if self._redact else letter
 
-    def _rekeyed(self, record: SourceRecord, expected: str) -> OutputRecord | None:
+    def _mis_keyed(self, record: SourceRecord, expected: str) -> OutputRecord | None:
         """A record keyed by another profile than its body names, by ``LEADSTREAM_KEY_MISMATCH``:
         scored where it lands (None), produced again, unchanged, under the right key (the record
         to send), or dead-lettered (raises). Scored where it lands, it is out of order with its
@@ -411,12 +411,12 @@ class ScoringPipeline:
                 "records by the contact id, else email:<address>, else anon:<id>, so each contact's "
                 "events stay in order on one partition",
             )
-        self.counters.rekeyed += 1
-        if self.counters.rekeyed in (1, 10, 100) or self.counters.rekeyed % 1000 == 0:
+        self.counters.mis_keyed += 1
+        if self.counters.mis_keyed in (1, 10, 100) or self.counters.mis_keyed % 1000 == 0:
             logger.warning(
                 "%d records so far were keyed by another profile than their body names (%s:%s@%s: key "
                 "%r, body %r); %s: fix the producer's key",
-                self.counters.rekeyed,
+                self.counters.mis_keyed,
                 record.topic,
                 record.partition,
                 record.offset,
