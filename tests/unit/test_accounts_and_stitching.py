@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -206,6 +207,55 @@ def test_anonymous_pricing_views_count_once_after_identification_decayed_from_th
     again = dict(link, event_id="again")
     h.send([again], TOPICS.identify)
     assert decode_state(h.contact("known").value).rules["pricing_page_repeat"].count == 2
+
+
+class ContactCommitDiesAfterAlias(MemoryStateStore):
+    """Once armed, dies at the first contact commit after an alias commit: the stitched profile
+    already points at its contact, whose merge was never committed."""
+
+    armed = False
+
+    async def commit(self, writes):
+        if self.armed and any(w.value is not None for w in writes):
+            self.armed = False
+            raise SystemExit("killed between the alias and the contact commit")
+        return await super().commit(writes)
+
+
+@pytest.mark.parametrize("redelivery", ["apart", "together"])
+def test_a_crash_between_alias_and_merge_counts_anonymous_views_once(redelivery):
+    """The worker dies after aliasing an anonymous profile, before merging it: its records come
+    again (at-least-once), now routed to the contact, and then the link merges the profile's
+    state, which holds them already. Each view counts once, whichever comes first."""
+    h = Harness()
+    h.store = ContactCommitDiesAfterAlias()
+    h.pipeline = ScoringPipeline(h.store, h.sink, MODEL, TOPICS)
+    anon = [page("x", "/pricing", at(0), anonymous_id="v1"), page("x", "/pricing", at(1), anonymous_id="v1")]
+    for event in anon:
+        del event["contact_id"]
+    views = [SourceRecord(TOPICS.page_views, 0, i, encode(e)) for i, e in enumerate(anon)]
+    asyncio.run(h.pipeline.process(views))  # applied to the anonymous profile; offsets not committed
+    link = identify("known", at(5), "k@acme.io", job_title="VP Marketing", industry="software", employees=400)
+    link["anonymous_id"] = "v1"
+    linking = [SourceRecord(TOPICS.identify, 0, 0, encode(link))]
+    h.store.armed = True
+    with pytest.raises(SystemExit):
+        asyncio.run(h.pipeline.process(linking))
+    assert h.contact("anon:v1").alias == "known" and h.contact("known").value is None
+    # A new worker: nothing was committed to Kafka, everything comes again.
+    h.pipeline = ScoringPipeline(h.store, h.sink, MODEL, TOPICS)
+    if redelivery == "apart":
+        asyncio.run(h.pipeline.process(views))
+        asyncio.run(h.pipeline.process(linking))
+    else:
+        asyncio.run(h.pipeline.process(views + linking))
+    state = decode_state(h.contact("known").value)
+    rule = state.rules["pricing_page_repeat"]
+    assert rule.count == 2 and rule.times == [
+        parse(anon[0]).occurred_at.timestamp(),
+        parse(anon[1]).occurred_at.timestamp(),
+    ]
+    assert "anon:v1" in state.linked
 
 
 def test_two_contact_ids_of_one_person_merge():

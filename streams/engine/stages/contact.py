@@ -25,7 +25,7 @@ from leadstream.engine.stages.contact_decisions import (
     ContactOutcome,
     PendingEvent,
 )
-from leadstream.engine.stages.firmographics_history import FirmographicsHistory, Incoming
+from leadstream.engine.stages.firmographics_history import FirmographicsHistory, Incoming, Links
 from leadstream.engine.stages.journal import EntryCache
 from leadstream.engine.stages.stitching import Stitcher
 from leadstream.errors import StateUnavailable
@@ -155,8 +155,11 @@ class ContactStage:
             by_contact = _group(events, routes, (routes[c] for c in again))
             states = {c: states.get(c) or self._state(records[self._key(c)], c) for c in by_contact}
         history = await self._history.for_batch(by_contact, states, links)
+        unmerged = self._unmerged(by_contact, states, links, records)
         plans = [
-            self._decider.plan(c, records[self._key(c)], states[c], items, links.get(c, []), history)
+            self._decider.plan(
+                c, records[self._key(c)], states[c], items, links.get(c, []), history, unmerged
+            )
             for c, items in by_contact.items()
         ]
         await self._history.add_replays([p for p in plans if p.replay], history)
@@ -176,6 +179,34 @@ class ContactStage:
             self._collect(key, outcome, result)
             self._keep(key, plan.stored, outcome.write, outcome.state)
         return retry, retry_again
+
+    def _unmerged(
+        self,
+        by_contact: dict[str, list[PendingEvent]],
+        states: dict[str, ContactState],
+        links: Links,
+        records: dict[str, StoredRecord],
+    ) -> dict[str, ContactState]:
+        """Profiles whose events go to a contact that has not merged them (yet), with their own
+        state. A worker that died between a profile's alias commit and its contact's commit left
+        such an alias: the profile's records, consumed again, reach the contact, and the link,
+        consumed again, merges the profile's state, which already holds them."""
+        linking = {profile: source for merged in links.values() for profile, source, _item in merged}
+        unmerged: dict[str, ContactState] = {}
+        for contact, items in by_contact.items():
+            linked = states[contact].linked
+            for item in items:
+                profile = item.profile
+                if profile == contact or profile in unmerged or profile in linked:
+                    continue
+                if profile in linking:
+                    source = linking[profile]
+                else:
+                    stored = records.get(self._key(profile))
+                    source = decode_state(stored.value) if stored is not None and stored.value else None
+                if source is not None:
+                    unmerged[profile] = source
+        return unmerged
 
     def _state(self, stored: StoredRecord, contact: str) -> ContactState:
         if not stored.value:

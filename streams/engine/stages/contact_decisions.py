@@ -10,7 +10,9 @@ lifecycle events, timers, member snapshots per account), and what to count. The 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from leadstream.engine.input.decode import parse_event
@@ -61,6 +63,7 @@ __all__ = ["REMOVAL_VERSION", "ContactDecider", "ContactOutcome", "ContactPlan",
 
 # A merged profile's removal from its account outranks every snapshot that profile ever sent.
 REMOVAL_VERSION = 1 << 62
+EMPTY_SOURCES: Mapping[str, ContactState] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -135,7 +138,10 @@ class ContactDecider:
         items: list[PendingEvent],
         merges: list[tuple[str, ContactState | None, PendingEvent]],
         history: dict[str, list[Version]],
+        unmerged: Mapping[str, ContactState] = EMPTY_SOURCES,
     ) -> ContactPlan:
+        """``unmerged``: profiles routed here whose state the contact has not merged yet (see
+        ContactStage._unmerged); what they hold already comes with the merge."""
         journal = Journal.of(stored)
         plan = ContactPlan(
             contact, stored, state, journal, [], {}, {}, 0, dict(state.timers), list(state.fit_seen)
@@ -151,6 +157,10 @@ class ContactDecider:
             event_id = item.event.event_id
             if event_fingerprint(event_id) in state.seen_ids or event_id in state.seen_ids:
                 plan.duplicates += 1  # the producer sent the same event twice
+                continue
+            source = unmerged.get(item.profile) if item.profile != contact else None
+            if source is not None and _holds(source, source_partition, record.offset, event_id):
+                plan.duplicates += 1  # consumed again; counted in the profile the contact merges
                 continue
             entry = Entry(
                 event_key(item.at, event_id), event=item.event, record_time=item.record_time, new=True
@@ -289,3 +299,12 @@ class ContactDecider:
         entries = [e for e in [*stored_entries, *plan.new] if e.key <= through]
         run(base, entries, self._compiled, history, self._encode, until=through, checkpoint=checkpoint)
         return self._encode(base)
+
+
+def _holds(state: ContactState, source_partition: str, offset: int, event_id: str) -> bool:
+    """Whether ``state`` has applied this record (by its offset) or this event (by its id)."""
+    return (
+        offset <= state.applied.get(source_partition, -1)
+        or event_fingerprint(event_id) in state.seen_ids
+        or event_id in state.seen_ids
+    )
