@@ -44,7 +44,20 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if action == "shadow":
         registry.shadow(settings, None if args.off else args.version, args.reason)
-        print("shadow scoring stopped" if args.off else f"shadow scoring {args.version} on every worker")
+        if args.off:
+            print("shadow scoring stopped; `leadstream models purge-shadow VERSION` deletes its state")
+        else:
+            print(f"shadow scoring {args.version} on every worker")
+        return 0
+    if action == "purge-shadow":
+        from leadstream.tools.purge_shadow import purge_shadow
+
+        def progress(deleted: int) -> None:
+            if deleted % 100_000 < 1000:
+                print(f"purge-shadow: {deleted} keys deleted so far", file=sys.stderr)
+
+        deleted = purge_shadow(settings, args.version, args.force, progress)
+        print(f"purged shadow model {args.version}: {deleted} keys deleted")
         return 0
     if action == "compare":
         from leadstream.engine.shadow import compare, shadow_topic
@@ -188,6 +201,13 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("version", nargs="?")
     which.add_argument("--off", action="store_true", help="stop shadow scoring")
     shade.add_argument("--reason")
+    purge = actions.add_parser(
+        "purge-shadow", help="delete a stopped shadow's state from Redis (its contacts, accounts, timers)"
+    )
+    purge.add_argument("version")
+    purge.add_argument(
+        "--force", action="store_true", help="purge although a worker that is gone still reports shadowing it"
+    )
     versus = actions.add_parser("compare", help="what two versions handed off: both, only A, only B, and why")
     versus.add_argument("a")
     versus.add_argument("b")

@@ -156,6 +156,34 @@ def test_a_shadow_version_scores_beside_the_active_one_and_is_never_routed(
     # The shadow's state lives in a key space of its own.
     shadow_key = f"{settings.redis_key_prefix}:shadow:*{{c:{contact_token('loose-1')}}}"
     assert list(redis_client.scan_iter(shadow_key))
+    _purge_the_stopped_shadow(settings, redis_client, loose)
+
+
+def _purge_the_stopped_shadow(settings, redis_client, version):
+    """Its whole key space goes, once no one shadows it any more; the active model's stays."""
+    from leadstream.state.keys import contact_key
+    from leadstream.tools.purge_shadow import purge_shadow, shadow_space_pattern
+
+    with pytest.raises(registry.RegistryError, match="running shadow"):
+        purge_shadow(settings, version)
+    space = shadow_space_pattern(settings, version)
+    assert len(list(redis_client.scan_iter(space))) > 3
+    registry.shadow(settings, None, "seen enough")
+    key = registry.running_key(settings.redis_key_prefix)
+    deadline = time.monotonic() + 30
+    while redis_client.hget(key, "shadow-test:shadow") != b"":
+        assert time.monotonic() < deadline, redis_client.hgetall(key)
+        time.sleep(0.2)
+    redis_client.hset(key, "gone-worker:shadow", version)  # a worker killed while shadowing
+    with pytest.raises(registry.RegistryError, match="gone-worker still report"):
+        purge_shadow(settings, version)
+    active = [k for k in redis_client.scan_iter(f"{settings.redis_key_prefix}:*") if b":shadow:" not in k]
+    held = len(list(redis_client.scan_iter(space)))
+    assert purge_shadow(settings, version, force=True) == held
+    assert list(redis_client.scan_iter(space)) == []
+    assert redis_client.exists(contact_key(settings.redis_key_prefix, "both-1"))
+    assert all(redis_client.exists(k) for k in active)
+    assert purge_shadow(settings, version, force=True) == 0  # idempotent
 
 
 def test_models_command_line(settings, tmp_path, capsys, monkeypatch):
@@ -186,5 +214,10 @@ def test_models_command_line(settings, tmp_path, capsys, monkeypatch):
     assert "frozen until 2099-01-01" in capsys.readouterr().err
     assert main(["models", "rollback", "--reason", "back"]) == 0
     assert f"rolled back to {first}" in capsys.readouterr().out
-    assert main(["models", "shadow", second]) == 0 and main(["models", "shadow", "--off"]) == 0
+    assert main(["models", "shadow", second]) == 0
+    assert main(["models", "purge-shadow", second]) == 1
+    assert "is the running shadow: stop it first" in capsys.readouterr().err
+    assert main(["models", "shadow", "--off"]) == 0
+    assert main(["models", "purge-shadow", second]) == 0
+    assert f"purged shadow model {second}: 0 keys deleted" in capsys.readouterr().out
     assert main(["models", "show", "nope"]) == 2
