@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import zlib
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +30,7 @@ from tests.factories import account, at, encode, form, identify, page, webinar
 MODEL = load_model()
 TOPICS = Topics()
 PARTITIONS = 2
+WIDE_BOUNDS = Bounds(30 * 86_400, 64)  # journals wide enough for any interleaving here
 
 
 class PartitionsRead:
@@ -135,6 +137,7 @@ def arrive(
     one_topic: bool = True,
     sweep_chunk: int | None = None,
     mis_keyed: frozenset[str] = frozenset(),
+    bounds: Bounds = WIDE_BOUNDS,
 ) -> dict:
     """The same events read partition by partition in the order ``picks`` says; ``sweep_chunk``:
     sweeps of at most that many accounts, one after each batch (as the confluent engine runs)."""
@@ -142,9 +145,7 @@ def arrive(
     totals = {name: len(records) for name, records in placed.items()}
     store, sink = MemoryStateStore(), MemorySink()
     watermarks = PartitionsRead(totals)
-    pipeline = ScoringPipeline(
-        store, sink, MODEL, TOPICS, watermarks=watermarks, bounds=Bounds(30 * 86_400, 64)
-    )
+    pipeline = ScoringPipeline(store, sink, MODEL, TOPICS, watermarks=watermarks, bounds=bounds)
     pipeline.sweep_chunk = sweep_chunk
     cursors = dict.fromkeys(placed, 0)
     names = sorted(placed)
@@ -334,3 +335,18 @@ def test_records_keyed_by_another_profile_are_scored_where_they_land(ordering):
     groups = {k: v for k, v in expected.items() if v["kind"] == "buying_group"}
     assert groups
     assert {k: v for k, v in got.items() if v["kind"] == "buying_group"} == groups
+
+
+def test_an_account_that_dips_and_qualifies_again_does_so_with_a_topic_read_weeks_behind():
+    """Five people of one company (from the fault suite's journeys) over six weeks: the account
+    qualifies, dips and qualifies again a month later. Read with one topic far ahead of another
+    and the worker's journal bounds (7 days, 32 entries), a contact's page views arrive weeks
+    behind its forms; its journal keeps them in place while the stream has not read past them,
+    so every member's snapshot and the second qualification are the replay's."""
+    events = json.loads((Path(__file__).parent / "data" / "requalifying_account.json").read_text())
+    expected = oracle(events)
+    groups = {k: v for k, v in expected.items() if v["kind"] == "buying_group"}
+    assert sorted(h["qualification_number"] for h in groups.values()) == [1, 2]
+    got = arrive(events, [0, 1, 2, 3], [3], one_topic=False, bounds=Bounds(7 * 86_400, 32))
+    assert {k: v for k, v in got.items() if v["kind"] == "buying_group"} == groups
+    assert set(got) == set(expected)

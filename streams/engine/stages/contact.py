@@ -12,6 +12,7 @@ Timeline, journal and late inputs: see contact_decisions.py and scoring/timeline
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +108,9 @@ class ContactStage:
         self._bounds = bounds or Bounds(7 * DAY_S, 32)
         self._history = FirmographicsHistory(store, compiled, prefix, accounts)
         self._stitcher = Stitcher(store, prefix)
+        # The stream's low watermark as last known (the pipeline sets it from the account stage's
+        # release bound): journals keep their entries while a partition is read behind them.
+        self.read_through = math.inf
         self._decider = ContactDecider(
             compiled, prefix, codec, self._bounds, EntryCache(min(cache_size, 10_000))
         )
@@ -163,7 +167,7 @@ class ContactStage:
             for c, items in by_contact.items()
         ]
         await self._history.add_replays([p for p in plans if p.replay], history)
-        outcomes = [self._decider.decide(plan, history) for plan in plans]
+        outcomes = [self._decider.decide(plan, history, self.read_through) for plan in plans]
         conflicts = await self._store.commit([o.write for o in outcomes if o.write is not None])
         result.conflicts += len(conflicts)
         retry: list[PendingEvent] = []

@@ -10,6 +10,7 @@ lifecycle events, timers, member snapshots per account), and what to count. The 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -188,7 +189,11 @@ class ContactDecider:
             plan.new.append(Entry(recheck_key(state.last_key[0], domain), recheck=True))
         return plan
 
-    def decide(self, plan: ContactPlan, history: dict[str, list[Version]]) -> ContactOutcome:
+    def decide(
+        self, plan: ContactPlan, history: dict[str, list[Version]], read_through: float = math.inf
+    ) -> ContactOutcome:
+        """``read_through``: the event time every input partition still being read has passed (the
+        stream's low watermark); the journal keeps what is newer than the horizon before it."""
         contact, stored, journal = plan.contact, plan.stored, plan.journal
         checkpoint = None
         if plan.replay:
@@ -221,7 +226,7 @@ class ContactDecider:
         changed = bool(entries) or bool(points) or state.fit_seen != plan.fit_seen_before
         if not changed:
             return outcome
-        parts, close_at = self._journal_parts(plan, points, state, history)
+        parts, close_at = self._journal_parts(plan, points, state, history, read_through)
         entries_out = handoff_entries(outcome.handoffs)
         entries_out.update(lifecycle_entries(outcome.lifecycle))
         entries_out.update(timer_entries(plan.timers_before, state.timers))
@@ -254,6 +259,7 @@ class ContactDecider:
         points: list[PointOutcome],
         state: ContactState,
         history: dict[str, list[Version]],
+        read_through: float,
     ) -> tuple[dict[str, bytes | None], float | None]:
         """Where the journal goes: the new entries join it, the bounds cut its oldest entries into
         the base, and the last published decision's state becomes the checkpoint. With it, when
@@ -262,7 +268,11 @@ class ContactDecider:
         published = [p for p in points if p.published]
         state_after = published[-1].state_after if published else None
         checkpoint_bytes = state_after or journal.checkpoint
-        through = cut([*journal.parts, *plan.payloads], state.clock, self._bounds)
+        # The horizon counts back from the contact's clock, or from the stream's low watermark when
+        # that is behind it: while another topic's partitions are read days behind this contact's
+        # (a backlog, a lagging consumer), its inputs from them still find their place.
+        horizon_from = min(state.clock, read_through)
+        through = cut([*journal.parts, *plan.payloads], horizon_from, self._bounds)
         new_base = None
         if through is not None:
             checkpoint = decode_state(checkpoint_bytes) if checkpoint_bytes and state.published_key else None
