@@ -175,22 +175,36 @@ def test_firmographics_feed_contact_fit():
     assert (mql["account_domain"], mql["account_id"]) == ("fit.io", "acct-fit.io")
 
 
-def test_anonymous_pricing_views_count_once_after_identification_decayed_from_then():
-    h = Harness()
-    anon = [page("x", "/pricing", at(0), anonymous_id="v1"), page("x", "/pricing", at(1), anonymous_id="v1")]
-    for event in anon:
+def anonymous_pricing_views():
+    """Two pricing views of a visitor not known yet (anonymous id v1)."""
+    views = [page("x", "/pricing", at(0), anonymous_id="v1"), page("x", "/pricing", at(1), anonymous_id="v1")]
+    for event in views:
         del event["contact_id"]
-    h.send(anon)
+    return views
+
+
+def known_visitor_link():
+    """The identify that names the visitor: contact "known", anonymous id v1."""
     link = identify("known", at(5), "k@acme.io", job_title="VP Marketing", industry="software", employees=400)
     link["anonymous_id"] = "v1"
+    return link
+
+
+def assert_views_counted_once(state, views):
+    rule = state.rules["pricing_page_repeat"]
+    assert rule.count == len(views)
+    assert rule.times == [parse(v).occurred_at.timestamp() for v in views]
+    assert "anon:v1" in state.linked
+
+
+def test_anonymous_pricing_views_count_once_after_identification_decayed_from_then():
+    h = Harness()
+    anon = anonymous_pricing_views()
+    h.send(anon)
+    link = known_visitor_link()
     h.send([link], TOPICS.identify)
     state = decode_state(h.contact("known").value)
-    rule = state.rules["pricing_page_repeat"]
-    assert rule.count == 2 and rule.times == [
-        parse(anon[0]).occurred_at.timestamp(),
-        parse(anon[1]).occurred_at.timestamp(),
-    ]
-    assert "anon:v1" in state.linked
+    assert_views_counted_once(state, anon)
     assert h.contact("anon:v1").alias == "known"
     # Decayed from when it happened: 4 days after the second visit, 30 * 2^(-4/14).
     value = engagement(COMPILED, state, parse(link).occurred_at.timestamp())[1]["pricing_page_repeat"]
@@ -230,14 +244,10 @@ def test_a_crash_between_alias_and_merge_counts_anonymous_views_once(redelivery)
     h = Harness()
     h.store = ContactCommitDiesAfterAlias()
     h.pipeline = ScoringPipeline(h.store, h.sink, MODEL, TOPICS)
-    anon = [page("x", "/pricing", at(0), anonymous_id="v1"), page("x", "/pricing", at(1), anonymous_id="v1")]
-    for event in anon:
-        del event["contact_id"]
+    anon = anonymous_pricing_views()
     views = [SourceRecord(TOPICS.page_views, 0, i, encode(e)) for i, e in enumerate(anon)]
     asyncio.run(h.pipeline.process(views))  # applied to the anonymous profile; offsets not committed
-    link = identify("known", at(5), "k@acme.io", job_title="VP Marketing", industry="software", employees=400)
-    link["anonymous_id"] = "v1"
-    linking = [SourceRecord(TOPICS.identify, 0, 0, encode(link))]
+    linking = [SourceRecord(TOPICS.identify, 0, 0, encode(known_visitor_link()))]
     h.store.armed = True
     with pytest.raises(SystemExit):
         asyncio.run(h.pipeline.process(linking))
@@ -249,13 +259,7 @@ def test_a_crash_between_alias_and_merge_counts_anonymous_views_once(redelivery)
         asyncio.run(h.pipeline.process(linking))
     else:
         asyncio.run(h.pipeline.process(views + linking))
-    state = decode_state(h.contact("known").value)
-    rule = state.rules["pricing_page_repeat"]
-    assert rule.count == 2 and rule.times == [
-        parse(anon[0]).occurred_at.timestamp(),
-        parse(anon[1]).occurred_at.timestamp(),
-    ]
-    assert "anon:v1" in state.linked
+    assert_views_counted_once(decode_state(h.contact("known").value), anon)
 
 
 def test_two_contact_ids_of_one_person_merge():
