@@ -95,7 +95,9 @@ def score(
     firmographics: FirmographicsLookup | None = None,
 ) -> Decision:
     """Apply ``event`` to a copy of ``state``; the input state is left untouched."""
-    return apply(copy.deepcopy(state), event, model, now, firmographics)
+    # The fit memo's compiled model is shared, not copied (it is the same model).
+    shared = {id(state.fit_memo[0]): state.fit_memo[0]} if state.fit_memo else None
+    return apply(copy.deepcopy(state, shared), event, model, now, firmographics)
 
 
 def apply(

@@ -46,7 +46,19 @@ def evaluate_fit(
     compiled: CompiledModel, state: ContactState, firmographics: dict[str, Any] | None = None
 ) -> Fit:
     """Fit from the contact's traits; the account's firmographics, when known, are authoritative
-    for company attributes (industry, size, region...)."""
+    for company attributes (industry, size, region...). Evaluated again only when one of them,
+    the email or the model changed since the state's last evaluation (most events change none)."""
+    inputs = (state.email, tuple(state.traits.items()), tuple(firmographics.items()) if firmographics else ())
+    memo = state.fit_memo
+    if memo is not None and memo[0] is compiled and memo[1] == inputs:
+        fit: Fit = memo[2]
+        return fit
+    fit = _evaluate_fit(compiled, state, firmographics)
+    state.fit_memo = (compiled, inputs, fit)
+    return fit
+
+
+def _evaluate_fit(compiled: CompiledModel, state: ContactState, firmographics: dict[str, Any] | None) -> Fit:
     traits: dict[str, Any] = {**state.traits, **firmographics} if firmographics else state.traits
     breakdown: list[tuple[str, float]] = []
     for rule in compiled.fit_rules:

@@ -102,6 +102,9 @@ class ContactState:
     fit_seen: list[float] = field(default_factory=list)
     published_key: PointKey | None = None  # the point of the last decision published
     email_display: str | None = None  # the address as the person typed it (``email`` is normalised)
+    # The last fit evaluated for this decoded state, with what it was evaluated from (see
+    # fit.evaluate_fit); never stored: fit changes only with traits, email or firmographics.
+    fit_memo: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
