@@ -40,7 +40,13 @@ def purge_shadow(
     progress: Callable[[int], None] = lambda deleted: None,
 ) -> int:
     """Delete every key of ``version``'s shadow key space; the number deleted. Idempotent."""
-    if read_registry(settings).shadow_version == version:
+    registry = read_registry(settings)
+    if version not in registry.versions:
+        raise RegistryError(
+            f"model version {version!r} is not registered, so it was never shadowed: nothing purged "
+            "(see `leadstream models list`)"
+        )
+    if registry.shadow_version == version:
         raise RegistryError(
             f"{version} is the running shadow: stop it first (leadstream models shadow --off)"
         )

@@ -214,6 +214,8 @@ def test_models_command_line(settings, tmp_path, capsys, monkeypatch):
     assert "frozen until 2099-01-01" in capsys.readouterr().err
     assert main(["models", "rollback", "--reason", "back"]) == 0
     assert f"rolled back to {first}" in capsys.readouterr().out
+    assert main(["models", "purge-shadow", "no-such-version"]) == 1
+    assert "'no-such-version' is not registered" in capsys.readouterr().err
     assert main(["models", "shadow", second]) == 0
     assert main(["models", "purge-shadow", second]) == 1
     assert "is the running shadow: stop it first" in capsys.readouterr().err
