@@ -229,10 +229,10 @@ class ScoringPipeline:
         contacts = ContactResult()
         await self._contacts.run(events, contacts, incoming)
         self.watermarks.observe(event_times, offsets)
+        bound = await self.watermarks.bound()
+        self._contacts.read_through = bound.upper  # for the next batch's journals
         results, accounts = [contacts], AccountResult()
         if self._accounts is not None:
-            bound = await self.watermarks.bound()
-            self._contacts.read_through = bound.upper  # for the next batch's journals
             stream_time = max(self.clock.stream_time, bound.stream_time)
             await self._accounts.run(contacts.snapshots, incoming, bound, stream_time, accounts)
             requests = accounts.requests

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadstream.config.loader import load_model
+from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Topics
 from leadstream.engine.eventtime.watermarks import FileOrder, PartitionProgress, ReleaseBound
 from leadstream.engine.pipeline import ScoringPipeline
@@ -25,7 +26,7 @@ from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
 from leadstream.scoring.timeline import Bounds
 from leadstream.state import MemoryStateStore
-from tests.factories import account, at, encode, form, identify, page, webinar
+from tests.factories import GOOD_FIT, account, at, encode, form, identify, page, trial, webinar
 
 MODEL = load_model()
 TOPICS = Topics()
@@ -110,10 +111,10 @@ def handoffs(sink: MemorySink) -> dict[str, dict[str, Any]]:
     return {h["handoff_id"]: h for h in (json.loads(r.value) for r in sink.on_topic(TOPICS.handoffs))}
 
 
-def oracle(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def oracle(events: list[dict[str, Any]], model: ScoringModel = MODEL) -> dict[str, dict[str, Any]]:
     """The embedded replay of the events in event-time order."""
     store, sink, order = MemoryStateStore(), MemorySink(), FileOrder()
-    pipeline = ScoringPipeline(store, sink, MODEL, TOPICS, watermarks=order)
+    pipeline = ScoringPipeline(store, sink, model, TOPICS, watermarks=order)
     records = []
     for offset, event in enumerate(sorted(events, key=_time)):
         topic = TOPICS.accounts if "domain" in event else "file"
@@ -138,6 +139,7 @@ def arrive(
     sweep_chunk: int | None = None,
     mis_keyed: frozenset[str] = frozenset(),
     bounds: Bounds = WIDE_BOUNDS,
+    model: ScoringModel = MODEL,
 ) -> dict:
     """The same events read partition by partition in the order ``picks`` says; ``sweep_chunk``:
     sweeps of at most that many accounts, one after each batch (as the confluent engine runs)."""
@@ -145,7 +147,7 @@ def arrive(
     totals = {name: len(records) for name, records in placed.items()}
     store, sink = MemoryStateStore(), MemorySink()
     watermarks = PartitionsRead(totals)
-    pipeline = ScoringPipeline(store, sink, MODEL, TOPICS, watermarks=watermarks, bounds=bounds)
+    pipeline = ScoringPipeline(store, sink, model, TOPICS, watermarks=watermarks, bounds=bounds)
     pipeline.sweep_chunk = sweep_chunk
     cursors = dict.fromkeys(placed, 0)
     names = sorted(placed)
@@ -350,3 +352,21 @@ def test_an_account_that_dips_and_qualifies_again_does_so_with_a_topic_read_week
     got = arrive(events, [0, 1, 2, 3], [3], one_topic=False, bounds=Bounds(7 * 86_400, 32))
     assert {k: v for k, v in got.items() if v["kind"] == "buying_group"} == groups
     assert set(got) == set(expected)
+
+
+def test_a_contact_only_model_keeps_a_late_topics_events_in_place_too():
+    """Without an accounts section the stream's low watermark still bounds the journal's horizon:
+    a trial signup read after the same contact's page views of a month later (its topic read
+    behind) finds its place, and the MQL names the event that crossed the bar, as the replay's."""
+    model = MODEL.model_copy(update={"accounts": None})
+    events = [
+        identify("c1", at(0), "ana@acme-labs.com", **GOOD_FIT),
+        trial("c1", "signup", at(0.1)),
+        page("c1", "/case-studies/x", at(1)),  # 50 + 20: the bar, crossed here
+        page("c1", "/about", at(30)),
+    ]
+    expected = oracle(events, model)
+    assert [h["triggering_event_id"] for h in expected.values()] == [events[2]["event_id"]]
+    # identify's partition, then page views' (the month), then the trial's (forms) topic
+    got = arrive(events, [1], [5], one_topic=False, bounds=Bounds(7 * 86_400, 32), model=model)
+    assert got == expected
