@@ -1,6 +1,6 @@
 """leadstream benchmarks, side by side with the raw ceilings measured in the same run.
 
-    .venv/bin/python -m bench.run                    # 1M events, 1M contacts in memory: ~12 min
+    .venv/bin/python -m bench.run                    # 1M events, 1M contacts in memory: ~14 min
     .venv/bin/python -m bench.run --events 100000 --memory-contacts 100000 --window 20   # quick look
 
 One generated data set (>= 1M events, >= 100k contacts by default) is produced to Kafka once;
@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import json
 import math
+import statistics
 import subprocess
 import sys
 import time
@@ -207,6 +208,40 @@ def worker_run(settings: Settings, workers: int, seconds: float) -> dict[str, fl
     }
 
 
+def worker_latency(
+    engine: str, partitions: int, background: list[dict[str, Any]], rate: float, seconds: float
+) -> dict[str, float]:
+    """Produce-to-handoff percentiles of a fresh worker offered ``rate`` events/s for 4x ``seconds``."""
+    settings = fresh_settings(partitions, engine)
+    ensure_topics(settings)
+    proc = WorkerProcess(settings, OUT / "out" / f"{settings.consumer_group}-latency.log").start(120)
+    try:
+        return measure(settings, to_records(background, settings.topics), rate, 4 * seconds)
+    finally:
+        proc.stop()
+
+
+def passthrough_latency(
+    partitions: int, background: list[dict[str, Any]], rate: float, seconds: float
+) -> dict[str, float]:
+    """The same load through the raw passthrough (consume, forward unchanged): the ceiling."""
+    settings = fresh_settings(partitions)
+    ensure_topics(settings)
+    sink = settings.topics.dead_letters
+    with PassthroughProcess(settings, settings.topics.inputs(), sink, f"{settings.consumer_group}-raw"):
+        return measure(settings, to_records(background, settings.topics), rate, 4 * seconds, watch=sink)
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each percentile's median over the runs (NaN where no run saw a probe arrive)."""
+    names = [name for name in runs[0] if name.endswith("_ms")]
+    out = {}
+    for name in names:
+        values = [r[name] for r in runs if not math.isnan(r[name])]
+        out[name] = statistics.median(values) if values else math.nan
+    return out
+
+
 def naive_baseline(settings: Settings, seconds: float) -> float:
     """As a user might write it: a consumer loop, one Redis round trip per event, no batching."""
     from pydantic import TypeAdapter
@@ -293,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--floor-events", type=int, default=60_000, help="events the floor and engine CPU are measured on"
     )
+    parser.add_argument(
+        "--latency-repeats", type=int, default=3, help="worker/passthrough latency runs at 50%% load (median)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the topics and Redis keys it created")
     args = parser.parse_args(argv)
     try:
@@ -356,34 +394,31 @@ def run_bench(args: argparse.Namespace) -> int:
         log(f"no sustained worker figure (backlog too small); offering loads against {sustained:,.0f}/s")
     curve = []
     for share in (0.25, 0.5, 0.8):
-        settings = fresh_settings(args.partitions, main_engine)
-        ensure_topics(settings)
         rate = share * sustained
-        needed = int(rate * 4 * args.seconds) + 1000  # the background load offered in the window
-        log(f"latency: {main_engine} worker at {share:.0%} of its sustained maximum ({rate:,.0f} events/s)")
-        proc = WorkerProcess(settings, OUT / "out" / f"{settings.consumer_group}-latency.log").start(120)
-        try:
-            measured = measure(settings, to_records(events[:needed], settings.topics), rate, 4 * args.seconds)
-        finally:
-            proc.stop()
-        curve.append((rate, measured))
+        background = events[: int(rate * 4 * args.seconds) + 1000]  # what the window offers
+        # The p99 of one 20-s window moves by tens of ms from run to run on a shared machine: at
+        # half load (the target's) the worker and the passthrough are measured alternately, a
+        # few times, and the medians are reported, with the median of the paired differences.
+        repeats = args.latency_repeats if share == 0.5 else 1
+        worker_runs, raw_runs = [], []
+        for attempt in range(repeats):
+            log(
+                f"latency: {main_engine} worker at {share:.0%} of its sustained maximum ({rate:,.0f} "
+                f"events/s), run {attempt + 1} of {repeats}"
+            )
+            worker_runs.append(worker_latency(main_engine, args.partitions, background, rate, args.seconds))
+            if share in (0.5, 0.8):
+                log(f"latency: raw passthrough at the same load, run {attempt + 1} of {repeats}")
+                raw_runs.append(passthrough_latency(args.partitions, background, rate, args.seconds))
+        curve.append((rate, median_run(worker_runs)))
         if share in (0.5, 0.8):
-            for name, value in measured.items():
-                if name.endswith("_ms"):
-                    results[f"latency_{int(share * 100)}pct_{name}"] = value
-            settings = fresh_settings(args.partitions)
-            ensure_topics(settings)
-            log(f"latency: raw passthrough at the same load ({rate:,.0f} events/s)")
-            sink = settings.topics.dead_letters
-            with PassthroughProcess(
-                settings, settings.topics.inputs(), sink, f"{settings.consumer_group}-raw"
-            ):
-                raw = measure(
-                    settings, to_records(events[:needed], settings.topics), rate, 4 * args.seconds, watch=sink
-                )
-            for name, value in raw.items():
-                if name.endswith("_ms"):
-                    results[f"passthrough_latency_{int(share * 100)}pct_{name}"] = value
+            label = f"{int(share * 100)}pct"
+            results.update({f"latency_{label}_{k}": v for k, v in median_run(worker_runs).items()})
+            results.update({f"passthrough_latency_{label}_{k}": v for k, v in median_run(raw_runs).items()})
+            results[f"latency_{label}_p99_over_passthrough_ms"] = median_run(
+                [{"p99_ms": w["p99_ms"] - r["p99_ms"]} for w, r in zip(worker_runs, raw_runs, strict=True)]
+            )["p99_ms"]
+            results[f"latency_{label}_runs"] = repeats
     plot_latency(curve, args.out / "latency.png", main_engine)
 
     log("baseline: naive loop, one Redis round trip per event")
@@ -450,10 +485,10 @@ def ratios(results: dict[str, Any], engines: list[str]) -> dict[str, float]:
                 f"{engine} worker / 15k events/s target": one / 15_000,
             }
         )
-    if "latency_50pct_p99_ms" in results and "passthrough_latency_50pct_p99_ms" in results:
-        out["p99 at 50% load minus passthrough p99, ms (target <= 50)"] = (
-            results["latency_50pct_p99_ms"] - results["passthrough_latency_50pct_p99_ms"]
-        )
+    if "latency_50pct_p99_over_passthrough_ms" in results:
+        out["p99 at 50% load minus passthrough p99, ms, median of runs (target <= 50)"] = results[
+            "latency_50pct_p99_over_passthrough_ms"
+        ]
     if "redis_bytes_per_contact" in results:
         out["redis bytes per contact / 300 target"] = results["redis_bytes_per_contact"] / 300
     if "redis_bytes_per_quiet_contact" in results:

@@ -50,6 +50,17 @@ def buying_group_handoff_id(domain: str, model_version: str, qualification_numbe
 
 def account_of(compiled: CompiledModel, state: ContactState) -> str | None:
     """The company domain a contact belongs to; personal and student mail never make an account."""
+    company, email = state.company_domain, state.email
+    found = state.account_memo
+    if found is not None and found[0] is compiled and found[1] == company and found[2] == email:
+        domain: str | None = found[3]
+        return domain
+    domain = _account_of(compiled, state)
+    state.account_memo = (compiled, company, email, domain)
+    return domain
+
+
+def _account_of(compiled: CompiledModel, state: ContactState) -> str | None:
     memo = compiled.account_memo
     for domain in (state.company_domain, email_domain(state)):
         if not domain:

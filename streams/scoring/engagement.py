@@ -96,7 +96,7 @@ def rules_engagement(
 
 def engagement_curve(compiled: CompiledModel, rules: dict[str, RuleState]) -> Callable[[float], float]:
     """Total engagement as a function of time, for the same rule states evaluated at many times
-    (the bisection that predicts a decay crossing): the per-rule lookups are done once. Gives
+    (the search that predicts a decay crossing): the per-rule lookups are done once. Gives
     exactly ``rules_engagement(...)[0]``, bit for bit: the same terms, added in the same order."""
     plain: list[tuple[float, float, float]] = []  # (rate, landmark, scaled) of uncapped sums
     general: list[tuple[int, CompiledRule, RuleState]] = []  # position among the terms, rule

@@ -95,8 +95,8 @@ def score(
     firmographics: FirmographicsLookup | None = None,
 ) -> Decision:
     """Apply ``event`` to a copy of ``state``; the input state is left untouched."""
-    # The fit memo's compiled model is shared, not copied (it is the same model).
-    shared = {id(state.fit_memo[0]): state.fit_memo[0]} if state.fit_memo else None
+    # The memos' compiled models are shared, not copied (they are the same model).
+    shared = {id(memo[0]): memo[0] for memo in (state.fit_memo, state.account_memo) if memo}
     return apply(copy.deepcopy(state, shared), event, model, now, firmographics)
 
 

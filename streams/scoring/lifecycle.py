@@ -20,10 +20,12 @@ from leadstream.scoring.state import ContactState
 
 __all__ = [
     "HOUR_S",
+    "MAX_PREDICTION_STEPS",
     "NAMESPACE",
     "OPEN_MQL",
     "OUTCOME_STAGES",
     "PREDICTION_HORIZON_S",
+    "PREDICTION_PRECISION_S",
     "fire",
     "on_mql",
     "predict_below",
@@ -35,6 +37,8 @@ __all__ = [
 NAMESPACE = uuid.UUID("8d4b1f0e-2c6a-4e9b-a7d3-5f1e0c9b8a26")
 HOUR_S = 3600.0
 PREDICTION_HORIZON_S = 730 * 86_400.0
+PREDICTION_PRECISION_S = 0.001
+MAX_PREDICTION_STEPS = 100  # regula falsi's steps; it needs ~10, bisection's worst case 36
 OUTCOME_STAGES = {
     "accepted": ("sql", "sales accepted"),
     "rejected": ("recycled", "sales rejected"),
@@ -124,26 +128,40 @@ def predict_below(compiled: CompiledModel, state: ContactState, now: float, bar:
     """The first time after ``now`` at which engagement is below ``bar``, if within the horizon.
 
     Between events engagement only decays (negative signals' pull decays too, so a contact with
-    strong negative signals may briefly rise; the bisection then finds a crossing, not always the
-    first). The bracket doubles from an hour until it holds the crossing, then 32 halvings bring
-    it below a millisecond for any crossing within the two-year horizon.
+    strong negative signals may briefly rise; the search then finds a crossing, not always the
+    first). The bracket doubles from an hour until it holds the crossing; then regula falsi with
+    the Illinois step (a sum of exponentials is smooth: ~10 evaluations where bisection took 32)
+    narrows it to a millisecond. The result is engagement's time below the bar, never before it.
     """
     curve = engagement_curve(compiled, state.rules)
-    if curve(now) < bar:
+    f_low = curve(now) - bar
+    if f_low < 0:
         return now
     low, step = now, 3600.0
-    while curve(now + step) >= bar:
-        low = now + step
+    while (value := curve(now + step) - bar) >= 0:
+        low, f_low = now + step, value
         step *= 2
         if step > PREDICTION_HORIZON_S:
             return None
-    high = now + step
-    for _ in range(32):
-        middle = (low + high) / 2
-        if curve(middle) < bar:
-            high = middle
+    high, f_high = now + step, value
+    kept = 0  # which end the last steps kept: +1 the low one twice running, -1 the high one
+    for _ in range(MAX_PREDICTION_STEPS):
+        if high - low <= PREDICTION_PRECISION_S:
+            break
+        guess = high - f_high * (high - low) / (f_high - f_low)
+        if not low < guess < high:  # rounding at the bracket's ends: halve it instead
+            guess = (low + high) / 2
+        value = curve(guess) - bar
+        if value < 0:
+            high, f_high = guess, value
+            if kept == -1:
+                f_low /= 2  # the low end stuck twice: weigh it less, so the next step moves it
+            kept = -1
         else:
-            low = middle
+            low, f_low = guess, value
+            if kept == 1:
+                f_high /= 2
+            kept = 1
     return high
 
 

@@ -105,6 +105,9 @@ class ContactState:
     # The last fit evaluated for this decoded state, with what it was evaluated from (see
     # fit.evaluate_fit); never stored: fit changes only with traits, email or firmographics.
     fit_memo: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    # The account this state belongs to, with the model, company domain and email it was found
+    # from (see accounts.account_of: asked several times per event); never stored either.
+    account_memo: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ from leadstream.config.loader import load_model
 from leadstream.scoring import ContactState, compile_model, score
 from leadstream.scoring.decay import add, rate, value
 from leadstream.scoring.engagement import engagement
+from leadstream.scoring.lifecycle import PREDICTION_HORIZON_S, PREDICTION_PRECISION_S, predict_below
 from tests.factories import T0, form, page, parse, trial, webinar
 
 MODEL = load_model()
@@ -150,3 +151,18 @@ def test_engagement_curve_equals_engagement_bit_for_bit(history, days):
     for day in days:
         now = T0.timestamp() + day * DAY
         assert curve(now) == engagement(COMPILED, state, now)[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(events(), min_size=1, max_size=12), st.sampled_from([25.0, 60.0, 90.0]))
+def test_the_predicted_decay_is_the_moment_engagement_falls_below_the_bar(history, bar):
+    """The decay timer's time: engagement is below the bar then and was not a millisecond
+    before (a crossing, found to its precision), or it is below already. Every family's half-life
+    is at most 60 days, so a dozen events decay below any of these bars within the horizon."""
+    state = run(history)
+    now = state.clock
+    when = predict_below(COMPILED, state, now, bar)
+    assert when is not None and now <= when < now + PREDICTION_HORIZON_S
+    assert engagement(COMPILED, state, when)[0] < bar
+    if when > now:
+        assert engagement(COMPILED, state, when - PREDICTION_PRECISION_S)[0] >= bar
