@@ -144,7 +144,7 @@ def predict_below(compiled: CompiledModel, state: ContactState, now: float, bar:
         if step > PREDICTION_HORIZON_S:
             return None
     high, f_high = now + step, value
-    kept = 0  # which end the last steps kept: +1 the low one twice running, -1 the high one
+    moved = 0  # which end the last step moved: -1 the high one, +1 the low one
     for _ in range(MAX_PREDICTION_STEPS):
         if high - low <= PREDICTION_PRECISION_S:
             break
@@ -154,14 +154,14 @@ def predict_below(compiled: CompiledModel, state: ContactState, now: float, bar:
         value = curve(guess) - bar
         if value < 0:
             high, f_high = guess, value
-            if kept == -1:
+            if moved == -1:
                 f_low /= 2  # the low end stuck twice: weigh it less, so the next step moves it
-            kept = -1
+            moved = -1
         else:
             low, f_low = guess, value
-            if kept == 1:
-                f_high /= 2
-            kept = 1
+            if moved == 1:
+                f_high /= 2  # the high end stuck twice
+            moved = 1
     return high
 
 
