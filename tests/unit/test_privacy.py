@@ -15,7 +15,7 @@ from leadstream.config.settings import Settings
 from leadstream.engine.input.dead_letters import PERSONAL_FIELDS, REDACTED_HEADER, redacted
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.state.keys import suppression_key
-from leadstream.state.pseudonyms import DEFAULT_SECRET, pseudonym
+from leadstream.state.pseudonyms import pseudonym, pseudonym_secret
 from tests.factories import at, buyer_journey, encode, page
 
 SECRET = b"test-secret"
@@ -54,7 +54,10 @@ def test_a_value_that_is_not_json_is_dropped_whole(raw):
 def test_events_of_an_erased_person_are_dead_lettered_as_suppressed():
     settings = Settings()
     pipeline, sink, store = build_embedded(settings, load_model())
-    store.suppress(suppression_key(settings.redis_key_prefix), [pseudonym(DEFAULT_SECRET, "gone")])
+    # The secret the pipeline names people with: the built-in one, or LEADSTREAM_PSEUDONYM_SECRET.
+    store.suppress(
+        suppression_key(settings.redis_key_prefix), [pseudonym(pseudonym_secret(settings), "gone")]
+    )
     events = [*buyer_journey("gone"), *buyer_journey("stays"), page("gone", "/pricing", at(9))]
     records = [SourceRecord("leadstream.page_views", 0, i, encode(e)) for i, e in enumerate(events)]
     asyncio.run(pipeline.process(records))
