@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     # compact to decode, 0, 2,000 and 10,000 cost the same CPU per event within noise (embedded
     # engine, 187k events in event-time order: 243/239/242 µs) while 10,000 held ~80 MiB more.
     state_cache_entries: int = Field(default=2_000, ge=0)
+    # The most memory those decoded states may take (estimated: ~6.5 KB a contact, 2.7 KB an
+    # account plus 1.9 KB a member), half for contacts and half for accounts; the least recently
+    # used leave first. Entries alone do not bound memory: accounts grow with their members, and
+    # a worker keeping 2,000 of them grew with every contact it saw.
+    state_cache_mib: int = Field(default=64, ge=1)
     # How contact states are stored: zstd with the shipped dictionary (~260 bytes for a typical
     # 1.2 KB state, ~3 µs a write), zlib (~600 bytes, ~22 µs) or plain JSON. Every form is read,
     # so it can be switched at any time (streams/state/codec.py).

@@ -240,6 +240,7 @@ def pipeline_of(
         settings.topics,
         settings.redis_key_prefix,
         cache_size=settings.state_cache_entries,
+        cache_bytes=settings.state_cache_mib * 2**20 // 2,  # each: contacts, accounts
         codec=settings.state_compression,
         watermarks=watermarks,
         bounds=Bounds(horizon_s, settings.late_data_max_events),

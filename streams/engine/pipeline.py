@@ -93,6 +93,7 @@ class ScoringPipeline:
         key_prefix: str = "ls",
         timers: TimerIndex | None = None,
         cache_size: int = 10_000,
+        cache_bytes: int | None = None,
         codec: Codec = "none",
         watermarks: Watermarks | None = None,
         bounds: Bounds | None = None,
@@ -112,7 +113,7 @@ class ScoringPipeline:
         self._sink = sink
         self._model = model
         self.watermarks: Watermarks = watermarks or BatchIsEverything()
-        self._stage_options = (cache_size, codec, bounds, limits)
+        self._stage_options = (cache_size, cache_bytes, codec, bounds, limits)
         self.use_model(model)
         self._topics = topics
         self._key_mismatch = key_mismatch
@@ -145,11 +146,13 @@ class ScoringPipeline:
         """Score with ``model`` from the next batch on (a promotion or a rollback: called between
         batches, under :attr:`busy`). State is the model's to read as it is: contacts keep their
         history, and each handoff carries the version that decided it."""
-        cache_size, codec, bounds, limits = self._stage_options
+        cache_size, cache_bytes, codec, bounds, limits = self._stage_options
         compiled = compile_model(model)
         self._model = model
         self._accounts = (
-            AccountStage(self._store, self._timers, compiled, self._prefix, cache_size, limits, codec)
+            AccountStage(
+                self._store, self._timers, compiled, self._prefix, cache_size, limits, codec, cache_bytes
+            )
             if model.accounts is not None
             else None
         )
@@ -161,6 +164,7 @@ class ScoringPipeline:
             codec,
             bounds,
             self._accounts.decoded if self._accounts is not None else None,
+            cache_bytes,
         )
 
     async def process(self, batch: Sequence[SourceRecord]) -> None:

@@ -82,3 +82,43 @@ def test_contact_state_reads_back_from_every_stored_form():
     # The shipped dictionary knows the vocabulary of a state: far fewer bytes than zlib's.
     assert len(zstd) < len(zlibbed) < len(plain)
     assert decode_state(plain) == decode_state(zlibbed) == decode_state(zstd) == state
+
+
+def test_memory_budget_evicts_the_least_recently_put_until_the_rest_fits():
+    cache: DecodedCache[list[bytes]] = DecodedCache(100, budget_bytes=10, weigh=lambda s: len(s[0]))
+    kept = {k: decode(k.encode() * 4) for k in "abc"}  # 4 "bytes" each
+    for k, state in kept.items():
+        cache.put(k, 1, k.encode(), state)
+    assert (len(cache), cache.weight) == (2, 8)  # a, b, c weigh 12: the first put left
+    assert cache.take("a", 1, b"a", decode) is not kept["a"]
+    assert cache.take("b", 1, b"b", decode) is kept["b"]
+    assert cache.weight == 4  # taken out: no longer held
+    cache.put("b", 2, b"b2", decode(b"bbbbbb"))  # grew while its batch changed it
+    assert cache.weight == 10
+    assert cache.peek("c", 1, b"c") is kept["c"]
+    cache.put("d", 1, b"d", decode(b"dddddddddddd"))  # heavier than the whole budget: not kept
+    assert cache.peek("d", 1, b"d") is None
+    assert cache.weight == 10
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.integers(0, 30), st.booleans()), max_size=60))
+def test_the_held_weight_is_the_sum_of_what_is_held_and_stays_within_the_budget(steps):
+    cache: DecodedCache[list[bytes]] = DecodedCache(5, budget_bytes=40, weigh=lambda s: len(s[0]))
+    for key, size, taking in steps:
+        if taking:
+            cache.take(key, 1, key.encode(), decode)
+        else:
+            cache.put(key, 1, key.encode(), decode(b"x" * size))
+        held = [cache.peek(k, 1, k.encode()) for k in "abcdefgh"]
+        assert cache.weight == sum(len(s[0]) for s in held if s is not None) <= 40
+        assert len(cache) == sum(s is not None for s in held) <= 5
+
+
+def test_an_accounts_weight_grows_with_its_members():
+    from leadstream.scoring.state import AccountState, ContactState, MemberSnapshot, state_weight
+
+    account = AccountState("acme.io")
+    empty = state_weight(account)
+    account.members = {f"c{i}": MemberSnapshot(f"c{i}", 1) for i in range(10)}
+    assert state_weight(account) > empty
+    assert state_weight(ContactState("c1")) > 0

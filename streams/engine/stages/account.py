@@ -25,7 +25,7 @@ from leadstream.engine.stages.contact import Incoming, PendingSnapshots
 from leadstream.errors import StateUnavailable
 from leadstream.scoring.accounts import Release, add_firmographics, advance, lacks_versions, receive
 from leadstream.scoring.signals import CompiledModel
-from leadstream.scoring.state import AccountState
+from leadstream.scoring.state import AccountState, state_weight
 from leadstream.state.codec import Codec, compress_value
 from leadstream.state.decoded_cache import DecodedCache
 from leadstream.state.keys import ACCOUNT_SHARDS, account_key, account_queue_key, contact_key
@@ -84,11 +84,13 @@ class AccountStage:
         cache_size: int = 10_000,
         limits: Limits | None = None,
         codec: Codec = "none",
+        cache_bytes: int | None = None,
     ) -> None:
+        """``cache_bytes``: the most memory the decoded accounts kept between batches may take."""
         self._codec = codec
         self._store = store
         self._queue = queue
-        self.decoded: DecodedCache[AccountState] = DecodedCache(cache_size)
+        self.decoded: DecodedCache[AccountState] = DecodedCache(cache_size, cache_bytes, state_weight)
         # Accounts this process left waiting for the stream: their indexed due, and the (event
         # time, record time) of the first point the stream held back (see ``worth_sweeping``).
         self._held_back: dict[str, tuple[float, float, float | None]] = {}

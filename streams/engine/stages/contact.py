@@ -32,7 +32,7 @@ from leadstream.engine.stages.stitching import Stitcher
 from leadstream.errors import StateUnavailable
 from leadstream.scoring import ContactState
 from leadstream.scoring.signals import CompiledModel
-from leadstream.scoring.state import AccountState, MemberSnapshot
+from leadstream.scoring.state import AccountState, MemberSnapshot, state_weight
 from leadstream.scoring.timeline import Bounds
 from leadstream.state.aliases import resolve_aliases
 from leadstream.state.codec import Codec
@@ -99,10 +99,12 @@ class ContactStage:
         codec: Codec = "none",
         bounds: Bounds | None = None,
         accounts: DecodedCache[AccountState] | None = None,
+        cache_bytes: int | None = None,
     ) -> None:
-        """``accounts``: the account stage's decoded accounts (see FirmographicsHistory)."""
+        """``accounts``: the account stage's decoded accounts (see FirmographicsHistory).
+        ``cache_bytes``: the most memory the decoded contacts kept between batches may take."""
         self._store = store
-        self._decoded: DecodedCache[ContactState] = DecodedCache(cache_size)
+        self._decoded: DecodedCache[ContactState] = DecodedCache(cache_size, cache_bytes, state_weight)
         self._compiled = compiled
         self._prefix = prefix
         self._bounds = bounds or Bounds(7 * DAY_S, 32)
