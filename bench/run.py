@@ -157,14 +157,6 @@ def replay_cli(events: list[dict[str, Any]], count: int) -> tuple[float, int]:
     return min(count, len(events)) / elapsed, min(count, len(events))
 
 
-def _rss_kib(pid: int) -> tuple[int, int]:
-    """(resident now, peak resident) of a process, in KiB."""
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-    )
-    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
-
-
 def worker_run(settings: Settings, workers: int, seconds: float) -> dict[str, float]:
     """Start ``workers`` processes on the shared backlog; after a warm-up, count what the group
     commits in ``seconds``: sustained events/s. Should the backlog run dry first, the window ends
@@ -192,7 +184,7 @@ def worker_run(settings: Settings, workers: int, seconds: float) -> dict[str, fl
                 reported = time.perf_counter()
                 log(f"  {workers} worker(s): {lag_before - lag:,} events in {reported - started:.0f} s")
         elapsed = time.perf_counter() - started
-        rss = [_rss_kib(p.process.pid) for p in procs if p.process is not None]
+        rss = [p.memory_kib() for p in procs if p.process is not None]
     finally:
         for proc in procs:
             proc.stop()

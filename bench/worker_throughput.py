@@ -4,8 +4,9 @@ LEADSTREAM_* variables scripts/stack cluster status prints).
     .venv/bin/python -m bench.worker_throughput --contacts 20000 --partitions 4 [--workers 2]
 
 Pre-loads generated journeys into fresh topics, starts one `leadstream worker`, and times it from
-its first assignment until its group has committed every record. Then samples MEMORY USAGE of
-contact hashes in Redis. Prints one line per figure and a JSON summary.
+its first assignment until its group has committed every record, sampling the workers' resident
+memory each second (over a long backlog: whether a worker's memory levels off). Then samples
+MEMORY USAGE of contact hashes in Redis. Prints one line per figure and a JSON summary.
 """
 
 from __future__ import annotations
@@ -75,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     for worker in workers:
         worker.start(timeout_s=120)
     started = time.monotonic()
+    rss: list[tuple[int, int]] = []  # (events done, the largest worker's resident MiB) each second
     try:
         while (lag := consumer_lag(settings, settings.topics.inputs())) > 0:
-            print(f"  lag {lag}", file=sys.stderr)
+            rss.append((len(events) - lag, max(w.memory_kib()[0] for w in workers) // 1024))
+            print(f"  lag {lag}  worker RSS {rss[-1][1]} MiB", file=sys.stderr)
             time.sleep(1.0)
         elapsed = time.monotonic() - started
+        peak = max(w.memory_kib()[1] for w in workers) // 1024
     finally:
         for worker in workers:
             worker.stop()
@@ -96,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(elapsed, 2),
         "events_per_s": round(len(events) / elapsed),
         "redis_bytes_per_contact": round(sum(sizes) / len(sizes)),
+        # Resident memory as the backlog is read: after each tenth of the events, and the peak.
+        "rss_mib_by_tenth": [
+            next((m for done, m in rss if done >= len(events) * t / 10), None) for t in range(1, 10)
+        ],
+        "rss_mib_peak": peak,
     }
     print(
         f"worker: {result['events_per_s']} events/s "
@@ -104,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"redis: {result['redis_bytes_per_contact']} bytes per contact (MEMORY USAGE, {len(sample)} sampled)"
     )
+    print(f"worker RSS: {result['rss_mib_by_tenth']} MiB after each tenth of the events, peak {peak} MiB")
     print(json.dumps(result))
     return 0
 

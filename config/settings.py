@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     # ...or was caught up at a fetch this long after the point's record reached Kafka (records
     # still in flight, producer clock skew).
     watermark_grace_s: float = Field(default=1.0, ge=0)
+    # A worker reads its partitions in step in event time: one more than this far ahead of the
+    # slowest it owns with unread records is paused until that one catches up (a backlog read
+    # otherwise runs some partitions months ahead of others, and slows as it goes; see
+    # streams/kafka/alignment.py). 0 turns it off. The confluent engine only.
+    partition_alignment_s: float = Field(default=86_400.0, ge=0)
     # After Kafka was unreachable or slow, producers deliver what they held back (with its
     # original timestamps): partitions' caught-up claims count again only this long after.
     watermark_outage_recovery_s: float = Field(default=10.0, ge=0)

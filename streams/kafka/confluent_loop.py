@@ -23,10 +23,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from leadstream.config.settings import Settings
+from leadstream.engine.eventtime.watermarks import PartitionProgress
 from leadstream.engine.input.dead_letters import dead_letter, redacted
 from leadstream.engine.ports import BatchProcessor, Sink
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.errors import BrokerUnavailable, InvalidEvent
+from leadstream.kafka.alignment import EventTimeAlignment
 from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
 from leadstream.kafka.rebalances import count_rebalance
@@ -61,8 +63,15 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         # worker's memory: a consumer at a worker's pace held ~75 MB with them (16 MB queue),
         # ~26 MB with these, and was served as fast.
         "queued.max.messages.kbytes": 4096,
-        "fetch.max.bytes": 8 * 1024 * 1024,
-        "max.partition.fetch.bytes": 256 * 1024,
+        # ...but every partition shares that queue, and a fetch that overfills it backs each
+        # partition off for a second (librdkafka #1854, #2853): with fetches of 8 MB at 256 KB a
+        # partition, the same 32 partitions filled every fetch and the rest of a worker's 40 were
+        # not read for ten minutes and more of a backlog. Fetches of 32 KB a partition, 2 MB in
+        # all, stay under the queue's limit for 64 partitions, and a partition backed off looks
+        # again after 50 ms: every partition is read, and kafka/alignment.py keeps them in step.
+        "fetch.max.bytes": 2 * 1024 * 1024,
+        "max.partition.fetch.bytes": 32 * 1024,
+        "fetch.queue.backoff.ms": 50,
     }
     if settings.instance_id:
         config["group.instance.id"] = settings.instance_id
@@ -116,6 +125,7 @@ async def run_loop(
         loop.add_signal_handler(sig, stopping.set)
     due = [0.0] * len(ticks)
     stall = StallWatch(feed)
+    alignment = EventTimeAlignment(settings.partition_alignment_s)
     logger.info(
         "confluent worker consuming %s (group %s%s)",
         ", ".join(settings.topics.inputs()),
@@ -151,6 +161,7 @@ async def run_loop(
             if uncommitted and _commit(consumer, {k: o for k, o in uncommitted.items() if k in assigned}):
                 uncommitted.clear()
             stall.observe(done)
+            _align(consumer, alignment, watermarks.own_progress())
             for index, (interval_s, tick) in enumerate(ticks):
                 if time.monotonic() >= due[index]:
                     again = await tick(time.time())  # True: more to do, after the next batch
@@ -246,6 +257,30 @@ async def _dead_letter(messages: list[Any], settings: Settings, errors: Sink) ->
             message.error(),
         )
     await errors.send_all(records)
+
+
+def _align(consumer: Consumer, alignment: EventTimeAlignment, progress: list[PartitionProgress]) -> None:
+    """Pause and resume partitions as kafka/alignment.py plans. A partition revoked meanwhile is
+    not ours to pause; a new assignment starts unpaused."""
+    was_paused = bool(alignment.paused)
+    plan = alignment.plan(progress, time.monotonic())
+    for change, names in ((consumer.pause, plan.pause), (consumer.resume, plan.resume)):
+        if not names:
+            continue
+        partitions = [TopicPartition(t, int(p)) for t, p in (n.rsplit(":", 1) for n in sorted(names))]
+        try:
+            change(partitions)
+        except KafkaException as exc:
+            logger.debug("could not %s %s: %s", change.__name__, _names(partitions), exc)
+    if alignment.paused and not was_paused:
+        logger.info(
+            "reading partitions in step: %d paused while more than %.0f s of event time ahead of "
+            "this worker's slowest partition with unread records",
+            len(alignment.paused),
+            alignment.window_s,
+        )
+    elif was_paused and not alignment.paused:
+        logger.info("reading partitions in step: none paused now")
 
 
 def _names(partitions: list[TopicPartition]) -> str:

@@ -87,6 +87,10 @@ class RedisWatermarks:
             )
         return out
 
+    def own_progress(self) -> list[PartitionProgress]:
+        """The partitions this process owns, as far as it has processed them (kafka/alignment.py)."""
+        return self._own()
+
     async def bound(self) -> ReleaseBound:
         try:
             raw = await self._redis.hgetall(self._key)

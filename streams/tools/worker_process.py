@@ -74,6 +74,13 @@ class WorkerProcess:
             time.sleep(0.5)
         raise TimeoutError(f"worker did not join group {group} in {timeout_s}s:\n{self.log_tail()}")
 
+    def memory_kib(self) -> tuple[int, int]:
+        """(resident now, peak resident) of the running worker, in KiB."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
