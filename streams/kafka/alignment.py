@@ -44,7 +44,7 @@ class EventTimeAlignment:
     window_s: float
     patience_s: float = 10.0
     paused: set[str] = field(default_factory=set)
-    _low: float = -math.inf
+    _low: float | None = None  # the slowest partition's event time at the last plan
     _low_since: float = 0.0
     _gave_up: bool = False
 

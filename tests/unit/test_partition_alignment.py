@@ -63,6 +63,14 @@ def test_a_slowest_partition_that_does_not_move_releases_everything_until_it_doe
     assert align.plan(moved, now=13.0).pause == {"page_views:0"}
 
 
+def test_patience_counts_from_the_first_plan_on_a_monotonic_clock():
+    align = EventTimeAlignment(window_s=DAY, patience_s=10.0)
+    never = PartitionProgress("trials:3", processed=-1, high=6000)
+    rows = [never, behind("forms:0", 0.0)]
+    assert align.plan(rows, now=5_000.0).pause == {"forms:0"}
+    assert not align.plan(rows, now=5_001.0).resume  # not given up at once: 1 s of 10
+
+
 def test_revoked_partitions_are_forgotten_and_zero_turns_it_off():
     align = EventTimeAlignment(window_s=DAY)
     align.plan([behind("forms:0", 0.0), behind("page_views:0", 3 * DAY)], now=0.0)
