@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     for worker in workers:
         worker.start(timeout_s=120)
     started = time.monotonic()
+    cpu_started = sum(w.cpu_seconds() for w in workers)
     rss: list[tuple[int, int]] = []  # (events done, the largest worker's resident MiB) each second
     try:
         while (lag := consumer_lag(settings, settings.topics.inputs())) > 0:
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  lag {lag}  worker RSS {rss[-1][1]} MiB", file=sys.stderr)
             time.sleep(1.0)
         elapsed = time.monotonic() - started
+        cpu = sum(w.cpu_seconds() for w in workers) - cpu_started
         peak = max(w.memory_kib()[1] for w in workers) // 1024
     finally:
         for worker in workers:
@@ -99,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "seconds": round(elapsed, 2),
         "events_per_s": round(len(events) / elapsed),
+        # The workers' own CPU (all threads) per event: what a faster machine would not change.
+        "worker_cpu_us_per_event": round(1e6 * cpu / len(events), 1),
+        "worker_cpu_share": round(cpu / elapsed / len(workers), 2),
         "redis_bytes_per_contact": round(sum(sizes) / len(sizes)),
         # Resident memory as the backlog is read: after each tenth of the events, and the peak.
         "rss_mib_by_tenth": [
@@ -109,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"worker: {result['events_per_s']} events/s "
         f"({len(events)} events in {elapsed:.1f}s, {args.workers} workers)"
+    )
+    print(
+        f"worker CPU: {result['worker_cpu_us_per_event']} µs per event, "
+        f"{result['worker_cpu_share']:.0%} of a core per worker"
     )
     print(
         f"redis: {result['redis_bytes_per_contact']} bytes per contact (MEMORY USAGE, {len(sample)} sampled)"

@@ -302,7 +302,7 @@ def build_worker(settings: Settings) -> faust.App:
     shadowing = Shadowing(guard)
     timers = timers_of(settings, store, sink, model)
     serve_metrics(settings, worker_registry(settings, pipeline, guard, timers=timers), "worker")
-    attach_batch_agent(app, settings, shadowing, feed)
+    attach_batch_agent(app, settings, shadowing, feed, watermarks.own_progress)
     attach_timer(
         app, settings.timer_interval_s, _logged(timer_tick(pipeline, timers, shadowing)), "fire_timers"
     )

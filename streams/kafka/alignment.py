@@ -15,20 +15,26 @@ each batch, a partition this process owns is paused while it is more than ``wind
 time ahead of the slowest of them that still holds unread records (one never read counts as
 the slowest of all), and resumed once it is within half of that. Paused partitions stop
 fetching, so the fetches go to the ones behind. Partitions that are caught up are never paused
-(live data is never held back), and if the slowest partition does not move for ``patience_s``
-(its leader unreachable, say) every partition is resumed until it does: alignment is an
-optimisation, and must never stop the stream.
+(live data is never held back), and if the slowest partition does not move (in event time or
+in offsets) for ``patience_s`` (its leader unreachable, say) every partition is resumed until it
+does: alignment is an optimisation, and must never stop the stream.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from leadstream.engine.eventtime.watermarks import PartitionProgress
 
-__all__ = ["Alignment", "EventTimeAlignment"]
+__all__ = ["Alignment", "EventTimeAlignment", "keep_in_step"]
+
+logger = logging.getLogger(__name__)
+
+Partitions = list[tuple[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +50,7 @@ class EventTimeAlignment:
     window_s: float
     patience_s: float = 10.0
     paused: set[str] = field(default_factory=set)
-    _low: float | None = None  # the slowest partition's event time at the last plan
+    _low: tuple[float, int] | None = None  # the slowest partitions' event time and offsets at the last plan
     _low_since: float = 0.0
     _gave_up: bool = False
 
@@ -55,10 +61,13 @@ class EventTimeAlignment:
         self.paused &= rows.keys()  # revoked: nothing to resume
         if self.window_s <= 0:
             return self._resume_all()
-        behind = [p.max_event_time for p in rows.values() if not p.caught_up]
-        low = min(behind, default=math.inf)
-        if low != self._low:
-            self._low, self._low_since, self._gave_up = low, now, False
+        behind = [p for p in rows.values() if not p.caught_up]
+        low = min((p.max_event_time for p in behind), default=math.inf)
+        # The slowest moves when its event time does, or its offsets do: a topic whose records
+        # all carry one event time (a firmographics snapshot) is read without moving in time.
+        mark = (low, sum(p.processed for p in behind if p.max_event_time <= low))
+        if mark != self._low:
+            self._low, self._low_since, self._gave_up = mark, now, False
         elif self.paused and now - self._low_since > self.patience_s:
             self._gave_up = True  # the slowest is not moving: read everything until it does
         if self._gave_up or low == math.inf:
@@ -79,3 +88,27 @@ class EventTimeAlignment:
     def _resume_all(self) -> Alignment:
         resume, self.paused = frozenset(self.paused), set()
         return Alignment(resume=resume)
+
+
+def keep_in_step(
+    alignment: EventTimeAlignment,
+    progress: Iterable[PartitionProgress],
+    pause: Callable[[Partitions], None],
+    resume: Callable[[Partitions], None],
+) -> None:
+    """Plan with ``alignment`` after a batch and apply it through the consumer's ``pause`` and
+    ``resume`` (each given (topic, partition) pairs, sorted). Both engines' loops call this."""
+    was_paused = bool(alignment.paused)
+    plan = alignment.plan(progress, time.monotonic())
+    for change, names in ((pause, plan.pause), (resume, plan.resume)):
+        if names:
+            change([(t, int(p)) for t, p in (n.rsplit(":", 1) for n in sorted(names))])
+    if alignment.paused and not was_paused:
+        logger.info(
+            "reading partitions in step: %d paused while more than %.0f s of event time ahead of "
+            "this worker's slowest partition with unread records",
+            len(alignment.paused),
+            alignment.window_s,
+        )
+    elif was_paused and not alignment.paused:
+        logger.info("reading partitions in step: none paused now")

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -28,7 +29,7 @@ from leadstream.engine.input.dead_letters import dead_letter, redacted
 from leadstream.engine.ports import BatchProcessor, Sink
 from leadstream.engine.records import OutputRecord, SourceRecord
 from leadstream.errors import BrokerUnavailable, InvalidEvent
-from leadstream.kafka.alignment import EventTimeAlignment
+from leadstream.kafka.alignment import EventTimeAlignment, keep_in_step
 from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
 from leadstream.kafka.rebalances import count_rebalance
@@ -262,25 +263,18 @@ async def _dead_letter(messages: list[Any], settings: Settings, errors: Sink) ->
 def _align(consumer: Consumer, alignment: EventTimeAlignment, progress: list[PartitionProgress]) -> None:
     """Pause and resume partitions as kafka/alignment.py plans. A partition revoked meanwhile is
     not ours to pause; a new assignment starts unpaused."""
-    was_paused = bool(alignment.paused)
-    plan = alignment.plan(progress, time.monotonic())
-    for change, names in ((consumer.pause, plan.pause), (consumer.resume, plan.resume)):
-        if not names:
-            continue
-        partitions = [TopicPartition(t, int(p)) for t, p in (n.rsplit(":", 1) for n in sorted(names))]
-        try:
-            change(partitions)
-        except KafkaException as exc:
-            logger.debug("could not %s %s: %s", change.__name__, _names(partitions), exc)
-    if alignment.paused and not was_paused:
-        logger.info(
-            "reading partitions in step: %d paused while more than %.0f s of event time ahead of "
-            "this worker's slowest partition with unread records",
-            len(alignment.paused),
-            alignment.window_s,
-        )
-    elif was_paused and not alignment.paused:
-        logger.info("reading partitions in step: none paused now")
+
+    def change(apply: Callable[[list[TopicPartition]], None]) -> Callable[[list[tuple[str, int]]], None]:
+        def run(names: list[tuple[str, int]]) -> None:
+            partitions = [TopicPartition(t, p) for t, p in names]
+            try:
+                apply(partitions)
+            except KafkaException as exc:
+                logger.debug("could not %s %s: %s", apply.__name__, _names(partitions), exc)
+
+        return run
+
+    keep_in_step(alignment, progress, change(consumer.pause), change(consumer.resume))
 
 
 def _names(partitions: list[TopicPartition]) -> str:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 
 from leadstream.config.settings import Settings
+from leadstream.engine.eventtime.watermarks import PartitionProgress
 from leadstream.engine.ports import BatchProcessor
 from leadstream.engine.records import SourceRecord
+from leadstream.kafka.alignment import EventTimeAlignment, keep_in_step
 from leadstream.kafka.clients import kafka_ssl_context
 from leadstream.kafka.faust_batches import ready_batches
 from leadstream.kafka.feed import KafkaFeed
@@ -95,21 +99,57 @@ def faust_feed(app: faust.App, settings: Settings) -> KafkaFeed:
 
 
 def attach_batch_agent(
-    app: faust.App, settings: Settings, processor: BatchProcessor, feed: KafkaFeed | None = None
+    app: faust.App,
+    settings: Settings,
+    processor: BatchProcessor,
+    feed: KafkaFeed | None = None,
+    progress: Callable[[], list[PartitionProgress]] | None = None,
 ) -> Any:
     """Subscribe ``processor`` to the input topics in batches (faust_batches.py): each batch is
     what arrived while the last one was processed, acknowledged only after the loop body returns,
     so offsets are committed only for batches whose state writes and outputs are done
-    (at-least-once)."""
+    (at-least-once). ``progress``: this worker's partitions' progress, to read them in step in
+    event time (kafka/alignment.py) after each batch."""
     topic = app.topic(*settings.topics.inputs(), key_serializer="raw", value_serializer="raw")
+    alignment = EventTimeAlignment(settings.partition_alignment_s)
 
     async def score_events(stream: Any) -> None:
         async for events in ready_batches(stream, settings.batch_max, settings.batch_within_s):
             if feed is not None:
                 await feed.refresh()
             await processor.process([_source_record(event) for event in events])
+            if progress is not None:
+                await _align(app, alignment, progress())
 
     return app.agent(topic, name="leadstream.score_events")(score_events)
+
+
+async def _align(app: faust.App, alignment: EventTimeAlignment, progress: list[PartitionProgress]) -> None:
+    """Pause and resume partitions in the aiokafka consumer under faust, in its own thread.
+
+    Not faust's ``pause_partitions``: that only stops handing over records, and records already
+    fetched for a partition it pauses are skipped and never handed over (faust seeks back only
+    around a rebalance), so they would wait for a restart. aiokafka's pause drops a paused
+    partition's fetched, unread records without moving its position, and fetches them again on
+    resume. A rebalance makes fresh, unpaused partition states, so pauses are asserted again
+    after every batch while any are held."""
+    was = frozenset(alignment.paused)
+    pause: list[tuple[str, int]] = []
+    resume: list[tuple[str, int]] = []
+    keep_in_step(alignment, progress, pause.extend, resume.extend)
+    if not (pause or resume or was):
+        return
+    held = [TopicPartition(t, int(p)) for t, p in (n.rsplit(":", 1) for n in alignment.paused)]
+    freed = [TopicPartition(t, p) for t, p in resume]
+
+    async def in_consumer_thread() -> None:
+        consumer = thread._ensure_consumer()
+        assigned = consumer.assignment()  # a partition revoked meanwhile is not ours to pause
+        consumer.pause(*(tp for tp in held if tp in assigned))
+        consumer.resume(*(tp for tp in freed if tp in assigned))
+
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]  # faust's aiokafka driver
+    await thread.call_thread(in_consumer_thread)
 
 
 def attach_timer(app: faust.App, interval_s: float, tick: Any, name: str) -> Any:

@@ -81,6 +81,13 @@ class WorkerProcess:
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU seconds the running worker has used (all its threads)."""
+        assert self.process is not None
+        # Fields after the command name (which may hold spaces): utime and stime are 14th and 15th.
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

@@ -63,6 +63,20 @@ def test_a_slowest_partition_that_does_not_move_releases_everything_until_it_doe
     assert align.plan(moved, now=13.0).pause == {"page_views:0"}
 
 
+def test_a_slowest_topic_read_at_one_event_time_is_moving_while_its_offsets_advance():
+    # Firmographics: every record of a snapshot carries the same event time.
+    align = EventTimeAlignment(window_s=DAY, patience_s=10.0)
+
+    def rows(read: int) -> list[PartitionProgress]:
+        snapshot = PartitionProgress("accounts:0", 0.0, processed=read, high=2000, at=0.0)
+        return [snapshot, behind("page_views:0", 3 * DAY)]
+
+    assert align.plan(rows(10), now=0.0).pause == {"page_views:0"}
+    for step in range(1, 30):
+        assert not align.plan(rows(10 + 50 * step), now=5.0 * step).resume  # 145 s, reading
+    assert align.plan(rows(1460), now=160.0).resume == {"page_views:0"}  # stuck for 15 s
+
+
 def test_patience_counts_from_the_first_plan_on_a_monotonic_clock():
     align = EventTimeAlignment(window_s=DAY, patience_s=10.0)
     never = PartitionProgress("trials:3", processed=-1, high=6000)
