@@ -133,11 +133,10 @@ async def _align(app: faust.App, alignment: EventTimeAlignment, progress: list[P
     partition's fetched, unread records without moving its position, and fetches them again on
     resume. A rebalance makes fresh, unpaused partition states, so pauses are asserted again
     after every batch while any are held."""
-    was = frozenset(alignment.paused)
-    pause: list[tuple[str, int]] = []
     resume: list[tuple[str, int]] = []
-    keep_in_step(alignment, progress, pause.extend, resume.extend)
-    if not (pause or resume or was):
+    # New pauses need no list of their own: every held partition is paused below.
+    keep_in_step(alignment, progress, lambda _new: None, resume.extend)
+    if not (alignment.paused or resume):
         return
     held = [TopicPartition(t, int(p)) for t, p in (n.rsplit(":", 1) for n in alignment.paused)]
     freed = [TopicPartition(t, p) for t, p in resume]
