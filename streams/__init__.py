@@ -9,10 +9,15 @@ pure core) -> ``state`` (Redis or memory) -> back out through ``kafka`` to the h
 
 from importlib import metadata as _metadata
 
-from leadstream.config.loader import load_model
-from leadstream.config.model import ScoringModel
-from leadstream.config.settings import Settings, load_settings
-from leadstream.errors import LeadstreamError
+from leadstream import native as _native
+
+_native.choose()  # before any compiled module is imported: stale extensions are never used
+
+
+from leadstream.config.loader import load_model  # noqa: E402
+from leadstream.config.model import ScoringModel  # noqa: E402
+from leadstream.config.settings import Settings, load_settings  # noqa: E402
+from leadstream.errors import LeadstreamError  # noqa: E402
 
 try:
     __version__ = _metadata.version("leadstream")

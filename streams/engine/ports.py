@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 from leadstream.engine.records import OutputRecord, SourceRecord
 
 __all__ = ["BatchProcessor", "MemorySink", "Sink"]
@@ -26,6 +28,8 @@ class Sink(Protocol):
     async def send_all(self, records: Sequence[OutputRecord]) -> None: ...
 
 
+# Tests subclass it (a sink that dies before publishing); compiled classes allow that only when told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemorySink:
     """Keeps sent records in a list, per topic order preserved. Used by replay and tests."""
 

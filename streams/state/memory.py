@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mypy_extensions import mypyc_attr
+
 from leadstream.state.port import RecordWrite, StoredRecord
 
 __all__ = ["MemoryStateStore"]
 
 
+# Tests subclass it to inject faults (a commit that dies); compiled classes allow that only when told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryStateStore:
     def __init__(self) -> None:
         # Values are kept encoded, so a loaded state is always a fresh object, as with Redis.

@@ -94,24 +94,30 @@ def test_invalid_records_go_to_dead_letters_and_valid_ones_still_count():
     assert len(handoff_ids(sink)) == 1
 
 
-def test_commit_conflicts_are_reloaded_and_reapplied():
-    store, sink = MemoryStateStore(), MemorySink()
-    scoring = pipeline(store, sink)
-    journey = buyer_journey("c6")
-    asyncio.run(scoring.process(records(journey[:2])))
-    original_load = store.load
-    interfered = []
+class InterferingStore(MemoryStateStore):
+    """Another writer commits contact c6 between this worker's load and its commit, once."""
 
-    async def load_then_interfere(keys):
-        loaded = await original_load(keys)
-        if not interfered and contact_key("ls", "c6") in keys:  # another writer commits in between
-            interfered.append(True)
-            await pipeline(store, MemorySink()).process(records(journey[2:3], topic="other"))
+    def __init__(self, journey):
+        super().__init__()
+        self.journey = journey
+        self.interfered = []
+
+    async def load(self, keys):
+        loaded = await super().load(keys)
+        if self.journey and not self.interfered and contact_key("ls", "c6") in keys:
+            self.interfered.append(True)
+            await pipeline(self, MemorySink()).process(records(self.journey[2:3], topic="other"))
         return loaded
 
-    store.load = load_then_interfere
+
+def test_commit_conflicts_are_reloaded_and_reapplied():
+    journey = buyer_journey("c6")
+    store, sink = InterferingStore(None), MemorySink()
+    scoring = pipeline(store, sink)
+    asyncio.run(scoring.process(records(journey[:2])))
+    store.journey = journey  # from now on, the next load of c6 is interfered with
     asyncio.run(scoring.process(records(journey[3:], start=2)))
-    assert scoring.counters.conflicts == 1
+    assert store.interfered and scoring.counters.conflicts == 1
     state = decode_state(load(store, "c6").value)
     assert set(state.seen_ids) == {event_fingerprint(e["event_id"]) for e in journey}
 
