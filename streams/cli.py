@@ -97,10 +97,12 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
+    from leadstream.native import mode
+
     try:
-        return version("leadstream")
+        return f"{version('leadstream')}, {mode()}"
     except PackageNotFoundError:
-        return "unknown (not installed)"
+        return f"unknown (not installed), {mode()}"
 
 
 def _positive(text: str) -> int:

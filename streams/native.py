@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["PURE_ENV", "choose", "mode"]
+__all__ = ["PURE_ENV", "choose", "mode", "stale_modules"]
 
 PURE_ENV = "LEADSTREAM_PURE_PYTHON"
 _HERE = Path(__file__).resolve().parent
@@ -56,13 +56,14 @@ class _SourcesFirst(importlib.abc.MetaPathFinder):
         return None
 
 
-def _stale(recorded: dict[str, str]) -> list[str]:
+def stale_modules(recorded: dict[str, str], package: Path = _HERE) -> list[str]:
+    """The compiled modules whose source under ``package`` no longer has the recorded hash."""
     stale = []
     for name, digest in recorded.items():
         parts = name.split(".")[1:]
-        source = _HERE.joinpath(*parts).with_suffix(".py")
+        source = package.joinpath(*parts).with_suffix(".py")
         if not source.exists():
-            source = _HERE.joinpath(*parts, "__init__.py")
+            source = package.joinpath(*parts, "__init__.py")
         try:
             if hashlib.sha256(source.read_bytes()).hexdigest() != digest:
                 stale.append(name)
@@ -83,7 +84,7 @@ def choose() -> str:
         recorded: dict[str, str] = json.loads(_STAMP.read_text())["modules"]
     except (OSError, ValueError, KeyError):
         recorded = {}
-    stale = _stale(recorded) if recorded else ["(unreadable _native.json)"]
+    stale = stale_modules(recorded) if recorded else ["(unreadable _native.json)"]
     if os.environ.get(PURE_ENV) == "1":
         _mode = f"pure Python ({PURE_ENV}=1)"
     elif stale:
