@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     redis_ssl_check_hostname: bool = True
     # A Redis Cluster: LEADSTREAM_REDIS_URL names any one of its nodes, the rest are discovered.
     redis_cluster: bool = False
+    # How long one round trip of the state store (a whole batch's pipeline of loads or commits) may
+    # take before the batch is tried again: the bound on a Redis that accepts connections but does
+    # not answer. One deadline per pipeline, not one per reply (redis-py's socket timeout arms a
+    # timer for every reply: ~8% of a busy worker's CPU).
+    redis_timeout_s: float = Field(default=10.0, gt=0, le=300)
     # Every Redis key starts with this prefix, so several deployments (or tests) share one Redis.
     redis_key_prefix: str = Field(default="ls", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
 

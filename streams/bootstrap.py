@@ -127,7 +127,21 @@ def build_router(settings: Settings, routing: RoutingConfig) -> Router:
 
 
 def redis_store(settings: Settings) -> RedisStateStore:
-    return RedisStateStore(redis_client(settings), settings.state_ttl_days * DAY_S)
+    """The state store on a client of its own: no timeout per reply, one deadline per round trip
+    (``LEADSTREAM_REDIS_TIMEOUT_S``, see RedisStateStore)."""
+    if settings.redis_cluster:
+        return RedisStateStore(redis_client(settings), settings.state_ttl_days * DAY_S)
+    use_pseudonym_secret(pseudonym_secret(settings))
+    client = aioredis.from_url(
+        settings.redis_url,
+        decode_responses=False,
+        socket_timeout=None,
+        socket_connect_timeout=settings.redis_timeout_s,
+        **redis_options(settings),
+    )
+    return RedisStateStore(
+        use_hiredis_packing(client), settings.state_ttl_days * DAY_S, settings.redis_timeout_s
+    )
 
 
 def scoring_model(settings: Settings) -> ScoringModel:

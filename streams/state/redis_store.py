@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from importlib import resources
+from types import TracebackType
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -34,11 +36,43 @@ def function_library() -> str:
     return resources.files("leadstream.state").joinpath("lua/leadstream.lua").read_text(encoding="utf-8")
 
 
+class _Deadline:
+    """One round trip to Redis within ``seconds``, or StateUnavailable (the batch is tried again).
+    Used with a client that has no timeout per reply (bootstrap.redis_store): a hung Redis is
+    detected once per pipeline instead of arming a timer for every reply of it."""
+
+    def __init__(self, seconds: float | None, action: str) -> None:
+        self._timeout = asyncio.timeout(seconds)
+        self._seconds = seconds
+        self._action = action
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)  # never swallows: returns None
+        except TimeoutError as timed_out:
+            raise StateUnavailable(
+                f"Redis did not answer within {self._seconds}s while {self._action}. Check that Redis "
+                "is up and not blocked (SLOWLOG, a long script); the worker retries the batch and "
+                "loses nothing. LEADSTREAM_REDIS_TIMEOUT_S sets the bound."
+            ) from timed_out
+
+
 class RedisStateStore:
-    def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
+    def __init__(self, client: aioredis.Redis, ttl_seconds: int, timeout_s: float | None = None) -> None:
+        """``timeout_s``: the deadline of each round trip (a pipeline), for a client made without a
+        timeout per reply; None leaves timeouts to the client."""
         self._redis = client
         self._ttl = str(ttl_seconds)
         self._loaded = False
+        self._timeout_s = timeout_s
+
+    def _deadline(self, action: str) -> _Deadline:
+        return _Deadline(self._timeout_s, action)
 
     @staticmethod
     def _unavailable(action: str, exc: Exception) -> StateUnavailable:
@@ -50,7 +84,8 @@ class RedisStateStore:
     async def ensure_functions(self) -> None:
         """Load (or replace) the function library: once per start, and again if Redis lost it."""
         try:
-            await self._redis.function_load(function_library(), replace=True)
+            async with self._deadline("loading the leadstream function library"):
+                await self._redis.function_load(function_library(), replace=True)
         except RedisError as exc:
             raise self._unavailable("loading the leadstream function library", exc) from exc
         self._loaded = True
@@ -62,7 +97,8 @@ class RedisStateStore:
             pipe = self._redis.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(key)
-            rows = await pipe.execute()
+            async with self._deadline(f"loading {len(keys)} records"):
+                rows = await pipe.execute()
         except RedisError as exc:
             raise self._unavailable(f"loading {len(keys)} records", exc) from exc
         return {key: _record(row) for key, row in zip(keys, rows, strict=True)}
@@ -71,7 +107,8 @@ class RedisStateStore:
         if not tokens:
             return set()
         try:
-            found = await self._redis.hmget(key, list(tokens))
+            async with self._deadline("reading the suppression list"):
+                found = await self._redis.hmget(key, list(tokens))
         except RedisError as exc:
             raise self._unavailable("reading the suppression list", exc) from exc
         return {t for t, v in zip(tokens, found, strict=True) if v is not None}
@@ -84,7 +121,8 @@ class RedisStateStore:
             pipe = self._redis.pipeline(transaction=False)
             for key in keys:
                 pipe.hmget(key, "v", "s")
-            rows = await pipe.execute()
+            async with self._deadline(f"loading {len(keys)} values"):
+                rows = await pipe.execute()
         except RedisError as exc:
             raise self._unavailable(f"loading {len(keys)} values", exc) from exc
         return {key: (int(v or b"0"), value) for key, (v, value) in zip(keys, rows, strict=True)}
@@ -130,7 +168,8 @@ class RedisStateStore:
         pipe = self._redis.pipeline(transaction=False)
         for function, key, args in calls:
             pipe.fcall(function, 1, key, *args)
-        results = await pipe.execute(raise_on_error=False)
+        async with self._deadline(f"calling {len(calls)} functions"):
+            results = await pipe.execute(raise_on_error=False)
         for result in results:
             if isinstance(result, Exception):
                 raise result
@@ -146,13 +185,17 @@ class RedisStateStore:
             pipe = self._redis.pipeline(transaction=False)
             for key, members in by_key.items():  # one ZADD per index shard
                 pipe.zadd(key, members)
-            await pipe.execute()
+            async with self._deadline("scheduling timers"):
+                await pipe.execute()
         except RedisError as exc:
             raise self._unavailable("scheduling timers", exc) from exc
 
     async def due(self, key: str, until: float, limit: int) -> list[tuple[str, float]]:
         try:
-            rows = await self._redis.zrangebyscore(key, "-inf", until, start=0, num=limit, withscores=True)
+            async with self._deadline("reading due timers"):
+                rows = await self._redis.zrangebyscore(
+                    key, "-inf", until, start=0, num=limit, withscores=True
+                )
         except RedisError as exc:
             raise self._unavailable("reading due timers", exc) from exc
         pairs = cast(list[tuple[bytes, float]], rows)
@@ -176,7 +219,8 @@ class RedisStateStore:
             pipe = self._redis.pipeline(transaction=False)
             for key, members in by_key.items():  # one ZADD per index shard
                 pipe.zadd(key, members, lt=True)
-            await pipe.execute()
+            async with self._deadline("indexing waiting accounts"):
+                await pipe.execute()
         except RedisError as exc:
             raise self._unavailable("indexing waiting accounts", exc) from exc
 
@@ -192,7 +236,8 @@ class RedisStateStore:
 
     async def memory_usage(self, key: str) -> int | None:
         """Bytes Redis uses for one record (MEMORY USAGE), for reports and benchmarks."""
-        result = await self._redis.memory_usage(key, samples=0)
+        async with self._deadline("reading a record's memory usage"):
+            result = await self._redis.memory_usage(key, samples=0)
         return int(result) if result is not None else None
 
 

@@ -171,3 +171,50 @@ def test_waiting_index_moves_only_entries_still_where_they_were_seen(settings, r
         return await store.due(shards[0], 100.0, 10), await store.due(shards[1], 100.0, 10)
 
     assert run(scenario, redis_url) == ([("b.io", 5.0), ("a.io", 40.0)], [])
+
+
+def test_a_redis_that_stops_answering_is_one_clear_error_within_the_deadline(tmp_path):
+    """A Redis that accepts connections but does not answer (stopped, not dead): the store's round
+    trip ends at its deadline with StateUnavailable (the batch is retried), and works again once
+    Redis answers."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from leadstream.bootstrap import redis_store
+    from leadstream.errors import StateUnavailable
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
+            assert time.monotonic() < deadline, "the test's redis-server did not start"
+            time.sleep(0.05)
+        store = redis_store(Settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_s=0.5))
+        key = contact_key("ls", "c1")
+
+        async def scenario():
+            assert (await store.commit([RecordWrite(key, 0, b"state")])) == set()
+            server.send_signal(signal.SIGSTOP)
+            started = time.monotonic()
+            with pytest.raises(StateUnavailable, match=r"did not answer within 0\.5s"):
+                await store.load([key])
+            waited = time.monotonic() - started
+            server.send_signal(signal.SIGCONT)
+            loaded = await store.load([key])  # a new connection: the timed-out one was dropped
+            return waited, loaded[key]
+
+        waited, record = asyncio.run(scenario())
+        assert 0.4 < waited < 5
+        assert record.value == b"state" and record.version == 1
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.terminate()
+        server.wait(10)
