@@ -5,7 +5,9 @@ event id, match the model's precompiled rules, update a forward-decay sum per ru
 (only when traits change), and check both bars. It keeps no journal, no outbox, no accounts, no
 context for the handoff: it is a floor, not an engine. The engine runs the same lines through the
 embedded pipeline (decode, stages, in-memory store), and both are timed in CPU seconds, repeated,
-median, so the ratio holds on a shared, noisy machine.
+median, so the ratio holds on a shared, noisy machine. The engine is timed as it runs (compiled
+with mypyc, see setup.py) and once more as pure Python, in a child process with
+LEADSTREAM_PURE_PYTHON=1 (the mode is chosen when leadstream is imported).
 
     .venv/bin/python -m bench.floor --contacts 20000       # engine/floor on ~125k generated events
 """
@@ -15,8 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,10 +35,11 @@ from leadstream.config.loader import load_model
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import Settings
 from leadstream.engine.records import SourceRecord
+from leadstream.native import PURE_ENV, mode
 from leadstream.scoring.signals import CompiledModel, compile_model
 from leadstream.tools.generator import JourneyGenerator, default_start
 
-__all__ = ["FloorContact", "compare", "engine_cpu", "floor_cpu", "main", "score_floor"]
+__all__ = ["FloorContact", "compare", "engine_cpu", "floor_cpu", "main", "pure_engine_cpu", "score_floor"]
 
 BATCH = 1000
 
@@ -146,15 +152,38 @@ def _median_of(repeats: int, measure: Callable[[], float]) -> float:
     return statistics.median(measure() for _ in range(repeats))
 
 
-def compare(lines: Sequence[bytes], model: ScoringModel, repeats: int = 3) -> dict[str, float]:
-    """CPU µs per event of the floor and of the engine on the same lines, and their ratio."""
+def pure_engine_cpu(lines: Sequence[bytes], repeats: int) -> float:
+    """The median CPU seconds of the engine on ``lines`` as pure Python (a child process)."""
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as file:
+        file.write(b"\n".join(lines))
+        file.flush()
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.floor", "--engine-only", file.name, "--repeats", str(repeats)],
+            env={**os.environ, PURE_ENV: "1"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return float(done.stdout.split()[-1])
+
+
+def compare(
+    lines: Sequence[bytes], model: ScoringModel, repeats: int = 3, pure: bool = True
+) -> dict[str, float]:
+    """CPU µs per event of the floor and of the engine on the same lines, and their ratio; with
+    ``pure``, the engine as pure Python too (when it runs compiled here)."""
     floor = _median_of(repeats, lambda: floor_cpu(lines, model))
     engine = _median_of(repeats, lambda: engine_cpu(lines, model))
-    return {
+    result = {
         "floor_cpu_us_per_event": 1e6 * floor / len(lines),
         "engine_cpu_us_per_event": 1e6 * engine / len(lines),
         "engine_over_floor": engine / floor,
     }
+    if pure and mode().startswith("compiled"):
+        python = pure_engine_cpu(lines, repeats)
+        result["engine_pure_python_cpu_us_per_event"] = 1e6 * python / len(lines)
+        result["engine_pure_python_over_floor"] = python / floor
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,7 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--engine-only", metavar="FILE", help="print only the engine's median CPU seconds on FILE"
+    )
     args = parser.parse_args(argv)
+    if args.engine_only:
+        with open(args.engine_only, "rb") as file:
+            given = file.read().split(b"\n")
+        print(_median_of(args.repeats, lambda: engine_cpu(given, load_model())))
+        return 0
     print(f"[floor] generating journeys for {args.contacts:,} contacts", file=sys.stderr)
     events = JourneyGenerator(args.seed, args.contacts, start=default_start()).events()
     lines = [orjson.dumps(e) for e in events]
@@ -170,8 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = compare(lines, load_model(), args.repeats)
     print(f"events                     {len(lines):>12,}")
     print(f"floor  CPU µs/event        {result['floor_cpu_us_per_event']:>12.1f}")
-    print(f"engine CPU µs/event        {result['engine_cpu_us_per_event']:>12.1f}")
+    print(f"engine CPU µs/event        {result['engine_cpu_us_per_event']:>12.1f}   ({mode()})")
     print(f"engine / floor             {result['engine_over_floor']:>12.1f}x")
+    if "engine_pure_python_over_floor" in result:
+        print(f"pure Python engine µs/event {result['engine_pure_python_cpu_us_per_event']:>11.1f}")
+        print(f"pure Python engine / floor {result['engine_pure_python_over_floor']:>12.1f}x")
     return 0
 
 

@@ -42,6 +42,7 @@ from leadstream.engine.records import SourceRecord
 from leadstream.kafka.clients import kafka_client_config, make_producer
 from leadstream.kafka.topic_io import consumer_lag, produce_all
 from leadstream.kafka.topics import ensure_topics
+from leadstream.native import mode
 from leadstream.state.keys import contact_key
 from leadstream.state.port import RecordWrite
 from leadstream.state.redis_store import COMMIT_FUNCTION, commit_args, function_library
@@ -365,6 +366,7 @@ def run_bench(args: argparse.Namespace) -> int:
     floor_events = min(len(events), args.floor_events)
     log(f"floor: the minimal scoring loop and the engine, CPU on the same {floor_events:,} events, x3")
     results.update(compare([orjson.dumps(e) for e in events[:floor_events]], load_model(), repeats=3))
+    results["hot_path"] = mode()
     log("replay: leadstream replay --quiet FILE")
     rate, done = replay_cli(events, min(len(events), 100_000))
     results.update(replay_events_per_s=rate, replay_events=done)
@@ -487,6 +489,8 @@ def ratios(results: dict[str, Any], engines: list[str]) -> dict[str, float]:
         out["redis bytes per quiet contact / 300 target"] = results["redis_bytes_per_quiet_contact"] / 300
     out["replay / 100k events/s target"] = results["replay_events_per_s"] / 100_000
     out["embedded engine CPU / floor CPU per event (target <= 3)"] = results["engine_over_floor"]
+    if "engine_pure_python_over_floor" in results:
+        out["the same engine as pure Python / floor"] = results["engine_pure_python_over_floor"]
     return out
 
 
@@ -501,6 +505,8 @@ def table(results: dict[str, Any]) -> str:
         if isinstance(v, (int, float))
     ]
     rows += [(k, f"{v:.2f}") for k, v in results["ratios"].items()]
+    if "hot_path" in results:
+        rows.append(("the hot path ran", str(results["hot_path"])))
     return "| measure | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
 
 
