@@ -7,6 +7,10 @@ code. :func:`choose` runs once, when the package is imported, before any compile
 any recorded hash differs from its source, or ``LEADSTREAM_PURE_PYTHON=1``, it puts a finder first
 on ``sys.meta_path`` that loads every leadstream module from its source, so the extensions are
 never imported. Either way the results are the same; compiled is faster.
+
+Compiled classes: a ``@dataclass`` on the hot path is declared ``init=False`` with its
+``__init__`` written out, because mypyc compiles only the code it sees; the ``__init__`` that
+dataclasses generates at import time stays interpreted and was ~9% of the engine's time.
 """
 
 from __future__ import annotations

@@ -52,13 +52,22 @@ class EntryKind(StrEnum):
     SNAPSHOTS = "a"
 
 
-@dataclass(frozen=True, slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, frozen=True, slots=True)
 class OutboxEntry:
     """One outbox field name, typed. ``name`` is the handoff id, event id, timer kind, or, for
     snapshots, ``<domain>|<contact>|<version>``."""
 
     kind: EntryKind
     name: str
+
+    def __init__(
+        self,
+        kind: EntryKind,
+        name: str,
+    ) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "name", name)
 
     def encode(self) -> str:
         return f"{self.kind.value}:{self.name}"

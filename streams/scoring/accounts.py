@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
@@ -154,14 +154,26 @@ def group_rule(compiled: CompiledModel, firmographics: dict[str, Any]) -> Buying
     return compiled.model.accounts.buying_groups[-1]
 
 
-@dataclass(slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
 class MemberView:
     snapshot: MemberSnapshot
     engagement: float
     engaged: bool
 
+    def __init__(
+        self,
+        snapshot: MemberSnapshot,
+        engagement: float,
+        engaged: bool,
+    ) -> None:
+        self.snapshot = snapshot
+        self.engagement = engagement
+        self.engaged = engaged
 
-@dataclass(slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
+
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
 class AccountView:
     rule: BuyingGroupRule
     engagement: float
@@ -172,6 +184,28 @@ class AccountView:
     qualifies: bool
     reason: str | None
     firmographics: dict[str, Any]
+
+    def __init__(
+        self,
+        rule: BuyingGroupRule,
+        engagement: float,
+        members: tuple[MemberView, ...],
+        roles_covered: tuple[str, ...],
+        fit: float,
+        fit_breakdown: tuple[tuple[str, float], ...],
+        qualifies: bool,
+        reason: str | None,
+        firmographics: dict[str, Any],
+    ) -> None:
+        self.rule = rule
+        self.engagement = engagement
+        self.members = members
+        self.roles_covered = roles_covered
+        self.fit = fit
+        self.fit_breakdown = fit_breakdown
+        self.qualifies = qualifies
+        self.reason = reason
+        self.firmographics = firmographics
 
 
 def view_account(compiled: CompiledModel, account: AccountState, now: float) -> AccountView:
@@ -209,24 +243,48 @@ class Release(Protocol):
     def allows(self, at: float, record_time: float | None) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, frozen=True, slots=True)
 class Waiting:
     """How an account with unapplied points waits: for the stream (``at``: the watermark must
     pass it) or, with no firmographics yet, for them (until the stream time ``at``)."""
 
     at: float
     for_firmographics: bool
-    record_time: float | None = None  # the waiting point's, when the stream holds it back
+    record_time: float | None  # the waiting point's, when the stream holds it back
+
+    def __init__(
+        self,
+        at: float,
+        for_firmographics: bool,
+        record_time: float | None = None,
+    ) -> None:
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "for_firmographics", for_firmographics)
+        object.__setattr__(self, "record_time", record_time)
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class Advance:
     """What applying an account's points did."""
 
-    handoffs: list[dict[str, Any]] = field(default_factory=list)
-    applied: int = 0
-    late: int = 0  # snapshots that arrived after the account had moved past their point
-    waiting: Waiting | None = None
+    handoffs: list[dict[str, Any]]
+    applied: int
+    late: int  # snapshots that arrived after the account had moved past their point
+    waiting: Waiting | None
+
+    def __init__(
+        self,
+        handoffs: list[dict[str, Any]] | None = None,
+        applied: int = 0,
+        late: int = 0,
+        waiting: Waiting | None = None,
+    ) -> None:
+        self.handoffs = [] if handoffs is None else handoffs
+        self.applied = applied
+        self.late = late
+        self.waiting = waiting
 
 
 VERSION_POINT = "\x00firmographics"

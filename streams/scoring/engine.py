@@ -57,19 +57,42 @@ REQUALIFYING_STAGES = ("subscriber", "lead", "recycled")
 DAY_S = 86_400.0
 
 
-@dataclass(slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
 class Decision:
     """What one event did to one contact."""
 
     state: ContactState
-    duplicate: bool = False
-    counted: tuple[str, ...] = ()  # engagement rules that fired
-    nurtured: tuple[str, ...] = ()
-    engagement: float = 0.0
-    fit: float = 0.0
-    handoff: dict[str, Any] | None = None  # an MqlHandoff, JSON-ready
-    disqualified: bool = False
-    lifecycle: tuple[dict[str, Any], ...] = ()  # transitions and SLA breaches, JSON-ready
+    duplicate: bool
+    counted: tuple[str, ...]  # engagement rules that fired
+    nurtured: tuple[str, ...]
+    engagement: float
+    fit: float
+    handoff: dict[str, Any] | None  # an MqlHandoff, JSON-ready
+    disqualified: bool
+    lifecycle: tuple[dict[str, Any], ...]  # transitions and SLA breaches, JSON-ready
+
+    def __init__(
+        self,
+        state: ContactState,
+        duplicate: bool = False,
+        counted: tuple[str, ...] = (),
+        nurtured: tuple[str, ...] = (),
+        engagement: float = 0.0,
+        fit: float = 0.0,
+        handoff: dict[str, Any] | None = None,
+        disqualified: bool = False,
+        lifecycle: tuple[dict[str, Any], ...] = (),
+    ) -> None:
+        self.state = state
+        self.duplicate = duplicate
+        self.counted = counted
+        self.nurtured = nurtured
+        self.engagement = engagement
+        self.fit = fit
+        self.handoff = handoff
+        self.disqualified = disqualified
+        self.lifecycle = lifecycle
 
 
 def epoch(moment: datetime) -> float:
@@ -95,9 +118,8 @@ def score(
     firmographics: FirmographicsLookup | None = None,
 ) -> Decision:
     """Apply ``event`` to a copy of ``state``; the input state is left untouched."""
-    # The memos' compiled models are shared, not copied (they are the same model).
-    shared = {id(memo[0]): memo[0] for memo in (state.fit_memo, state.account_memo) if memo}
-    return apply(copy.deepcopy(state, shared), event, model, now, firmographics)
+    # ContactState.__deepcopy__ shares its memos (and the compiled model in them) with the copy.
+    return apply(copy.deepcopy(state), event, model, now, firmographics)
 
 
 def apply(

@@ -24,11 +24,22 @@ TRAIT_FIELDS = {
 }
 
 
-@dataclass(slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
 class Fit:
     score: float
     breakdown: tuple[tuple[str, float], ...]
     disqualified_by: str | None  # the domain list that disqualifies, if any
+
+    def __init__(
+        self,
+        score: float,
+        breakdown: tuple[tuple[str, float], ...],
+        disqualified_by: str | None,
+    ) -> None:
+        self.score = score
+        self.breakdown = breakdown
+        self.disqualified_by = disqualified_by
 
 
 def email_domain(state: ContactState) -> str | None:

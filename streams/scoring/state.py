@@ -6,8 +6,9 @@ traits whenever they change, because fit does not decay.
 
 from __future__ import annotations
 
+import copy
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
@@ -54,64 +55,150 @@ def event_fingerprint(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=6).digest(), "big")
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class RuleState:
     """One engagement rule's history for one contact."""
 
-    landmark: float = 0.0
-    scaled: float = 0.0
-    count: int = 0
-    last_at: float = 0.0
+    landmark: float
+    scaled: float
+    count: int
+    last_at: float
     # Frequency rules keep their recent match times (sorted) and are evaluated naively.
-    times: list[float] = field(default_factory=list)
+    times: list[float]
+
+    def __init__(
+        self,
+        landmark: float = 0.0,
+        scaled: float = 0.0,
+        count: int = 0,
+        last_at: float = 0.0,
+        times: list[float] | None = None,
+    ) -> None:
+        self.landmark = landmark
+        self.scaled = scaled
+        self.count = count
+        self.last_at = last_at
+        self.times = [] if times is None else times
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class ContactState:
     contact_id: str
-    email: str | None = None
-    company_domain: str | None = None
-    traits: dict[str, str | int] = field(default_factory=dict)
-    rules: dict[str, RuleState] = field(default_factory=dict)
-    nurture: dict[str, int] = field(default_factory=dict)
+    email: str | None
+    company_domain: str | None
+    traits: dict[str, str | int]
+    rules: dict[str, RuleState]
+    nurture: dict[str, int]
     # (at, rule, event_type, where, counted), newest first
-    recent: list[tuple[float, str, str, str, bool]] = field(default_factory=list)
-    pages: dict[str, int] = field(default_factory=dict)
-    first_touch: dict[str, Any] | None = None
+    recent: list[tuple[float, str, str, str, bool]]
+    pages: dict[str, int]
+    first_touch: dict[str, Any] | None
     # Fingerprints of the recent event ids (see event_fingerprint); states written before
     # fingerprints hold the ids themselves, which still match.
-    seen_ids: list[int | str] = field(default_factory=list)
+    seen_ids: list[int | str]
     # Idempotency watermark: the highest applied offset per source "topic:partition".
-    applied: dict[str, int] = field(default_factory=dict)
-    clock: float = 0.0  # the latest event time applied
-    mql_count: int = 0
-    last_mql_at: float | None = None
-    dipped_since_mql: bool = False
+    applied: dict[str, int]
+    clock: float  # the latest event time applied
+    mql_count: int
+    last_mql_at: float | None
+    dipped_since_mql: bool
     # The id of the latest MQL handoff: lifecycle events about it (a rejection that names no
     # handoff, decay, SLA breaches) carry it, even after the model version changed.
-    last_handoff_id: str | None = None
+    last_handoff_id: str | None
     # Profiles (anon:<id>, email:<address>, older contact ids) linked to this contact; their
     # contributions were merged in once, with their original event times.
-    linked: list[str] = field(default_factory=list)
-    stage: str = "lead"
-    transitions: int = 0  # how many lifecycle transitions so far (makes their ids deterministic)
+    linked: list[str]
+    stage: str
+    transitions: int  # how many lifecycle transitions so far (makes their ids deterministic)
     # Pending timers by kind ("decay", "sla"): event time when each should fire.
-    timers: dict[str, float] = field(default_factory=dict)
-    sla_step: int = 0  # the next SLA escalation step for the current MQL
+    timers: dict[str, float]
+    sla_step: int  # the next SLA escalation step for the current MQL
     # The timeline (see timeline.py): the earliest event time applied, the key of the last point
     # applied (an input with an earlier key is late), and the valid-from times of the account's
     # firmographics versions already taken into account.
-    since: float | None = None
-    last_key: PointKey | None = None
-    fit_seen: list[float] = field(default_factory=list)
-    published_key: PointKey | None = None  # the point of the last decision published
-    email_display: str | None = None  # the address as the person typed it (``email`` is normalised)
+    since: float | None
+    last_key: PointKey | None
+    fit_seen: list[float]
+    published_key: PointKey | None  # the point of the last decision published
+    email_display: str | None  # the address as the person typed it (``email`` is normalised)
     # The last fit evaluated for this decoded state, with what it was evaluated from (see
     # fit.evaluate_fit); never stored: fit changes only with traits, email or firmographics.
-    fit_memo: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    fit_memo: tuple[Any, ...] | None = field(compare=False, repr=False)
     # The account this state belongs to, with the model, company domain and email it was found
     # from (see accounts.account_of: asked several times per event); never stored either.
-    account_memo: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    account_memo: tuple[Any, ...] | None = field(compare=False, repr=False)
+
+    def __init__(
+        self,
+        contact_id: str,
+        email: str | None = None,
+        company_domain: str | None = None,
+        traits: dict[str, str | int] | None = None,
+        rules: dict[str, RuleState] | None = None,
+        nurture: dict[str, int] | None = None,
+        recent: list[tuple[float, str, str, str, bool]] | None = None,
+        pages: dict[str, int] | None = None,
+        first_touch: dict[str, Any] | None = None,
+        seen_ids: list[int | str] | None = None,
+        applied: dict[str, int] | None = None,
+        clock: float = 0.0,
+        mql_count: int = 0,
+        last_mql_at: float | None = None,
+        dipped_since_mql: bool = False,
+        last_handoff_id: str | None = None,
+        linked: list[str] | None = None,
+        stage: str = "lead",
+        transitions: int = 0,
+        timers: dict[str, float] | None = None,
+        sla_step: int = 0,
+        since: float | None = None,
+        last_key: PointKey | None = None,
+        fit_seen: list[float] | None = None,
+        published_key: PointKey | None = None,
+        email_display: str | None = None,
+        fit_memo: tuple[Any, ...] | None = None,
+        account_memo: tuple[Any, ...] | None = None,
+    ) -> None:
+        self.contact_id = contact_id
+        self.email = email
+        self.company_domain = company_domain
+        self.traits = {} if traits is None else traits
+        self.rules = {} if rules is None else rules
+        self.nurture = {} if nurture is None else nurture
+        self.recent = [] if recent is None else recent
+        self.pages = {} if pages is None else pages
+        self.first_touch = first_touch
+        self.seen_ids = [] if seen_ids is None else seen_ids
+        self.applied = {} if applied is None else applied
+        self.clock = clock
+        self.mql_count = mql_count
+        self.last_mql_at = last_mql_at
+        self.dipped_since_mql = dipped_since_mql
+        self.last_handoff_id = last_handoff_id
+        self.linked = [] if linked is None else linked
+        self.stage = stage
+        self.transitions = transitions
+        self.timers = {} if timers is None else timers
+        self.sla_step = sla_step
+        self.since = since
+        self.last_key = last_key
+        self.fit_seen = [] if fit_seen is None else fit_seen
+        self.published_key = published_key
+        self.email_display = email_display
+        self.fit_memo = fit_memo
+        self.account_memo = account_memo
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ContactState:
+        # copy.deepcopy would make the copy through __init__ with no arguments, which a compiled
+        # class calls for real (and contact_id is required): copy field by field instead. The
+        # memos are shared, not copied: what they hold is never changed, only replaced.
+        copied = ContactState(self.contact_id, fit_memo=self.fit_memo, account_memo=self.account_memo)
+        memo[id(self)] = copied
+        for name in _STORED_FIELDS:
+            setattr(copied, name, copy.deepcopy(getattr(self, name), memo))
+        return copied
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +257,11 @@ class ContactState:
         )
 
 
+_STORED_FIELDS = tuple(
+    f.name for f in fields(ContactState) if f.name not in ("contact_id", "fit_memo", "account_memo")
+)
+
+
 def _timeline(raw: list[Any]) -> tuple[Any, Any, list[float], Any]:
     """since, last key, firmographics seen, last published key (states written before any of
     them have fewer)."""
@@ -194,7 +286,8 @@ def rule_from_list(v: list[Any]) -> RuleState:
     return RuleState(v[0], v[1], v[2], v[3], list(v[4]) if len(v) > 4 else [])
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class MemberSnapshot:
     """What an account knows of one contact: a copy of its engagement ingredients and its role.
 
@@ -204,20 +297,48 @@ class MemberSnapshot:
 
     contact_id: str
     version: int
-    role: str | None = None
-    title: str | None = None
-    email: str | None = None
-    rules: dict[str, RuleState] = field(default_factory=dict)
-    last_at: float = 0.0
+    role: str | None
+    title: str | None
+    email: str | None
+    rules: dict[str, RuleState]
+    last_at: float
     # (at, rule, where), newest first
-    top: list[tuple[float, str, str]] = field(default_factory=list)
-    removed: bool = False  # the contact left the account (merged into another, or disqualified)
+    top: list[tuple[float, str, str]]
+    removed: bool  # the contact left the account (merged into another, or disqualified)
     # The point of the contact's timeline this snapshot was taken at, the Kafka time of the record
     # behind it (seconds; decides when the account may apply it, see watermarks.py), and the
     # firmographics versions the contact had taken into account.
-    point: PointKey | None = None
-    record_time: float | None = None
-    fit_seen: list[float] = field(default_factory=list)
+    point: PointKey | None
+    record_time: float | None
+    fit_seen: list[float]
+
+    def __init__(
+        self,
+        contact_id: str,
+        version: int,
+        role: str | None = None,
+        title: str | None = None,
+        email: str | None = None,
+        rules: dict[str, RuleState] | None = None,
+        last_at: float = 0.0,
+        top: list[tuple[float, str, str]] | None = None,
+        removed: bool = False,
+        point: PointKey | None = None,
+        record_time: float | None = None,
+        fit_seen: list[float] | None = None,
+    ) -> None:
+        self.contact_id = contact_id
+        self.version = version
+        self.role = role
+        self.title = title
+        self.email = email
+        self.rules = {} if rules is None else rules
+        self.last_at = last_at
+        self.top = [] if top is None else top
+        self.removed = removed
+        self.point = point
+        self.record_time = record_time
+        self.fit_seen = [] if fit_seen is None else fit_seen
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -259,7 +380,8 @@ class MemberSnapshot:
         return (at, group, point_id, rank, self.contact_id, sub)
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class AccountState:
     """An account: its firmographics versions, the member snapshots it has applied and those
     waiting for the stream to reach their time (``pending``, by part name), and its qualification.
@@ -269,16 +391,42 @@ class AccountState:
     """
 
     domain: str
-    account_id: str | None = None
-    versions: list[Version] = field(default_factory=list)
-    members: dict[str, MemberSnapshot] = field(default_factory=dict)
-    pending: dict[str, MemberSnapshot] = field(default_factory=dict)
-    clock: float = 0.0
-    point: tuple[float, int, str, int, str, str] | None = None
-    qualified_count: int = 0
-    last_qualified_at: float | None = None
-    dipped_since_qualified: bool = False
-    recheck: bool = False  # a firmographics version came late: decide again at ``point``
+    account_id: str | None
+    versions: list[Version]
+    members: dict[str, MemberSnapshot]
+    pending: dict[str, MemberSnapshot]
+    clock: float
+    point: tuple[float, int, str, int, str, str] | None
+    qualified_count: int
+    last_qualified_at: float | None
+    dipped_since_qualified: bool
+    recheck: bool  # a firmographics version came late: decide again at ``point``
+
+    def __init__(
+        self,
+        domain: str,
+        account_id: str | None = None,
+        versions: list[Version] | None = None,
+        members: dict[str, MemberSnapshot] | None = None,
+        pending: dict[str, MemberSnapshot] | None = None,
+        clock: float = 0.0,
+        point: tuple[float, int, str, int, str, str] | None = None,
+        qualified_count: int = 0,
+        last_qualified_at: float | None = None,
+        dipped_since_qualified: bool = False,
+        recheck: bool = False,
+    ) -> None:
+        self.domain = domain
+        self.account_id = account_id
+        self.versions = [] if versions is None else versions
+        self.members = {} if members is None else members
+        self.pending = {} if pending is None else pending
+        self.clock = clock
+        self.point = point
+        self.qualified_count = qualified_count
+        self.last_qualified_at = last_qualified_at
+        self.dipped_since_qualified = dipped_since_qualified
+        self.recheck = recheck
 
     @property
     def firmographics(self) -> dict[str, Any]:

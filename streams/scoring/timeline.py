@@ -19,7 +19,7 @@ Pure: no I/O, no clock. The caller loads, encodes and commits.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from leadstream.schemas.events import AnyEvent, SalesOutcome
@@ -76,27 +76,63 @@ def recheck_key(at: float, domain: str) -> PointKey:
     return (at, 2, domain, 0, "")
 
 
-@dataclass(slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
 class Entry:
     """One input on the timeline: an event, or a merge of another profile into this contact."""
 
     key: PointKey
-    event: AnyEvent | None = None
-    merged: tuple[str, ContactState | None] | None = None  # (profile, its state; None: link only)
-    record_time: float | None = None  # the Kafka record's time, seconds
-    new: bool = False  # consumed in this batch (counted), rather than applied again from the journal
-    recheck: bool = False  # no input: decide again at this moment (see ``recheck_key``)
+    event: AnyEvent | None
+    merged: tuple[str, ContactState | None] | None  # (profile, its state; None: link only)
+    record_time: float | None  # the Kafka record's time, seconds
+    new: bool  # consumed in this batch (counted), rather than applied again from the journal
+    recheck: bool  # no input: decide again at this moment (see ``recheck_key``)
+
+    def __init__(
+        self,
+        key: PointKey,
+        event: AnyEvent | None = None,
+        merged: tuple[str, ContactState | None] | None = None,
+        record_time: float | None = None,
+        new: bool = False,
+        recheck: bool = False,
+    ) -> None:
+        self.key = key
+        self.event = event
+        self.merged = merged
+        self.record_time = record_time
+        self.new = new
+        self.recheck = recheck
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class PointOutcome:
     key: PointKey
     entry: Entry | None  # None: a firmographics version started to hold
     decision: Decision | None  # None for a merge
-    snapshots: list[tuple[str, MemberSnapshot]] = field(default_factory=list)  # (account, snapshot)
-    published: bool = False  # a handoff or a lifecycle event to publish
-    suppressed: bool = False  # at or before the last published decision: applied, not decided
-    state_after: bytes | None = None  # the encoded state right after a publishing point
+    snapshots: list[tuple[str, MemberSnapshot]]  # (account, snapshot)
+    published: bool  # a handoff or a lifecycle event to publish
+    suppressed: bool  # at or before the last published decision: applied, not decided
+    state_after: bytes | None  # the encoded state right after a publishing point
+
+    def __init__(
+        self,
+        key: PointKey,
+        entry: Entry | None,
+        decision: Decision | None,
+        snapshots: list[tuple[str, MemberSnapshot]] | None = None,
+        published: bool = False,
+        suppressed: bool = False,
+        state_after: bytes | None = None,
+    ) -> None:
+        self.key = key
+        self.entry = entry
+        self.decision = decision
+        self.snapshots = [] if snapshots is None else snapshots
+        self.published = published
+        self.suppressed = suppressed
+        self.state_after = state_after
 
 
 # What a decision changes on a contact; the rest of its state depends on its inputs alone.

@@ -13,7 +13,7 @@ still holds what was delivered.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
@@ -45,23 +45,55 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class StoredRecord:
-    value: bytes | None = None
-    version: int = 0
-    outbox: dict[str, bytes] = field(default_factory=dict)
-    alias: str | None = None
-    parts: dict[str, bytes] = field(default_factory=dict)
+    value: bytes | None
+    version: int
+    outbox: dict[str, bytes]
+    alias: str | None
+    parts: dict[str, bytes]
+
+    def __init__(
+        self,
+        value: bytes | None = None,
+        version: int = 0,
+        outbox: dict[str, bytes] | None = None,
+        alias: str | None = None,
+        parts: dict[str, bytes] | None = None,
+    ) -> None:
+        self.value = value
+        self.version = version
+        self.outbox = {} if outbox is None else outbox
+        self.alias = alias
+        self.parts = {} if parts is None else parts
 
 
-@dataclass(frozen=True, slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, frozen=True, slots=True)
 class RecordWrite:
     key: str
     expected_version: int
     value: bytes | None  # None keeps the stored value (e.g. only setting an alias)
-    new_outbox: dict[str, bytes] = field(default_factory=dict)
-    alias: str | None = None
-    parts: dict[str, bytes | None] = field(default_factory=dict)  # None removes the part
+    new_outbox: dict[str, bytes]
+    alias: str | None
+    parts: dict[str, bytes | None]  # None removes the part
+
+    def __init__(
+        self,
+        key: str,
+        expected_version: int,
+        value: bytes | None,
+        new_outbox: dict[str, bytes] | None = None,
+        alias: str | None = None,
+        parts: dict[str, bytes | None] | None = None,
+    ) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "expected_version", expected_version)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "new_outbox", {} if new_outbox is None else new_outbox)
+        object.__setattr__(self, "alias", alias)
+        object.__setattr__(self, "parts", {} if parts is None else parts)
 
 
 class StateStore(Protocol):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -61,7 +61,8 @@ MAX_ATTEMPTS = 8
 DAY_S = 86_400.0
 
 
-@dataclass(frozen=True, slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, frozen=True, slots=True)
 class PendingSnapshots:
     """Member snapshots for the account stage, waiting in the contact's outbox: acknowledged
     (``outbox``: contact key, entry, value) once the account has applied or queued them."""
@@ -70,23 +71,60 @@ class PendingSnapshots:
     snapshots: list[MemberSnapshot]
     outbox: tuple[str, str, bytes]
 
+    def __init__(
+        self,
+        domain: str,
+        snapshots: list[MemberSnapshot],
+        outbox: tuple[str, str, bytes],
+    ) -> None:
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "snapshots", snapshots)
+        object.__setattr__(self, "outbox", outbox)
 
-@dataclass(slots=True)
+
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class ContactResult:
     """What the contact stage produced, for the account stage and the emitter."""
 
     # Outbox entries to deliver after the commits: (key, entry, value); see engine/outbox.py.
-    entries: list[tuple[str, str, bytes]] = field(default_factory=list)
-    snapshots: list[PendingSnapshots] = field(default_factory=list)
-    applied: int = 0
-    duplicates: int = 0
-    links: int = 0
-    identity_conflicts: int = 0
-    conflicts: int = 0
-    replays: int = 0  # contacts whose journal was applied again (an input arrived late)
-    rules: list[str] = field(default_factory=list)
-    new_handoffs: list[dict[str, Any]] = field(default_factory=list)
-    lifecycle: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[tuple[str, str, bytes]]
+    snapshots: list[PendingSnapshots]
+    applied: int
+    duplicates: int
+    links: int
+    identity_conflicts: int
+    conflicts: int
+    replays: int  # contacts whose journal was applied again (an input arrived late)
+    rules: list[str]
+    new_handoffs: list[dict[str, Any]]
+    lifecycle: list[dict[str, Any]]
+
+    def __init__(
+        self,
+        entries: list[tuple[str, str, bytes]] | None = None,
+        snapshots: list[PendingSnapshots] | None = None,
+        applied: int = 0,
+        duplicates: int = 0,
+        links: int = 0,
+        identity_conflicts: int = 0,
+        conflicts: int = 0,
+        replays: int = 0,
+        rules: list[str] | None = None,
+        new_handoffs: list[dict[str, Any]] | None = None,
+        lifecycle: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.entries = [] if entries is None else entries
+        self.snapshots = [] if snapshots is None else snapshots
+        self.applied = applied
+        self.duplicates = duplicates
+        self.links = links
+        self.identity_conflicts = identity_conflicts
+        self.conflicts = conflicts
+        self.replays = replays
+        self.rules = [] if rules is None else rules
+        self.new_handoffs = [] if new_handoffs is None else new_handoffs
+        self.lifecycle = [] if lifecycle is None else lifecycle
 
 
 class ContactStage:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -67,12 +67,25 @@ REMOVAL_VERSION = 1 << 62
 EMPTY_SOURCES: Mapping[str, ContactState] = MappingProxyType({})
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class PendingEvent:
     record: SourceRecord
     event: AnyEvent
     profile: str  # the id the event names: contact id, email:<address> or anon:<id>
     at: float  # event time, epoch seconds
+
+    def __init__(
+        self,
+        record: SourceRecord,
+        event: AnyEvent,
+        profile: str,
+        at: float,
+    ) -> None:
+        self.record = record
+        self.event = event
+        self.profile = profile
+        self.at = at
 
     @property
     def record_time(self) -> float | None:
@@ -80,7 +93,8 @@ class PendingEvent:
         return stamp / 1000.0 if stamp is not None else None
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class ContactPlan:
     """One contact in one attempt: what is new, and whether its journal is applied again."""
 
@@ -94,23 +108,74 @@ class ContactPlan:
     duplicates: int
     timers_before: dict[str, float]
     fit_seen_before: list[float]
-    replay: bool = False
-    replayed: list[Entry] = field(default_factory=list)  # the journal's entries, when replaying
+    replay: bool
+    replayed: list[Entry]  # the journal's entries, when replaying
+
+    def __init__(
+        self,
+        contact: str,
+        stored: StoredRecord,
+        state: ContactState,
+        journal: Journal,
+        new: list[Entry],
+        payloads: dict[PointKey, bytes],
+        offsets: dict[str, int],
+        duplicates: int,
+        timers_before: dict[str, float],
+        fit_seen_before: list[float],
+        replay: bool = False,
+        replayed: list[Entry] | None = None,
+    ) -> None:
+        self.contact = contact
+        self.stored = stored
+        self.state = state
+        self.journal = journal
+        self.new = new
+        self.payloads = payloads
+        self.offsets = offsets
+        self.duplicates = duplicates
+        self.timers_before = timers_before
+        self.fit_seen_before = fit_seen_before
+        self.replay = replay
+        self.replayed = [] if replayed is None else replayed
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class ContactOutcome:
     """One contact's result in one attempt; counted only once its commit succeeded."""
 
     plan: ContactPlan
     state: ContactState
-    write: RecordWrite | None = None
-    handoffs: list[dict[str, Any]] = field(default_factory=list)
-    lifecycle: list[dict[str, Any]] = field(default_factory=list)
-    applied: int = 0
-    duplicates: int = 0
-    rules: list[str] = field(default_factory=list)
-    snapshots: dict[str, list[MemberSnapshot]] = field(default_factory=dict)
+    write: RecordWrite | None
+    handoffs: list[dict[str, Any]]
+    lifecycle: list[dict[str, Any]]
+    applied: int
+    duplicates: int
+    rules: list[str]
+    snapshots: dict[str, list[MemberSnapshot]]
+
+    def __init__(
+        self,
+        plan: ContactPlan,
+        state: ContactState,
+        write: RecordWrite | None = None,
+        handoffs: list[dict[str, Any]] | None = None,
+        lifecycle: list[dict[str, Any]] | None = None,
+        applied: int = 0,
+        duplicates: int = 0,
+        rules: list[str] | None = None,
+        snapshots: dict[str, list[MemberSnapshot]] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.state = state
+        self.write = write
+        self.handoffs = [] if handoffs is None else handoffs
+        self.lifecycle = [] if lifecycle is None else lifecycle
+        self.applied = applied
+        self.duplicates = duplicates
+        self.rules = [] if rules is None else rules
+        self.snapshots = {} if snapshots is None else snapshots
 
 
 class ContactDecider:

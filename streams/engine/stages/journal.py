@@ -21,7 +21,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from leadstream.scoring.accounts import Release
@@ -61,12 +61,25 @@ NO_STATE = b"~"
 CLOSE_STEP_S = 86_400.0
 
 
-@dataclass(slots=True)
+# __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
+@dataclass(init=False, slots=True)
 class Journal:
-    base: bytes | None = None  # None: no journal
-    parts: dict[PointKey, bytes] = field(default_factory=dict)  # entry key -> stored part value
-    checkpoint: bytes | None = None
-    close_at: float | None = None  # when it may close (None: not known, a journal of before)
+    base: bytes | None  # None: no journal
+    parts: dict[PointKey, bytes]  # entry key -> stored part value
+    checkpoint: bytes | None
+    close_at: float | None  # when it may close (None: not known, a journal of before)
+
+    def __init__(
+        self,
+        base: bytes | None = None,
+        parts: dict[PointKey, bytes] | None = None,
+        checkpoint: bytes | None = None,
+        close_at: float | None = None,
+    ) -> None:
+        self.base = base
+        self.parts = {} if parts is None else parts
+        self.checkpoint = checkpoint
+        self.close_at = close_at
 
     @classmethod
     def of(cls, stored: StoredRecord) -> Journal:
