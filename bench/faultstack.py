@@ -53,6 +53,14 @@ class FaultStack:
         )
         if done.returncode != 0:
             raise RuntimeError(f"the fault suite's stack did not start:\n{done.stderr[-3000:]}")
+        for service, port in (("kafka", self.kafka_port), ("redis", self.redis_port)):
+            if self.pid(service) is None:
+                # scripts/stack reuses a healthy server it did not start (no pid file): the suite
+                # could not kill it, and its scenarios would fail for that alone.
+                raise RuntimeError(
+                    f"port {port} is held by a {service} the fault suite did not start (one left "
+                    f"running by an interrupted run?): stop it, or give the suite other ports"
+                )
 
     def down(self) -> None:
         subprocess.run([ROOT / "scripts" / "stack", "down"], env=self._env, capture_output=True, check=False)
