@@ -197,7 +197,9 @@ def test_a_redis_that_stops_answering_is_one_clear_error_within_the_deadline(tmp
         while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
             assert time.monotonic() < deadline, "the test's redis-server did not start"
             time.sleep(0.05)
-        store = redis_store(Settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_s=0.5))
+        # its own single Redis, whatever the environment says (the cluster tier sets LEADSTREAM_REDIS_CLUSTER)
+        settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_s=0.5, redis_cluster=False)
+        store = redis_store(settings)
         key = contact_key("ls", "c1")
 
         async def scenario():
