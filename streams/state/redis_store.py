@@ -7,13 +7,14 @@ import logging
 from collections.abc import Sequence
 from importlib import resources
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from leadstream.errors import StateUnavailable
 from leadstream.state.port import RecordWrite, StoredRecord
+from leadstream.state.round_trips import Command, RoundTrips, as_mapping, as_scored
 
 __all__ = [
     "ACK_FUNCTION",
@@ -67,6 +68,7 @@ class RedisStateStore:
         """``timeout_s``: the deadline of each round trip (a pipeline), for a client made without a
         timeout per reply; None leaves timeouts to the client."""
         self._redis = client
+        self._trips = RoundTrips(client)
         self._ttl = str(ttl_seconds)
         self._loaded = False
         self._timeout_s = timeout_s
@@ -93,15 +95,8 @@ class RedisStateStore:
     async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]:
         if not keys:
             return {}
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for key in keys:
-                pipe.hgetall(key)
-            async with self._deadline(f"loading {len(keys)} records"):
-                rows = await pipe.execute()
-        except RedisError as exc:
-            raise self._unavailable(f"loading {len(keys)} records", exc) from exc
-        return {key: _record(row) for key, row in zip(keys, rows, strict=True)}
+        rows = await self._round_trip([("HGETALL", key) for key in keys], f"loading {len(keys)} records")
+        return {key: _record(as_mapping(row)) for key, row in zip(keys, rows, strict=True)}
 
     async def suppressed(self, key: str, tokens: Sequence[str]) -> set[str]:
         if not tokens:
@@ -117,14 +112,9 @@ class RedisStateStore:
         """Only the version and the value of each record: no parts, no outbox."""
         if not keys:
             return {}
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(key, "v", "s")
-            async with self._deadline(f"loading {len(keys)} values"):
-                rows = await pipe.execute()
-        except RedisError as exc:
-            raise self._unavailable(f"loading {len(keys)} values", exc) from exc
+        rows = await self._round_trip(
+            [("HMGET", key, "v", "s") for key in keys], f"loading {len(keys)} values"
+        )
         return {key: (int(v or b"0"), value) for key, (v, value) in zip(keys, rows, strict=True)}
 
     async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
@@ -165,15 +155,16 @@ class RedisStateStore:
             raise self._unavailable(action, exc) from exc
 
     async def _pipeline(self, calls: list[tuple[str, str, list[Any]]]) -> list[Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        for function, key, args in calls:
-            pipe.fcall(function, 1, key, *args)
         async with self._deadline(f"calling {len(calls)} functions"):
-            results = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return list(results)
+            return _raised(await self._trips.run([("FCALL", f, 1, key, *args) for f, key, args in calls]))
+
+    async def _round_trip(self, commands: Sequence[Command], action: str) -> list[Any]:
+        """One round trip of plain commands (no functions): any error is StateUnavailable."""
+        try:
+            async with self._deadline(action):
+                return _raised(await self._trips.run(commands))
+        except RedisError as exc:
+            raise self._unavailable(action, exc) from exc
 
     async def schedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
         if not entries:
@@ -181,25 +172,16 @@ class RedisStateStore:
         by_key: dict[str, dict[str, float]] = {}
         for key, member, due in entries:
             by_key.setdefault(key, {})[member] = due
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for key, members in by_key.items():  # one ZADD per index shard
-                pipe.zadd(key, members)
-            async with self._deadline("scheduling timers"):
-                await pipe.execute()
-        except RedisError as exc:
-            raise self._unavailable("scheduling timers", exc) from exc
+        await self._round_trip(  # one ZADD per index shard
+            [("ZADD", key, *_scores(members)) for key, members in by_key.items()], "scheduling timers"
+        )
 
     async def due(self, key: str, until: float, limit: int) -> list[tuple[str, float]]:
-        try:
-            async with self._deadline("reading due timers"):
-                rows = await self._redis.zrangebyscore(
-                    key, "-inf", until, start=0, num=limit, withscores=True
-                )
-        except RedisError as exc:
-            raise self._unavailable("reading due timers", exc) from exc
-        pairs = cast(list[tuple[bytes, float]], rows)
-        return [(member.decode(), float(score)) for member, score in pairs]
+        (rows,) = await self._round_trip(
+            [("ZRANGEBYSCORE", key, "-inf", repr(until), "WITHSCORES", "LIMIT", 0, limit)],
+            "reading due timers",
+        )
+        return [(member.decode(), score) for member, score in as_scored(rows)]
 
     async def unschedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
         if entries:
@@ -215,14 +197,10 @@ class RedisStateStore:
         for key, member, due in entries:
             held = by_key.setdefault(key, {})
             held[member] = min(due, held.get(member, due))
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for key, members in by_key.items():  # one ZADD per index shard
-                pipe.zadd(key, members, lt=True)
-            async with self._deadline("indexing waiting accounts"):
-                await pipe.execute()
-        except RedisError as exc:
-            raise self._unavailable("indexing waiting accounts", exc) from exc
+        await self._round_trip(  # one ZADD per index shard
+            [("ZADD", key, "LT", *_scores(members)) for key, members in by_key.items()],
+            "indexing waiting accounts",
+        )
 
     async def reschedule(self, entries: Sequence[tuple[str, str, float, float | None]]) -> None:
         if entries:
@@ -255,6 +233,22 @@ def commit_args(write: RecordWrite, ttl: str) -> list[Any]:
     for name, part in write.parts.items():
         args.extend((name, b"" if part is None else part))
     return args
+
+
+def _raised(replies: list[Any]) -> list[Any]:
+    """The replies, or the first error among them raised."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _scores(members: dict[str, float]) -> list[str]:
+    """ZADD's score-member arguments; scores as repr (exact, as redis-py's encoder wrote them)."""
+    out: list[str] = []
+    for member, score in members.items():
+        out.extend((repr(score), member))
+    return out
 
 
 def _record(row: dict[bytes, bytes]) -> StoredRecord:

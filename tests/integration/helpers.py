@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from leadstream.config.loader import default_model_text, load_model
 from leadstream.config.settings import Settings
@@ -64,3 +69,28 @@ def segment_journey(client, user: str, start: datetime) -> None:
     )
     client.track(user, "Demo Requested", {"form_id": "demo"}, timestamp=start + 4 * step)
     client.flush()
+
+
+@contextlib.contextmanager
+def single_redis(data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A redis-server of the test's own on a free port (not the stack's, which may be a cluster),
+    with the port it listens on; stopped (and resumed first, if the test stopped it) at the end."""
+    import signal
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
+            assert time.monotonic() < deadline, "the test's redis-server did not start"
+            time.sleep(0.05)
+        yield server, port
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.terminate()
+        server.wait(10)

@@ -21,7 +21,7 @@ from leadstream.state.keys import account_queue_key, contact_key, contact_token
 from leadstream.state.packing import use_hiredis_packing
 from leadstream.state.redis_store import function_library
 from tests.factories import buyer_journey, encode
-from tests.integration.helpers import handoffs
+from tests.integration.helpers import handoffs, single_redis
 
 pytestmark = pytest.mark.integration
 MODEL = load_model()
@@ -178,25 +178,12 @@ def test_a_redis_that_stops_answering_is_one_clear_error_within_the_deadline(tmp
     trip ends at its deadline with StateUnavailable (the batch is retried), and works again once
     Redis answers."""
     import signal
-    import socket
-    import subprocess
     import time
 
     from leadstream.bootstrap import redis_store
     from leadstream.errors import StateUnavailable
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
-            assert time.monotonic() < deadline, "the test's redis-server did not start"
-            time.sleep(0.05)
+    with single_redis(tmp_path) as (server, port):
         # its own single Redis, whatever the environment says (the cluster tier sets LEADSTREAM_REDIS_CLUSTER)
         settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_s=0.5, redis_cluster=False)
         store = redis_store(settings)
@@ -216,7 +203,3 @@ def test_a_redis_that_stops_answering_is_one_clear_error_within_the_deadline(tmp
         waited, record = asyncio.run(scenario())
         assert 0.4 < waited < 5
         assert record.value == b"state" and record.version == 1
-    finally:
-        server.send_signal(signal.SIGCONT)
-        server.terminate()
-        server.wait(10)
