@@ -40,6 +40,7 @@ __all__ = [
     "STALL_S",
     "StallWatch",
     "consumer_config",
+    "is_fatal",
     "next_batch",
     "run_loop",
     "source_record",
@@ -48,6 +49,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 FETCH_WAIT_MS = 100
 STALL_S = 10.0
+MAX_REJOINS = 5  # fatal consumer errors in a row (no batch between) before the worker gives up
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -87,7 +89,6 @@ async def run_loop(
     errors: Sink,
 ) -> None:
     """Consume until SIGTERM; between batches run each ``(interval_s, tick)`` when it is due."""
-    consumer = make_consumer(settings, settings.consumer_group, **consumer_config(settings))
     # The next batch is fetched while this one is scored, so a revocation can arrive mid-batch:
     # it waits until the batch is committed, and the partitions move only then (a handoff decided
     # in this batch is not published again by their next owner).
@@ -115,9 +116,15 @@ async def run_loop(
         count_rebalance("lost")
         logger.warning("partitions lost (session expired): %s", _names(partitions))
 
-    consumer.subscribe(
-        list(settings.topics.inputs()), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
-    )
+    def joined() -> Consumer:
+        made = make_consumer(settings, settings.consumer_group, **consumer_config(settings))
+        made.subscribe(
+            list(settings.topics.inputs()), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
+        )
+        return made
+
+    consumer = joined()
+    rejoins = 0  # consumers replaced in a row, without a batch in between
     feed = KafkaFeed(settings, lambda: list(assigned))
     watermarks.attach(feed)
     loop = asyncio.get_running_loop()
@@ -140,12 +147,32 @@ async def run_loop(
                 None, next_batch, consumer, settings.batch_max, settings.batch_within_s
             )
             batch, broken = [], []
+            failed = next((e for m in messages if (e := m.error()) is not None and is_fatal(e)), None)
+            if failed is not None:
+                # The consumer is done for (a static member fenced after its group coordinator
+                # failed over, say): a new one joins with the same identity. Nothing of this
+                # batch was scored; what was not committed is read again, and nothing doubles.
+                rejoins += 1
+                if rejoins > MAX_REJOINS:
+                    raise KafkaException(failed)
+                logger.error(
+                    "the consumer failed for good (%s); closing it and joining the group again "
+                    "with a new one (%d of %d in a row)",
+                    failed,
+                    rejoins,
+                    MAX_REJOINS,
+                )
+                _close_quietly(consumer)
+                assigned.clear()
+                uncommitted.clear()
+                await asyncio.sleep(min(30.0, 2.0**rejoins))
+                consumer = joined()
+                alignment = EventTimeAlignment(settings.partition_alignment_s)  # it starts unpaused
+                continue
             for message in messages:
                 error = message.error()
                 if error is None:
                     batch.append(source_record(message))
-                elif error.fatal():
-                    raise KafkaException(error)
                 elif message.topic() is not None and (message.offset() or -1) >= 0:
                     broken.append(message)  # a record the client could not read: dead-letter it
                 else:
@@ -155,6 +182,7 @@ async def run_loop(
                 await _dead_letter(broken, settings, errors)
             if batch:
                 await processor.process(batch)
+                rejoins = 0
             done = batch + [source_record(m) for m in broken]
             for record in done:
                 key = (record.topic, record.partition)
@@ -171,6 +199,20 @@ async def run_loop(
         raise BrokerUnavailable(f"consumer failed: {exc}") from exc
     finally:
         consumer.close()
+
+
+def is_fatal(error: KafkaError) -> bool:
+    """Whether a consume error leaves the consumer unusable. librdkafka reports a fatal error as
+    an event of code ``_FATAL`` whose own fatal flag is not set (the cause is in its text): one
+    check of the flag alone let a fenced worker poll a dead consumer for ever."""
+    return bool(error.fatal() or error.code() == KafkaError._FATAL)
+
+
+def _close_quietly(consumer: Consumer) -> None:
+    try:
+        consumer.close()
+    except (KafkaException, RuntimeError) as exc:
+        logger.warning("closing the failed consumer: %s", exc)
 
 
 def next_batch(consumer: Consumer, limit: int, within_s: float) -> list[Message]:
