@@ -12,7 +12,7 @@ import pytest
 from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.engine.records import SourceRecord
-from leadstream.kafka.clients import make_producer
+from leadstream.kafka.clients import make_consumer, make_producer
 from leadstream.kafka.topic_io import produce_all
 from leadstream.scoring import compile_model
 from leadstream.scoring.engagement import engagement
@@ -45,25 +45,9 @@ def test_rebalance_mid_stream_loses_and_duplicates_nothing(settings, redis_clien
     produce_all(producer, journeys[len(journeys) // 2 :])
     wait_caught_up(settings, timeout_s=180)
 
-    # The same events in memory, in file order.
     pipeline, sink, store = build_embedded(settings, MODEL)
-    ordered = [
-        SourceRecord(settings.topics.accounts, 0, i, json.dumps(e).encode())
-        for i, e in enumerate(e for e in events if e["type"] == "account")
-    ]
-    ordered += [
-        SourceRecord("file", 0, i, json.dumps(e).encode())
-        for i, e in enumerate(events)
-        if e["type"] != "account"
-    ]
-    asyncio.run(pipeline.process(ordered))
-    expected = {
-        json.loads(r.value)["handoff_id"]
-        for r in sink.on_topic(settings.topics.handoffs)
-        if json.loads(r.value)["kind"] == "mql"
-    }
     live = {h["handoff_id"] for h in handoffs(settings) if h["kind"] == "mql"}
-    assert live == expected  # none lost, none extra (a re-published one has the same id)
+    assert live == embedded_mql_ids(pipeline, sink, settings, events)  # none lost, none extra
 
     compiled = compile_model(MODEL)
     loaded = asyncio.run(store.load(store.keys(f"{settings.redis_key_prefix}:{{c:")))
@@ -79,3 +63,71 @@ def test_rebalance_mid_stream_loses_and_duplicates_nothing(settings, redis_clien
             engagement(compiled, decode_state(stored.value), later)[0],
             abs_tol=1e-9,
         ), contact
+
+
+def test_a_fenced_static_worker_joins_again_and_loses_nothing(settings, start_worker, tmp_path):
+    """A static member fenced by another consumer with its group.instance.id (what a coordinator
+    failover can do to it) is done for: librdkafka reports it as a _FATAL event. The worker must
+    join again with a new consumer rather than poll the dead one, and neither lose nor double
+    what was in flight."""
+    settings = settings.model_copy(
+        update={"worker_engine": "confluent", "instance_id": "fenced-0", "timer_interval_s": 60}
+    )
+    events = JourneyGenerator(seed=43, contacts=300, start=default_start()).events()
+    records = to_records(events, settings.topics)
+    firmographics = [r for r in records if r[0] == settings.topics.accounts]
+    journeys = [r for r in records if r[0] != settings.topics.accounts]
+    from leadstream.kafka.topics import ensure_topics
+
+    ensure_topics(settings)
+    worker = start_worker(settings)
+    producer = make_producer(settings)
+    produce_all(producer, firmographics)
+    produce_all(producer, journeys[: len(journeys) // 2])
+    wait_caught_up(settings, timeout_s=120)
+
+    # An intruder with the worker's identity takes its place in the group, then goes away
+    # without leaving (a static member's close does not leave), as a fenced one would find it.
+    intruder = make_consumer(
+        settings,
+        settings.consumer_group,
+        **{"group.instance.id": "fenced-0", "partition.assignment.strategy": "cooperative-sticky"},
+    )
+    intruder.subscribe(list(settings.topics.inputs()))
+    deadline = time.monotonic() + 60
+    while not intruder.assignment() and time.monotonic() < deadline:
+        intruder.poll(0.2)
+    assert intruder.assignment(), "the intruder never took the worker's place"
+    intruder.close()
+
+    deadline = time.monotonic() + 90
+    while "joining the group again" not in worker.log_tail(400) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "joining the group again" in worker.log_tail(400), worker.log_tail()
+    produce_all(producer, journeys[len(journeys) // 2 :])
+    wait_caught_up(settings, timeout_s=180)
+    assert worker.running(), worker.log_tail()
+
+    pipeline, sink, _ = build_embedded(settings, MODEL)
+    live = [h["handoff_id"] for h in handoffs(settings) if h["kind"] == "mql"]
+    assert set(live) == embedded_mql_ids(pipeline, sink, settings, events)
+
+
+def embedded_mql_ids(pipeline, sink, settings, events: list[dict]) -> set[str]:
+    """The MQL handoff ids the embedded engine gives the same events in file order."""
+    ordered = [
+        SourceRecord(settings.topics.accounts, 0, i, json.dumps(e).encode())
+        for i, e in enumerate(e for e in events if e["type"] == "account")
+    ]
+    ordered += [
+        SourceRecord("file", 0, i, json.dumps(e).encode())
+        for i, e in enumerate(events)
+        if e["type"] != "account"
+    ]
+    asyncio.run(pipeline.process(ordered))
+    expected = {
+        json.loads(r.value)["handoff_id"]
+        for r in sink.on_topic(settings.topics.handoffs)
+        if json.loads(r.value)["kind"] == "mql"
+    }
+    return expected  # a handoff published again has the same id: a set compares them
