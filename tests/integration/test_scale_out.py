@@ -65,13 +65,15 @@ def test_rebalance_mid_stream_loses_and_duplicates_nothing(settings, redis_clien
         ), contact
 
 
-def test_a_fenced_static_worker_joins_again_and_loses_nothing(settings, start_worker, tmp_path):
+@pytest.mark.parametrize("engine", ["faust", "confluent"])
+def test_a_fenced_static_worker_joins_again_and_loses_nothing(settings, start_worker, engine):
     """A static member fenced by another consumer with its group.instance.id (what a coordinator
-    failover can do to it) is done for: librdkafka reports it as a _FATAL event. The worker must
-    join again with a new consumer rather than poll the dead one, and neither lose nor double
-    what was in flight."""
+    failover can do to it) must take its place back and neither lose nor double what was in
+    flight. librdkafka reports the fence as a _FATAL event: the confluent worker must join again
+    with a new consumer rather than poll the dead one. aiokafka (faust) hears "unknown member"
+    on its next commit or heartbeat and joins again by itself."""
     settings = settings.model_copy(
-        update={"worker_engine": "confluent", "instance_id": "fenced-0", "timer_interval_s": 60}
+        update={"worker_engine": engine, "instance_id": "fenced-0", "timer_interval_s": 60}
     )
     events = JourneyGenerator(seed=43, contacts=300, start=default_start()).events()
     records = to_records(events, settings.topics)
@@ -88,22 +90,31 @@ def test_a_fenced_static_worker_joins_again_and_loses_nothing(settings, start_wo
 
     # An intruder with the worker's identity takes its place in the group, then goes away
     # without leaving (a static member's close does not leave), as a fenced one would find it.
-    intruder = make_consumer(
-        settings,
-        settings.consumer_group,
-        **{"group.instance.id": "fenced-0", "partition.assignment.strategy": "cooperative-sticky"},
-    )
-    intruder.subscribe(list(settings.topics.inputs()))
-    deadline = time.monotonic() + 60
-    while not intruder.assignment() and time.monotonic() < deadline:
-        intruder.poll(0.2)
-    assert intruder.assignment(), "the intruder never took the worker's place"
-    intruder.close()
+    if engine == "confluent":
+        intruder = make_consumer(
+            settings,
+            settings.consumer_group,
+            **{"group.instance.id": "fenced-0", "partition.assignment.strategy": "cooperative-sticky"},
+        )
+        intruder.subscribe(list(settings.topics.inputs()))
+        deadline = time.monotonic() + 60
+        while not intruder.assignment() and time.monotonic() < deadline:
+            intruder.poll(0.2)
+        assert intruder.assignment(), "the intruder never took the worker's place"
+        intruder.close()
+    else:  # a faust group speaks faust's assignment protocol: the intruder is a worker too
+        intruder = start_worker(settings)
+        deadline = time.monotonic() + 60
+        while "partitions assigned" not in intruder.log_tail(400) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "partitions assigned" in intruder.log_tail(400), intruder.log_tail()
+        intruder.stop()
 
-    deadline = time.monotonic() + 90
-    while "joining the group again" not in worker.log_tail(400) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert "joining the group again" in worker.log_tail(400), worker.log_tail()
+    if engine == "confluent":
+        deadline = time.monotonic() + 90
+        while "joining the group again" not in worker.log_tail(400) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "joining the group again" in worker.log_tail(400), worker.log_tail()
     produce_all(producer, journeys[len(journeys) // 2 :])
     wait_caught_up(settings, timeout_s=180)
     assert worker.running(), worker.log_tail()
