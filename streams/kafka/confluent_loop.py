@@ -38,6 +38,7 @@ from leadstream.state.pseudonyms import pseudonym_secret
 __all__ = [
     "FETCH_WAIT_MS",
     "STALL_S",
+    "RejoinBudget",
     "StallWatch",
     "consumer_config",
     "is_fatal",
@@ -49,7 +50,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 FETCH_WAIT_MS = 100
 STALL_S = 10.0
-MAX_REJOINS = 5  # fatal consumer errors in a row (no batch between) before the worker gives up
+MAX_REJOINS = 5  # consumers replaced within REJOIN_WINDOW_S of each other before the worker gives up
+REJOIN_WINDOW_S = 600.0
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -124,7 +126,7 @@ async def run_loop(
         return made
 
     consumer = joined()
-    rejoins = 0  # consumers replaced in a row, without a batch in between
+    rejoins = RejoinBudget()
     feed = KafkaFeed(settings, lambda: list(assigned))
     watermarks.attach(feed)
     loop = asyncio.get_running_loop()
@@ -152,20 +154,22 @@ async def run_loop(
                 # The consumer is done for (a static member fenced after its group coordinator
                 # failed over, say): a new one joins with the same identity. Nothing of this
                 # batch was scored; what was not committed is read again, and nothing doubles.
-                rejoins += 1
-                if rejoins > MAX_REJOINS:
+                attempt = rejoins.spend(time.monotonic())
+                if attempt is None:
                     raise KafkaException(failed)
                 logger.error(
                     "the consumer failed for good (%s); closing it and joining the group again "
-                    "with a new one (%d of %d in a row)",
+                    "with a new one (%d of %d within %.0f s; two workers with the same "
+                    "LEADSTREAM_INSTANCE_ID fence each other like this)",
                     failed,
-                    rejoins,
+                    attempt,
                     MAX_REJOINS,
+                    REJOIN_WINDOW_S,
                 )
                 _close_quietly(consumer)
                 assigned.clear()
                 uncommitted.clear()
-                await asyncio.sleep(min(30.0, 2.0**rejoins))
+                await asyncio.sleep(min(30.0, 2.0**attempt))
                 consumer = joined()
                 alignment = EventTimeAlignment(settings.partition_alignment_s)  # it starts unpaused
                 continue
@@ -182,7 +186,6 @@ async def run_loop(
                 await _dead_letter(broken, settings, errors)
             if batch:
                 await processor.process(batch)
-                rejoins = 0
             done = batch + [source_record(m) for m in broken]
             for record in done:
                 key = (record.topic, record.partition)
@@ -199,6 +202,26 @@ async def run_loop(
         raise BrokerUnavailable(f"consumer failed: {exc}") from exc
     finally:
         consumer.close()
+
+
+class RejoinBudget:
+    """How many times in a row the worker may replace a consumer that failed for good. Failures
+    more than ``window_s`` apart are not "in a row": a fence a day does not add up to a stop,
+    while two workers sharing one instance id, fencing each other every few seconds, do."""
+
+    def __init__(self, limit: int = MAX_REJOINS, window_s: float = REJOIN_WINDOW_S) -> None:
+        self._limit = limit
+        self._window_s = window_s
+        self._spent = 0
+        self._last: float | None = None
+
+    def spend(self, now: float) -> int | None:
+        """The attempt this one is (1 for the first in a row), or None when none is left."""
+        if self._last is not None and now - self._last > self._window_s:
+            self._spent = 0
+        self._last = now
+        self._spent += 1
+        return self._spent if self._spent <= self._limit else None
 
 
 def is_fatal(error: KafkaError) -> bool:
