@@ -156,7 +156,12 @@ async def run_loop(
                 # batch was scored; what was not committed is read again, and nothing doubles.
                 attempt = rejoins.spend(time.monotonic())
                 if attempt is None:
-                    raise KafkaException(failed)
+                    raise BrokerUnavailable(
+                        f"the consumer failed for good {MAX_REJOINS + 1} times within "
+                        f"{REJOIN_WINDOW_S:.0f} s of each other, last: {failed.str()}. If it was "
+                        "fenced by a consumer with the same group.instance.id, another worker runs "
+                        f"with LEADSTREAM_INSTANCE_ID={settings.instance_id}: give each its own"
+                    )
                 logger.error(
                     "the consumer failed for good (%s); closing it and joining the group again "
                     "with a new one (%d of %d within %.0f s; two workers with the same "

@@ -142,3 +142,24 @@ def embedded_mql_ids(pipeline, sink, settings, events: list[dict]) -> set[str]:
         if json.loads(r.value)["kind"] == "mql"
     }
     return expected  # a handoff published again has the same id: a set compares them
+
+
+def test_two_confluent_workers_sharing_an_instance_id_stop_saying_so(settings, start_worker):
+    """A misconfiguration, not a fault to ride out: each fences the other every few seconds, so
+    the rejoin budget runs out and a worker stops with an error that names the cause."""
+    settings = settings.model_copy(update={"worker_engine": "confluent", "instance_id": "twin-0"})
+    from leadstream.kafka.topics import ensure_topics
+
+    ensure_topics(settings)
+    first = start_worker(settings)
+    second = start_worker(settings)
+    deadline = time.monotonic() + 240
+    while first.running() and second.running() and time.monotonic() < deadline:
+        time.sleep(1.0)
+    stopped = [w for w in (first, second) if not w.running()]
+    assert stopped, "both workers still running after 240 s of fencing each other"
+    log = stopped[0].log_tail(400)
+    assert "fenced by other consumer with same group.instance.id" in log, log
+    assert "same LEADSTREAM_INSTANCE_ID" in log, log  # each time it joined again
+    assert "LEADSTREAM_INSTANCE_ID=twin-0: give each its own" in log.splitlines()[-1], log
+    assert stopped[0].process is not None and stopped[0].process.returncode != 0
