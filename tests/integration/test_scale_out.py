@@ -28,13 +28,7 @@ MODEL = load_model()
 @pytest.mark.parametrize("engine", ["faust", "confluent"])
 def test_rebalance_mid_stream_loses_and_duplicates_nothing(settings, redis_client, start_worker, engine):
     settings = settings.model_copy(update={"worker_engine": engine, "timer_interval_s": 60})
-    events = JourneyGenerator(seed=41, contacts=400, start=default_start()).events()
-    records = to_records(events, settings.topics)
-    firmographics = [r for r in records if r[0] == settings.topics.accounts]
-    journeys = [r for r in records if r[0] != settings.topics.accounts]
-    from leadstream.kafka.topics import ensure_topics
-
-    ensure_topics(settings)
+    events, firmographics, journeys = generated(settings, seed=41, contacts=400)
     leaving = start_worker(settings)
     start_worker(settings)
     producer = make_producer(settings)
@@ -75,13 +69,7 @@ def test_a_fenced_static_worker_joins_again_and_loses_nothing(settings, start_wo
     settings = settings.model_copy(
         update={"worker_engine": engine, "instance_id": "fenced-0", "timer_interval_s": 60}
     )
-    events = JourneyGenerator(seed=43, contacts=300, start=default_start()).events()
-    records = to_records(events, settings.topics)
-    firmographics = [r for r in records if r[0] == settings.topics.accounts]
-    journeys = [r for r in records if r[0] != settings.topics.accounts]
-    from leadstream.kafka.topics import ensure_topics
-
-    ensure_topics(settings)
+    events, firmographics, journeys = generated(settings, seed=43, contacts=300)
     worker = start_worker(settings)
     producer = make_producer(settings)
     produce_all(producer, firmographics)
@@ -122,6 +110,17 @@ def test_a_fenced_static_worker_joins_again_and_loses_nothing(settings, start_wo
     pipeline, sink, _ = build_embedded(settings, MODEL)
     live = [h["handoff_id"] for h in handoffs(settings) if h["kind"] == "mql"]
     assert set(live) == embedded_mql_ids(pipeline, sink, settings, events)
+
+
+def generated(settings, seed: int, contacts: int) -> tuple[list[dict], list, list]:
+    """Generated journeys (their events, the accounts' records, the rest), on topics made."""
+    from leadstream.kafka.topics import ensure_topics
+
+    ensure_topics(settings)
+    events = JourneyGenerator(seed=seed, contacts=contacts, start=default_start()).events()
+    records = to_records(events, settings.topics)
+    firmographics = [r for r in records if r[0] == settings.topics.accounts]
+    return events, firmographics, [r for r in records if r[0] != settings.topics.accounts]
 
 
 def embedded_mql_ids(pipeline, sink, settings, events: list[dict]) -> set[str]:
