@@ -158,9 +158,8 @@ async def run_loop(
                 if attempt is None:
                     raise BrokerUnavailable(
                         f"the consumer failed for good {MAX_REJOINS + 1} times within "
-                        f"{REJOIN_WINDOW_S:.0f} s of each other, last: {failed.str()}. If it was "
-                        "fenced by a consumer with the same group.instance.id, another worker runs "
-                        f"with LEADSTREAM_INSTANCE_ID={settings.instance_id}: give each its own"
+                        f"{REJOIN_WINDOW_S:.0f} s of each other, last: {failed.str()}"
+                        + _twin_hint(settings.instance_id)
                     )
                 logger.error(
                     "the consumer failed for good (%s); closing it and joining the group again "
@@ -227,6 +226,16 @@ class RejoinBudget:
         self._last = now
         self._spent += 1
         return self._spent if self._spent <= self._limit else None
+
+
+def _twin_hint(instance_id: str | None) -> str:
+    """What a static member's repeated fences most likely mean (none without static membership)."""
+    if not instance_id:
+        return ""
+    return (
+        ". If it was fenced by a consumer with the same group.instance.id, another worker runs "
+        f"with LEADSTREAM_INSTANCE_ID={instance_id}: give each its own"
+    )
 
 
 def is_fatal(error: KafkaError) -> bool:
