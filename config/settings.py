@@ -176,6 +176,13 @@ class Settings(BaseSettings):
     # otherwise runs some partitions months ahead of others, and slows as it goes; see
     # streams/kafka/alignment.py). 0 turns it off. The confluent engine only.
     partition_alignment_s: float = Field(default=86_400.0, ge=0)
+    # Within that, a record more than this far in event time ahead of the slowest partition
+    # this worker still has records to read from waits for a later batch (each partition in
+    # offset order, never committed while held): a contact's events from several topics are
+    # then scored near event-time order, instead of re-applying its journal for each one that
+    # arrives behind (streams/kafka/in_step.py). Live records of caught-up partitions never
+    # wait. 0 turns it off. The confluent engine only.
+    in_step_slack_s: float = Field(default=60.0, ge=0)
     # After Kafka was unreachable or slow, producers deliver what they held back (with its
     # original timestamps): partitions' caught-up claims count again only this long after.
     watermark_outage_recovery_s: float = Field(default=10.0, ge=0)

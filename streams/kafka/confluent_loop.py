@@ -18,7 +18,6 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -32,6 +31,7 @@ from leadstream.errors import BrokerUnavailable, InvalidEvent
 from leadstream.kafka.alignment import EventTimeAlignment, keep_in_step
 from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
+from leadstream.kafka.in_step import InStep
 from leadstream.kafka.rebalances import count_rebalance
 from leadstream.state.pseudonyms import pseudonym_secret
 
@@ -52,6 +52,7 @@ FETCH_WAIT_MS = 100
 STALL_S = 10.0
 MAX_REJOINS = 5  # consumers replaced within REJOIN_WINDOW_S of each other before the worker gives up
 REJOIN_WINDOW_S = 600.0
+HELD_BATCHES = 20  # at most this many batches of records held back (kafka/in_step.py)
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -102,6 +103,9 @@ async def run_loop(
     # Offsets processed but not committed for certain: a commit during a rebalance fails, and an
     # idle partition would otherwise keep showing lag it does not have.
     uncommitted: dict[tuple[str, int], int] = {}
+    # Records consumed but held back for a later batch (kafka/in_step.py); never committed.
+    in_step = InStep(settings.in_step_slack_s, HELD_BATCHES * settings.batch_max)
+    paused: set[tuple[str, int]] = set()  # by alignment or while their records wait in in_step
 
     def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned.update((tp.topic, tp.partition) for tp in partitions)  # incremental (cooperative)
@@ -110,11 +114,15 @@ async def run_loop(
 
     def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        in_step.drop((tp.topic, tp.partition) for tp in partitions)
+        paused.difference_update((tp.topic, tp.partition) for tp in partitions)  # reassigned unpaused
         count_rebalance("revoked")
         logger.info("partitions revoked: %s", _names(partitions))
 
     def on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
+        in_step.drop((tp.topic, tp.partition) for tp in partitions)
+        paused.difference_update((tp.topic, tp.partition) for tp in partitions)  # reassigned unpaused
         count_rebalance("lost")
         logger.warning("partitions lost (session expired): %s", _names(partitions))
 
@@ -148,7 +156,7 @@ async def run_loop(
             messages = await loop.run_in_executor(
                 None, next_batch, consumer, settings.batch_max, settings.batch_within_s
             )
-            batch, broken = [], []
+            broken: list[Message] = []
             failed = next((e for m in messages if (e := m.error()) is not None and is_fatal(e)), None)
             if failed is not None:
                 # The consumer is done for (a static member fenced after its group coordinator
@@ -173,19 +181,23 @@ async def run_loop(
                 _close_quietly(consumer)
                 assigned.clear()
                 uncommitted.clear()
+                in_step.clear()
+                paused.clear()
                 await asyncio.sleep(min(30.0, 2.0**attempt))
                 consumer = joined()
                 alignment = EventTimeAlignment(settings.partition_alignment_s)  # it starts unpaused
                 continue
+            consumed: list[SourceRecord] = []
             for message in messages:
                 error = message.error()
                 if error is None:
-                    batch.append(source_record(message))
+                    consumed.append(source_record(message))
                 elif message.topic() is not None and (message.offset() or -1) >= 0:
                     broken.append(message)  # a record the client could not read: dead-letter it
                 else:
                     logger.warning("consumer: %s", error)
             await feed.refresh()
+            batch = in_step.take(consumed, watermarks.own_progress(), time.monotonic())
             if broken:
                 await _dead_letter(broken, settings, errors)
             if batch:
@@ -194,10 +206,13 @@ async def run_loop(
             for record in done:
                 key = (record.topic, record.partition)
                 uncommitted[key] = max(record.offset + 1, uncommitted.get(key, 0))
+            for key, first in in_step.first_held().items():  # not past a record still held
+                if key in uncommitted:
+                    uncommitted[key] = min(uncommitted[key], first)
             if uncommitted and _commit(consumer, {k: o for k, o in uncommitted.items() if k in assigned}):
                 uncommitted.clear()
-            stall.observe(done)
-            _align(consumer, alignment, watermarks.own_progress())
+            stall.observe(consumed + [source_record(m) for m in broken])
+            _align(consumer, alignment, in_step, in_step.reading(watermarks.own_progress()), paused)
             for index, (interval_s, tick) in enumerate(ticks):
                 if time.monotonic() >= due[index]:
                     again = await tick(time.time())  # True: more to do, after the next batch
@@ -339,21 +354,29 @@ async def _dead_letter(messages: list[Any], settings: Settings, errors: Sink) ->
     await errors.send_all(records)
 
 
-def _align(consumer: Consumer, alignment: EventTimeAlignment, progress: list[PartitionProgress]) -> None:
-    """Pause and resume partitions as kafka/alignment.py plans. A partition revoked meanwhile is
-    not ours to pause; a new assignment starts unpaused."""
-
-    def change(apply: Callable[[list[TopicPartition]], None]) -> Callable[[list[tuple[str, int]]], None]:
-        def run(names: list[tuple[str, int]]) -> None:
-            partitions = [TopicPartition(t, p) for t, p in names]
-            try:
-                apply(partitions)
-            except KafkaException as exc:
-                logger.debug("could not %s %s: %s", apply.__name__, _names(partitions), exc)
-
-        return run
-
-    keep_in_step(alignment, progress, change(consumer.pause), change(consumer.resume))
+def _align(
+    consumer: Consumer,
+    alignment: EventTimeAlignment,
+    in_step: InStep,
+    progress: list[PartitionProgress],
+    paused: set[tuple[str, int]],
+) -> None:
+    """Pause the partitions kafka/alignment.py keeps from running ahead and those whose records
+    wait in kafka/in_step.py (fetching more of them only adds to the wait: the fetches go to the
+    partitions the others wait for); resume the rest. ``paused``: what is paused now, kept up to
+    date. A partition revoked meanwhile is not ours to pause; a new assignment starts unpaused."""
+    keep_in_step(alignment, progress, lambda _new: None, lambda _freed: None)  # plans, and says so
+    wanted = {(t, int(p)) for t, p in (n.rsplit(":", 1) for n in alignment.paused)} | in_step.waiting()
+    for apply, changed in ((consumer.pause, wanted - paused), (consumer.resume, paused - wanted)):
+        if not changed:
+            continue
+        partitions = [TopicPartition(t, p) for t, p in sorted(changed)]
+        try:
+            apply(partitions)
+        except KafkaException as exc:
+            logger.debug("could not %s %s: %s", apply.__name__, _names(partitions), exc)
+    paused.clear()
+    paused.update(wanted)
 
 
 def _names(partitions: list[TopicPartition]) -> str:
