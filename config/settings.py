@@ -174,14 +174,14 @@ class Settings(BaseSettings):
     # A worker reads its partitions in step in event time: one more than this far ahead of the
     # slowest it owns with unread records is paused until that one catches up (a backlog read
     # otherwise runs some partitions months ahead of others, and slows as it goes; see
-    # streams/kafka/alignment.py). 0 turns it off. The confluent engine only.
+    # streams/kafka/alignment.py). 0 turns it off.
     partition_alignment_s: float = Field(default=86_400.0, ge=0)
     # Within that, a record more than this far in event time ahead of the slowest partition
     # this worker still has records to read from waits for a later batch (each partition in
     # offset order, never committed while held): a contact's events from several topics are
     # then scored near event-time order, instead of re-applying its journal for each one that
     # arrives behind (streams/kafka/in_step.py). Live records of caught-up partitions never
-    # wait. 0 turns it off. The confluent engine only.
+    # wait. 0 turns it off.
     in_step_slack_s: float = Field(default=60.0, ge=0)
     # After Kafka was unreachable or slow, producers deliver what they held back (with its
     # original timestamps): partitions' caught-up claims count again only this long after.

@@ -31,7 +31,7 @@ from leadstream.errors import BrokerUnavailable, InvalidEvent
 from leadstream.kafka.alignment import EventTimeAlignment, keep_in_step
 from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
-from leadstream.kafka.in_step import InStep
+from leadstream.kafka.in_step import HELD_BATCHES, InStep
 from leadstream.kafka.rebalances import count_rebalance
 from leadstream.state.pseudonyms import pseudonym_secret
 
@@ -52,7 +52,6 @@ FETCH_WAIT_MS = 100
 STALL_S = 10.0
 MAX_REJOINS = 5  # consumers replaced within REJOIN_WINDOW_S of each other before the worker gives up
 REJOIN_WINDOW_S = 600.0
-HELD_BATCHES = 20  # at most this many batches of records held back (kafka/in_step.py)
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:

@@ -22,9 +22,11 @@ from typing import Any
 __all__ = ["ready_batches"]
 
 
-async def ready_batches(stream: Any, max_: int, idle_s: float) -> AsyncIterator[list[Any]]:
+async def ready_batches(stream: Any, max_: int, idle_s: float, ack: bool = True) -> AsyncIterator[list[Any]]:
     """Yield lists of at most ``max_`` events of ``stream``; ``idle_s``: how often an idle stream
-    checks whether it should stop."""
+    checks whether it should stop. ``ack=False``: the caller acknowledges each event with
+    ``stream.ack`` once it is processed (in offset order within a partition: faust commits a
+    partition only up to its first event not acknowledged)."""
     pending: list[Any] = []
     arrived = asyncio.Event()
     room = asyncio.Event()
@@ -58,7 +60,7 @@ async def ready_batches(stream: Any, max_: int, idle_s: float) -> AsyncIterator[
             try:
                 yield batch
             finally:
-                for event in batch:
+                for event in batch if ack else ():
                     await stream.ack(event)
     finally:
         stream.enable_acks = enable_acks

@@ -36,9 +36,12 @@ import orjson
 from leadstream.engine.eventtime.watermarks import NEVER, PartitionProgress
 from leadstream.engine.records import SourceRecord
 
-__all__ = ["InStep", "peek_event_time"]
+__all__ = ["HELD_BATCHES", "InStep", "peek_event_time"]
 
 Partition = tuple[str, int]
+# At most this many batches of records are held back (~20k records, a few MB: about what
+# librdkafka's own fetch queue holds, see kafka/confluent_loop.py); past it, the earliest go.
+HELD_BATCHES = 20
 
 
 def peek_event_time(record: SourceRecord) -> float | None:
