@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 from aiokafka import TopicPartition
+from faust.transport.consumer import CONSUMER_WAIT_EMPTY
 
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.watermarks import PartitionProgress
@@ -126,9 +127,17 @@ def attach_batch_agent(
         for key in [k for k in unacknowledged if k[:2] in gone]:
             del unacknowledged[key]
 
+    async def score(stream: Any, batch: list[SourceRecord]) -> None:
+        if batch:
+            await processor.process(batch)
+        for record in batch:
+            await stream.ack(unacknowledged.pop((record.topic, record.partition, record.offset)))
+
     async def score_events(stream: Any) -> None:
         was_waiting: set[tuple[str, int]] = set()
         async for events in ready_batches(stream, settings.batch_max, settings.batch_within_s, ack=False):
+            if not events and not in_step.held:
+                continue  # idle, and nothing held back
             if feed is not None:
                 await feed.refresh()
             records = []
@@ -137,14 +146,16 @@ def attach_batch_agent(
                 unacknowledged[(record.topic, record.partition, record.offset)] = event
                 records.append(record)
             batch = in_step.take(records, progress() if progress is not None else [], time.monotonic())
-            if batch:
-                await processor.process(batch)
-            for record in batch:
-                await stream.ack(unacknowledged.pop((record.topic, record.partition, record.offset)))
+            if CONSUMER_WAIT_EMPTY in app.consumer.diag.flags:
+                # faust waits for every record it handed over to be acknowledged (a rebalance, a
+                # shutdown): score what is held now, in offset order (exact, if not in step).
+                batch += in_step.flush()
+            await score(stream, batch)
             if progress is not None:
                 waiting = in_step.waiting()
                 await _align(app, alignment, in_step.reading(progress()), waiting, was_waiting)
                 was_waiting = waiting
+        await score(stream, in_step.flush())  # the stream stopped: faust waits for these too
 
     return app.agent(topic, name="leadstream.score_events")(score_events)
 

@@ -129,6 +129,13 @@ class InStep:
                 del held[key]
         return out
 
+    def flush(self) -> list[SourceRecord]:
+        """Every held record, each partition in offset order: the consumer must have all it
+        handed over acknowledged (faust, around a rebalance or a shutdown)."""
+        out = [record for queue in self._held.values() for record, _at in queue]
+        self._held.clear()
+        return out
+
     def waiting(self) -> set[Partition]:
         """The partitions with records held back."""
         return set(self._held)
