@@ -13,9 +13,12 @@ with the lowest timestamp. After each fetch it knows, for every partition the wo
 far in event time its reading has got (the latest record consumed, held or processed). A record
 more than ``slack_s`` past the slowest of them that still has records to read is held for a
 later batch; each partition releases a prefix, in offset order, so an offset is committed only
-when everything before it has been scored. Partitions that are caught up impose nothing (live
-records are never held for an idle topic), and records without a readable event time pass (the
-pipeline dead-letters them).
+when everything before it has been scored. Partitions that are caught up impose nothing (an idle
+topic holds nothing back), records from the last ``LIVE_S`` of wall-clock time never wait (a
+partition with a backlog must not delay the live records of the others: a handoff's latency
+matters more than the CPU of a replay), and records without a readable event time pass (the
+pipeline dead-letters them). Only the order of scoring changes, never a result: the engine is
+exact in any order.
 
 It is an optimisation and must never stop the stream or lose a record: held records are not
 committed (a crash or a revocation reads them again), at most ``max_held`` are held (beyond
@@ -26,6 +29,7 @@ unreachable, say) everything passes until it does.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -36,12 +40,14 @@ import orjson
 from leadstream.engine.eventtime.watermarks import NEVER, PartitionProgress
 from leadstream.engine.records import SourceRecord
 
-__all__ = ["HELD_BATCHES", "InStep", "peek_event_time"]
+__all__ = ["HELD_BATCHES", "LIVE_S", "InStep", "peek_event_time"]
 
 Partition = tuple[str, int]
 # At most this many batches of records are held back (~20k records, a few MB: about what
 # librdkafka's own fetch queue holds, see kafka/confluent_loop.py); past it, the earliest go.
 HELD_BATCHES = 20
+# Records whose event time is within this of the wall clock are live: they never wait.
+LIVE_S = 300.0
 
 
 def peek_event_time(record: SourceRecord) -> float | None:
@@ -80,11 +86,15 @@ class InStep:
         return sum(len(queue) for queue in self._held.values())
 
     def take(
-        self, batch: Sequence[SourceRecord], progress: Iterable[PartitionProgress], now: float
+        self,
+        batch: Sequence[SourceRecord],
+        progress: Iterable[PartitionProgress],
+        now: float,
+        wall: float | None = None,
     ) -> list[SourceRecord]:
         """The records to score now: those held before and those of ``batch`` that are not too
         far ahead; the rest wait. ``progress``: the partitions this worker owns, as processed;
-        ``now``: monotonic seconds."""
+        ``now``: monotonic seconds; ``wall``: epoch seconds (default: the clock's)."""
         held, consumed, position = self._held, self._consumed, self._position
         on = self.slack_s > 0
         for record in batch:
@@ -100,10 +110,11 @@ class InStep:
         elif not self._gave_up and held and now - self._bound_since > self.patience_s:
             self._gave_up = True  # the slowest is not moving: let everything pass until it does
         limit = math.inf if self._gave_up else bound + self.slack_s
+        live = (time.time() if wall is None else wall) - LIVE_S
         out: list[SourceRecord] = []
         for key in list(held):
             queue = held[key]
-            while queue and (queue[0][1] is None or queue[0][1] <= limit):
+            while queue and ((at := queue[0][1]) is None or at <= limit or at >= live):
                 out.append(queue.popleft()[0])
             if not queue:
                 del held[key]

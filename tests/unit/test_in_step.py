@@ -82,6 +82,21 @@ def test_caught_up_partitions_hold_nothing_back_so_live_records_never_wait():
     assert offsets(step.take(live, progress, now=0.0)) == [("views", 41)]
 
 
+def test_live_records_never_wait_for_a_partition_with_a_backlog():
+    step = InStep(slack_s=60.0, max_held=1000)
+    now = 1_800_000_000.0
+    # A partition catching up on a backlog from an hour ago, another one live.
+    progress = [reading("backlog:0", high=10_000), reading("live:0", high=100)]
+    backlog = [record("backlog", 0, 0, now - HOUR)]
+    live = [record("live", 0, 7, now - 2.0), record("live", 0, 8, now - 1.0)]
+    out = step.take(backlog + live, progress, now=0.0, wall=now)
+    assert offsets(out) == [("backlog", 0), ("live", 7), ("live", 8)]
+    # The same records an hour later (a replay of history): the live partition's wait.
+    step = InStep(slack_s=60.0, max_held=1000)
+    out = step.take(backlog + live, progress, now=0.0, wall=now + 2 * HOUR)
+    assert offsets(out) == [("backlog", 0)] and step.first_held() == {("live", 0): 7}
+
+
 def test_a_partition_read_to_its_end_does_not_hold_back_even_with_its_own_records_held():
     step = InStep(slack_s=0.001, max_held=1000)
     a = [record("a", 0, 0, 0.0), record("a", 0, 1, 5 * HOUR)]
