@@ -181,7 +181,7 @@ class Settings(BaseSettings):
     # offset order, never committed while held): a contact's events from several topics are
     # then scored near event-time order, instead of re-applying its journal for each one that
     # arrives behind (streams/kafka/in_step.py). Live records of caught-up partitions never
-    # wait. 0 turns it off.
+    # wait. 0 turns it off. The confluent engine only.
     in_step_slack_s: float = Field(default=60.0, ge=0)
     # After Kafka was unreachable or slow, producers deliver what they held back (with its
     # original timestamps): partitions' caught-up claims count again only this long after.

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faust
 from aiokafka import TopicPartition
-from faust.transport.consumer import CONSUMER_WAIT_EMPTY
 
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.watermarks import PartitionProgress
@@ -25,7 +24,6 @@ from leadstream.kafka.alignment import EventTimeAlignment, keep_in_step
 from leadstream.kafka.clients import kafka_ssl_context
 from leadstream.kafka.faust_batches import ready_batches
 from leadstream.kafka.feed import KafkaFeed
-from leadstream.kafka.in_step import HELD_BATCHES, InStep
 from leadstream.kafka.rebalances import count_rebalance
 from leadstream.kafka.unreadable import tolerate_unreadable_batches
 
@@ -114,59 +112,19 @@ def attach_batch_agent(
     event time (kafka/alignment.py) after each batch."""
     topic = app.topic(*settings.topics.inputs(), key_serializer="raw", value_serializer="raw")
     alignment = EventTimeAlignment(settings.partition_alignment_s)
-    # Records held back for a later batch (kafka/in_step.py), acknowledged once processed.
-    in_step = InStep(settings.in_step_slack_s, HELD_BATCHES * settings.batch_max)
-    unacknowledged: dict[tuple[str, int, int], Any] = {}
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def forget_held(app: faust.App, revoked: Any, **_kwargs: Any) -> None:
-        # Read again from the committed offsets by whoever gets them (faust's assignor is eager:
-        # this one too), so they are neither scored nor acknowledged here.
-        gone = {(tp.topic, tp.partition) for tp in revoked}
-        in_step.drop(gone)
-        for key in [k for k in unacknowledged if k[:2] in gone]:
-            del unacknowledged[key]
-
-    async def score(stream: Any, batch: list[SourceRecord]) -> None:
-        if batch:
-            await processor.process(batch)
-        for record in batch:
-            await stream.ack(unacknowledged.pop((record.topic, record.partition, record.offset)))
 
     async def score_events(stream: Any) -> None:
-        was_waiting: set[tuple[str, int]] = set()
-        async for events in ready_batches(stream, settings.batch_max, settings.batch_within_s, ack=False):
-            if not events and not in_step.held:
-                continue  # idle, and nothing held back
+        async for events in ready_batches(stream, settings.batch_max, settings.batch_within_s):
             if feed is not None:
                 await feed.refresh()
-            records = []
-            for event in events:
-                record = _source_record(event)
-                unacknowledged[(record.topic, record.partition, record.offset)] = event
-                records.append(record)
-            batch = in_step.take(records, progress() if progress is not None else [], time.monotonic())
-            if CONSUMER_WAIT_EMPTY in app.consumer.diag.flags:
-                # faust waits for every record it handed over to be acknowledged (a rebalance, a
-                # shutdown): score what is held now, in offset order (exact, if not in step).
-                batch += in_step.flush()
-            await score(stream, batch)
+            await processor.process([_source_record(event) for event in events])
             if progress is not None:
-                waiting = in_step.waiting()
-                await _align(app, alignment, in_step.reading(progress()), waiting, was_waiting)
-                was_waiting = waiting
-        await score(stream, in_step.flush())  # the stream stopped: faust waits for these too
+                await _align(app, alignment, progress())
 
     return app.agent(topic, name="leadstream.score_events")(score_events)
 
 
-async def _align(
-    app: faust.App,
-    alignment: EventTimeAlignment,
-    progress: list[PartitionProgress],
-    waiting: Set[tuple[str, int]] = frozenset(),
-    was_waiting: Set[tuple[str, int]] = frozenset(),
-) -> None:
+async def _align(app: faust.App, alignment: EventTimeAlignment, progress: list[PartitionProgress]) -> None:
     """Pause and resume partitions in the aiokafka consumer under faust, in its own thread.
 
     Not faust's ``pause_partitions``: that only stops handing over records, and records already
@@ -174,21 +132,14 @@ async def _align(
     around a rebalance), so they would wait for a restart. aiokafka's pause drops a paused
     partition's fetched, unread records without moving its position, and fetches them again on
     resume. A rebalance makes fresh, unpaused partition states, so pauses are asserted again
-    after every batch while any are held.
-
-    ``waiting``: partitions whose records kafka/in_step.py holds back, paused too (fetching more
-    of them only adds to the wait); ``was_waiting``: those it held after the last batch, resumed
-    unless still held or paused for alignment."""
+    after every batch while any are held."""
     resume: list[tuple[str, int]] = []
     # New pauses need no list of their own: every held partition is paused below.
     keep_in_step(alignment, progress, lambda _new: None, resume.extend)
-    aligned = {(t, int(p)) for t, p in (n.rsplit(":", 1) for n in alignment.paused)}
-    pausing = aligned | set(waiting)
-    resuming = ({*resume} | set(was_waiting)) - pausing
-    if not (pausing or resuming):
+    if not (alignment.paused or resume):
         return
-    held = [TopicPartition(t, p) for t, p in sorted(pausing)]
-    freed = [TopicPartition(t, p) for t, p in sorted(resuming)]
+    held = [TopicPartition(t, int(p)) for t, p in (n.rsplit(":", 1) for n in alignment.paused)]
+    freed = [TopicPartition(t, p) for t, p in resume]
 
     async def in_consumer_thread() -> None:
         consumer = thread._ensure_consumer()

@@ -22,12 +22,9 @@ from typing import Any
 __all__ = ["ready_batches"]
 
 
-async def ready_batches(stream: Any, max_: int, idle_s: float, ack: bool = True) -> AsyncIterator[list[Any]]:
+async def ready_batches(stream: Any, max_: int, idle_s: float) -> AsyncIterator[list[Any]]:
     """Yield lists of at most ``max_`` events of ``stream``; ``idle_s``: how often an idle stream
-    checks whether it should stop. ``ack=False``: the caller acknowledges each event with
-    ``stream.ack`` once it is processed (in offset order within a partition: faust commits a
-    partition only up to its first event not acknowledged), and an idle stream yields an empty
-    list every ``idle_s`` (records the caller holds back may be due although none arrive)."""
+    checks whether it should stop."""
     pending: list[Any] = []
     arrived = asyncio.Event()
     room = asyncio.Event()
@@ -53,8 +50,6 @@ async def ready_batches(stream: Any, max_: int, idle_s: float, ack: bool = True)
             if not pending:
                 arrived.clear()
                 await stream.wait_for_stopped(arrived, timeout=idle_s)
-                if not pending and not ack and not stream.should_stop:
-                    yield []
                 continue
             batch = pending[:max_]
             del pending[:max_]
@@ -63,7 +58,7 @@ async def ready_batches(stream: Any, max_: int, idle_s: float, ack: bool = True)
             try:
                 yield batch
             finally:
-                for event in batch if ack else ():
+                for event in batch:
                     await stream.ack(event)
     finally:
         stream.enable_acks = enable_acks

@@ -1,7 +1,7 @@
 """A backlog whose topics run far apart in event time: the worker pauses the partitions ahead,
 loses nothing it paused, and hands off exactly what a replay of the same events does
-(streams/kafka/alignment.py, both engines); the worker holds back records far ahead of the
-slowest partition, so contacts are scored in event-time order (streams/kafka/in_step.py)."""
+(streams/kafka/alignment.py, both engines); the confluent worker holds back records far ahead
+of the slowest partition, so contacts are scored in event-time order (streams/kafka/in_step.py)."""
 
 from __future__ import annotations
 
@@ -47,16 +47,15 @@ def test_partitions_paused_ahead_in_event_time_lose_nothing(settings, start_work
     assert live == replayed(settings, events)
 
 
-@pytest.mark.parametrize("engine", ["faust", "confluent"])
 @pytest.mark.parametrize("slack_s", [60.0, 0.0])
-def test_a_backlog_over_several_topics_is_scored_in_event_time_order(settings, start_worker, engine, slack_s):
+def test_a_backlog_over_several_topics_is_scored_in_event_time_order(settings, start_worker, slack_s):
     # Each topic is fetched in runs of a partition's records: the forms and identify topics
     # come whole, weeks ahead of the page views. Held back, every contact's inputs reach it in
     # event-time order and none re-applies its journal; without (0), a late replay is common.
     port = free_port()
     settings = settings.model_copy(
         update={
-            "worker_engine": engine,
+            "worker_engine": "confluent",
             "in_step_slack_s": slack_s,
             "metrics_port": port,
             "timer_interval_s": 60,

@@ -153,15 +153,6 @@ def test_revoked_partitions_lose_their_held_records_to_their_next_owner_and_zero
     assert off.take(batch, [reading("b:0", high=100)], now=0.0) == batch
 
 
-def test_a_flush_gives_every_held_record_each_partition_in_offset_order():
-    step = InStep(slack_s=60.0, max_held=1000)
-    progress = [reading("never:0", high=10), reading("a:0", high=10), reading("b:0", high=10)]
-    step.take([record("a", 0, 0, 2 * HOUR), record("b", 0, 0, HOUR), record("a", 0, 1, 0.0)], progress, 0.0)
-    assert step.held == 3
-    assert offsets(step.flush()) == [("a", 0), ("a", 1), ("b", 0)]
-    assert step.held == 0 and step.first_held() == {} and step.take([], progress, 1.0) == []
-
-
 def test_pausing_sees_how_far_each_partition_has_been_read_held_records_included():
     step = InStep(slack_s=60.0, max_held=1000)
     step.take([record("a", 0, 6, 9 * HOUR)], [reading("a:0", high=100), reading("b:0", high=9)], now=0.0)
