@@ -201,7 +201,8 @@ async def run_loop(
                 await _dead_letter(broken, settings, errors)
             if batch:
                 await processor.process(batch)
-            done = batch + [source_record(m) for m in broken]
+            unreadable = [source_record(m) for m in broken]
+            done = batch + unreadable
             for record in done:
                 key = (record.topic, record.partition)
                 uncommitted[key] = max(record.offset + 1, uncommitted.get(key, 0))
@@ -210,7 +211,7 @@ async def run_loop(
                     uncommitted[key] = min(uncommitted[key], first)
             if uncommitted and _commit(consumer, {k: o for k, o in uncommitted.items() if k in assigned}):
                 uncommitted.clear()
-            stall.observe(consumed + [source_record(m) for m in broken])
+            stall.observe(consumed + unreadable)
             _align(consumer, alignment, in_step, in_step.reading(watermarks.own_progress()), paused)
             for index, (interval_s, tick) in enumerate(ticks):
                 if time.monotonic() >= due[index]:
