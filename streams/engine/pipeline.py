@@ -332,10 +332,13 @@ class ScoringPipeline:
             return 0
         self._swept_to, self._swept_at = limit, now
         swept: dict[str, float] = {}
-        for shard in range(ACCOUNT_SHARDS):
-            if self.watermarks.owns_shard(shard, ACCOUNT_SHARDS):
-                key = account_queue_key(self._prefix, shard)
-                swept.update(await self._timers.due(key, limit, 500))
+        owned = [
+            account_queue_key(self._prefix, shard)
+            for shard in range(ACCOUNT_SHARDS)
+            if self.watermarks.owns_shard(shard, ACCOUNT_SHARDS)
+        ]
+        for due in (await self._timers.due_in(owned, limit, 500)).values():
+            swept.update(due)
         swept = self._accounts.worth_sweeping(swept, bound)
         chunk = max(self.sweep_chunk, self._last_batch) if self.sweep_chunk is not None else len(swept)
         self.sweep_pending = len(swept) > chunk

@@ -79,6 +79,11 @@ class MemoryStateStore:
         items = sorted((due, member) for member, due in self._timers.get(key, {}).items() if due <= until)
         return [(member, due) for due, member in items[:limit]]
 
+    async def due_in(
+        self, keys: Sequence[str], until: float, limit: int
+    ) -> dict[str, list[tuple[str, float]]]:
+        return {key: await self.due(key, until, limit) for key in keys}
+
     async def unschedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
         for key, member, due in entries:
             if self._timers.get(key, {}).get(member) == due:

@@ -127,6 +127,12 @@ class TimerIndex(Protocol):
         """Members due at or before ``until``, earliest first."""
         ...
 
+    async def due_in(
+        self, keys: Sequence[str], until: float, limit: int
+    ) -> dict[str, list[tuple[str, float]]]:
+        """:meth:`due` of each index key (up to ``limit`` from each), in one round trip."""
+        ...
+
     async def unschedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
         """Remove entries, each only if still at the given due time (not moved since)."""
         ...

@@ -17,7 +17,7 @@ from leadstream.kafka.clients import make_producer
 from leadstream.kafka.sinks import ConfluentSink
 from leadstream.kafka.topics import ensure_topics
 from leadstream.state import RecordWrite, RedisStateStore
-from leadstream.state.keys import account_queue_key, contact_key, contact_token
+from leadstream.state.keys import account_queue_key, contact_key, contact_token, timer_key
 from leadstream.state.packing import use_hiredis_packing
 from leadstream.state.redis_store import function_library
 from tests.factories import buyer_journey, encode
@@ -171,6 +171,25 @@ def test_waiting_index_moves_only_entries_still_where_they_were_seen(settings, r
         return await store.due(shards[0], 100.0, 10), await store.due(shards[1], 100.0, 10)
 
     assert run(scenario, redis_url) == ([("b.io", 5.0), ("a.io", 40.0)], [])
+
+
+def test_due_timers_of_every_shard_come_back_together_each_with_its_own_limit(settings, redis_url):
+    shards = [timer_key(settings.redis_key_prefix, s) for s in range(3)]
+
+    async def scenario(client):
+        store = RedisStateStore(client, ttl_seconds=3600)
+        await store.schedule(
+            [(shards[0], f"c{i}", float(i)) for i in range(5)]
+            + [(shards[1], "late", 500.0), (shards[1], "due", 50.0)]
+        )
+        return await store.due_in(shards, 100.0, 3)
+
+    found = run(scenario, redis_url)
+    assert found == {
+        shards[0]: [("c0", 0.0), ("c1", 1.0), ("c2", 2.0)],  # earliest first, at most the limit
+        shards[1]: [("due", 50.0)],
+        shards[2]: [],
+    }
 
 
 def test_a_redis_that_stops_answering_is_one_clear_error_within_the_deadline(tmp_path):

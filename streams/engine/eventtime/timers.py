@@ -1,6 +1,6 @@
 """The timer service: fires due timers (SLA breaches, decayed MQLs) between events.
 
-Every worker runs it every ``LEADSTREAM_TIMER_INTERVAL_S``. It reads each shard of the timer
+Every worker runs it every ``LEADSTREAM_TIMER_INTERVAL_S``. It reads every shard of the timer
 index for members due by the wall clock, loads those contacts, fires their due timers with the
 pure core (the transition is stamped with the timer's due time, not the wall clock, so its
 content is the same as if the contact's next event had fired it), commits by compare-and-set,
@@ -16,6 +16,7 @@ journal, base and checkpoint go in the same compare-and-set, else the timer is l
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from leadstream.config.settings import Topics
 from leadstream.engine.eventtime.watermarks import Everything
@@ -95,31 +96,36 @@ class TimerService:
     async def tick(self, now: float, release: Release | None = None) -> int:
         """Fire every timer due by ``now``; return how many lifecycle events that produced.
         ``release``: how far the stream is, for closing journals (None: all of it is read)."""
-        produced = 0
         release = release if release is not None else Everything()
-        for shard in range(TIMER_SHARDS):
-            index = timer_key(self._prefix, shard)
-            due = await self._timers.due(index, now, BATCH)
-            if due:
-                self.due_total += len(due)
-                fired = await self._fire(index, due, release)
-                self.fired_total += fired
-                produced += fired
-        return produced
+        # Every shard's due timers fire together: one load, one commit, one publish for all
+        # (shard by shard, a tick took ~8 round trips a shard while the batches waited).
+        indexes = [timer_key(self._prefix, shard) for shard in range(TIMER_SHARDS)]
+        found = await self._timers.due_in(indexes, now, BATCH)
+        due = [(index, member, when) for index, rows in found.items() for member, when in rows]
+        if not due:
+            return 0
+        self.due_total += len(due)
+        fired = await self._fire(due, release)
+        self.fired_total += fired
+        return fired
 
-    async def _fire(self, index: str, due: list[tuple[str, float]], release: Release) -> int:
+    async def _fire(self, due: list[tuple[str, str, float]], release: Release) -> int:
+        """``due``: (index key, member, due time) entries."""
         latest: dict[str, float] = {}
-        journals: dict[str, tuple[str, float]] = {}  # contact -> its journal timer (member, due)
-        for member, when in due:
+        journals: dict[str, list[tuple[str, str, float]]] = {}  # contact -> its journal timers
+        for index, member, when in due:
             contact, kind = parse_timer_member(member)
             if kind == JOURNAL_TIMER:
-                journals[contact] = (member, when)
+                journals.setdefault(contact, []).append((index, member, when))
                 latest.setdefault(contact, float("-inf"))
             else:
                 latest[contact] = max(when, latest.get(contact, when))
         keys = {contact: _timer_contact_key(self._prefix, contact) for contact in latest}
         records = await self._store.load(list(keys.values()))
-        writes, events, closing, later = [], {}, set(), []
+        writes: list[RecordWrite] = []
+        events: dict[str, list[dict[str, Any]]] = {}
+        closing: set[str] = set()
+        later: list[tuple[str, str, float, float]] = []  # journals the stream does not let close yet
         for contact, until in latest.items():
             stored = records[keys[contact]]
             if stored.value is None:
@@ -127,9 +133,11 @@ class TimerService:
             close = False
             if contact in journals:
                 close = may_close(Journal.of(stored), self._horizon_s, release)
-                member, when = journals[contact]
                 if not close and any(name.startswith(JOURNAL_PART) for name in stored.parts):
-                    later.append((index, member, when, when + self._retry_s))
+                    later.extend(
+                        (index, member, when, when + self._retry_s)
+                        for index, member, when in journals[contact]
+                    )
             state = decode_state(stored.value)
             before = dict(state.timers)
             fired = fire_due(self._compiled, state, until) if until > float("-inf") else []
@@ -172,11 +180,11 @@ class TimerService:
         await self._store.ack(deliveries.acks)
         # A conflicted contact changed under us (an event arrived): its timers fire on the next tick
         # or with that event. Everything else that was due is done.
-        waiting = {member for _, member, _, _ in later}
+        waiting = {(index, member) for index, member, _, _ in later}
         done = [
             (index, m, w)
-            for m, w in due
-            if m not in waiting
+            for index, m, w in due
+            if (index, m) not in waiting
             and _timer_contact_key(self._prefix, parse_timer_member(m)[0]) not in conflicts
         ]
         await self._timers.unschedule(done)
