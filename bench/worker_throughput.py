@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--engine", choices=["faust", "confluent"], default="faust")
+    parser.add_argument("--engine", choices=["faust", "confluent"], default="confluent")
     parser.add_argument("--workers", type=int, default=1, help="worker processes in the group")
     parser.add_argument(
         "--one-topic", action="store_true", help="every event on one topic (each contact's events in order)"

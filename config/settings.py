@@ -229,9 +229,11 @@ class Settings(BaseSettings):
     lookup_tokens: SecretStr | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # faust: the faust agent (stream.take_events); confluent: a plain confluent-kafka loop, with
-    # librdkafka fetching in C threads. Both drive the same pipeline.
-    worker_engine: Literal["faust", "confluent"] = "faust"
+    # confluent: a plain confluent-kafka loop, librdkafka fetching in C threads, records held back
+    # to event-time order (kafka/in_step.py); faust: the faust agent (stream.take_events). Both
+    # drive the same pipeline. confluent is the default: about twice faust's events/s on a
+    # backlog, a third of its latency at half load, and its live handoffs at the oracle's moments.
+    worker_engine: Literal["faust", "confluent"] = "confluent"
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
