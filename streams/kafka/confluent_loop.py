@@ -36,7 +36,6 @@ from leadstream.kafka.rebalances import count_rebalance
 from leadstream.state.pseudonyms import pseudonym_secret
 
 __all__ = [
-    "FETCH_WAIT_MS",
     "STALL_S",
     "RejoinBudget",
     "StallWatch",
@@ -48,7 +47,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-FETCH_WAIT_MS = 25
 STALL_S = 10.0
 MAX_REJOINS = 5  # consumers replaced within REJOIN_WINDOW_S of each other before the worker gives up
 REJOIN_WINDOW_S = 600.0
@@ -62,7 +60,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "session.timeout.ms": int(settings.session_timeout_s * 1000),
         "heartbeat.interval.ms": max(1000, int(settings.session_timeout_s * 250)),
         "fetch.min.bytes": 1,
-        "fetch.wait.max.ms": FETCH_WAIT_MS,
+        "fetch.wait.max.ms": settings.fetch_wait_ms,
         # Prefetched records: 4 MB is about five seconds of a worker's input. librdkafka's
         # defaults (a 64 MB queue, fetches of up to 50 MB, 1 MB a partition) only added to the
         # worker's memory: a consumer at a worker's pace held ~75 MB with them (16 MB queue),

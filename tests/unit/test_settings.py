@@ -58,3 +58,14 @@ def test_settings_round_trip_through_the_environment(monkeypatch):
     for name, value in settings_to_env(original).items():
         monkeypatch.setenv(name, value)
     assert load_settings() == original
+
+
+def test_the_confluent_worker_fetch_wait_comes_from_the_settings(monkeypatch):
+    from leadstream.kafka.confluent_loop import consumer_config
+
+    monkeypatch.delenv("LEADSTREAM_FETCH_WAIT_MS", raising=False)
+    assert consumer_config(Settings())["fetch.wait.max.ms"] == 25
+    monkeypatch.setenv("LEADSTREAM_FETCH_WAIT_MS", "40")
+    assert consumer_config(load_settings())["fetch.wait.max.ms"] == 40
+    with pytest.raises(ValidationError):
+        Settings(fetch_wait_ms=0)
