@@ -26,8 +26,9 @@ backlog, and slowed it on a larger one, while its fetcher's pauses dropped and f
 
 It is an optimisation and must never stop the stream or lose a record: held records are not
 committed (a crash or a revocation reads them again), at most ``max_held`` are held (beyond
-that the oldest go), and if the slowest partition does not move for ``patience_s`` (its leader
-unreachable, say) everything passes until it does.
+that the oldest go), and if the slowest partition does not move for ``patience_s`` of the
+worker fetching (its leader unreachable, say) everything passes until it does. Time the worker
+spent on one batch (retried while Redis or Kafka was away) does not count.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class InStep:
         self._consumed: dict[Partition, float] = {}  # the latest event time consumed
         self._position: dict[Partition, int] = {}  # the offset after the last record consumed
         self._bound, self._bound_since, self._gave_up = math.inf, 0.0, False
+        self._last_take = -math.inf
 
     @property
     def held(self) -> int:
@@ -109,6 +111,12 @@ class InStep:
             if at is not None:
                 consumed[key] = max(at, consumed.get(key, NEVER))
         bound = self._slowest(progress) if on else math.inf
+        if now - self._last_take > self.patience_s:
+            # The worker was held up elsewhere (a batch retried while Redis or Kafka was away):
+            # that time says nothing of the slowest partition, whose records could not be read
+            # either. Counted, it let every held record pass at once when the store came back.
+            self._bound_since = now
+        self._last_take = now
         if bound != self._bound:
             self._bound, self._bound_since, self._gave_up = bound, now, False
         elif not self._gave_up and held and now - self._bound_since > self.patience_s:

@@ -138,6 +138,17 @@ def test_a_slowest_partition_that_does_not_move_lets_everything_pass_until_it_do
     assert offsets(moved) == [("stuck", 0)] and step.first_held() == {("a", 0): 3}
 
 
+def test_time_the_worker_spent_away_from_fetching_is_not_the_slowest_partition_standing_still():
+    step = InStep(slack_s=60.0, max_held=1000, patience_s=5.0)
+    progress = [reading("slow:0", high=100), reading("a:0", high=100)]
+    assert step.take([record("a", 0, 0, HOUR)], progress, now=0.0) == []
+    # 30 s in one batch (Redis away, the batch retried until it was back): still held.
+    assert step.take([record("a", 0, 1, 2 * HOUR)], progress, now=30.0) == []
+    assert step.take([], progress, now=33.0) == []
+    # 5 s of fetching from then on with the slowest partition not moving: everything passes.
+    assert offsets(step.take([], progress, now=35.5)) == [("a", 0), ("a", 1)]
+
+
 def test_revoked_partitions_lose_their_held_records_to_their_next_owner_and_zero_turns_it_off():
     step = InStep(slack_s=60.0, max_held=1000)
     progress = [reading("a:0", high=100), reading("b:0", high=100)]
