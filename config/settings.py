@@ -237,8 +237,8 @@ class Settings(BaseSettings):
     # confluent: a plain confluent-kafka loop, librdkafka fetching in C threads, records held back
     # to event-time order (kafka/in_step.py); faust: the faust agent (stream.take_events). Both
     # drive the same pipeline. confluent is the default: more events/s than faust on a backlog at
-    # about half the CPU an event, a third of its latency at half load, and its live handoffs at
-    # the oracle's moments (README, "Configuration").
+    # about half the CPU an event, and a third of its latency at half load (README,
+    # "Configuration").
     worker_engine: Literal["faust", "confluent"] = "confluent"
 
     @field_validator("kafka_bootstrap_servers")
