@@ -25,7 +25,10 @@ class FaultStack:
         kafka_port: int = 9192,
         controller_port: int = 9193,
         redis_port: int = 6390,
+        persist: bool = True,
     ) -> None:
+        """``persist=False``: the stack as ``scripts/stack up`` runs it by default (its data cleared
+        by ``down``, Redis's AOF fsynced every second)."""
         self.directory = directory or ROOT / ".leadstream" / "faults"
         self.kafka_port = kafka_port
         self.redis_port = redis_port
@@ -35,9 +38,12 @@ class FaultStack:
             "LEADSTREAM_KAFKA_PORT": str(kafka_port),
             "LEADSTREAM_KAFKA_CONTROLLER_PORT": str(controller_port),
             "LEADSTREAM_REDIS_PORT": str(redis_port),
-            "LEADSTREAM_STACK_PERSIST": "1",
-            "LEADSTREAM_REDIS_APPENDFSYNC": "always",
         }
+        if persist:
+            self._env.update(LEADSTREAM_STACK_PERSIST="1", LEADSTREAM_REDIS_APPENDFSYNC="always")
+        else:
+            for variable in ("LEADSTREAM_STACK_PERSIST", "LEADSTREAM_REDIS_APPENDFSYNC"):
+                self._env.pop(variable, None)
 
     @property
     def bootstrap(self) -> str:
