@@ -183,6 +183,11 @@ class Settings(BaseSettings):
     # arrives behind (streams/kafka/in_step.py). Live records of caught-up partitions never
     # wait. 0 turns it off. The confluent engine only.
     in_step_slack_s: float = Field(default=60.0, ge=0)
+    # A partition read to its end still holds the others back this long after it last brought a
+    # record (Kafka Streams' max.task.idle.ms): events a producer writes to several topics at
+    # once become visible milliseconds apart, and one read before an earlier one on another
+    # topic could publish a decision at the wrong event. Live records never wait. 0: no wait.
+    in_step_idle_ms: int = Field(default=250, ge=0, le=60_000)
     # How long the broker may hold the confluent worker's fetch when none of its partitions has
     # new records. A partition resumed after in-step pausing is fetched only once that fetch
     # returns, so a long wait stalls a backlog (100 ms: ~15% of a worker's time); a short one

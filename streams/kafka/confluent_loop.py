@@ -5,11 +5,14 @@ pipeline the faust agent uses, commits a batch's offsets only after the pipeline
 committed, outputs acknowledged), and ticks the timer service between batches. Selected with
 ``LEADSTREAM_WORKER_ENGINE=confluent``.
 
-Rebalances are incremental (cooperative-sticky: a worker joining or leaving moves only the
-partitions that change owner, the others keep being consumed) and, with
-``LEADSTREAM_INSTANCE_ID``, membership is static: a worker restarted within the session timeout
-gets its partitions back with no rebalance at all. Every assignment, revocation and stall is
-logged.
+Partitions are assigned by range: partition N of every input topic goes to the same worker, so
+a contact's page views, forms, trials and webinars (keyed alike) are read by one worker, in step
+(kafka/in_step.py). cooperative-sticky, which moves fewer partitions on a rebalance, balances
+each topic's partitions without regard to the others': with two workers it gave one the forms
+and the other the webinars, and an MQL was published at a form while the webinar before it was
+still unread on the other worker. With ``LEADSTREAM_INSTANCE_ID`` membership is static: a worker
+restarted within the session timeout gets its partitions back with no rebalance at all. Every
+assignment, revocation and stall is logged.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from leadstream.kafka.rebalances import count_rebalance
 from leadstream.state.pseudonyms import pseudonym_secret
 
 __all__ = [
+    "ASSIGNMENT_STRATEGY",
     "STALL_S",
     "RejoinBudget",
     "StallWatch",
@@ -52,11 +56,16 @@ MAX_REJOINS = 5  # consumers replaced within REJOIN_WINDOW_S of each other befor
 REJOIN_WINDOW_S = 600.0
 
 
+# Co-partitioned: partition N of every input topic to one worker (see the module doc). Eager: a
+# rebalance revokes every partition and assigns them again (the same ones, mostly).
+ASSIGNMENT_STRATEGY = "range"
+
+
 def consumer_config(settings: Settings) -> dict[str, Any]:
     """The worker's consumer, beyond what every client has (kafka/clients.py)."""
     config: dict[str, Any] = {
         "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "cooperative-sticky",
+        "partition.assignment.strategy": ASSIGNMENT_STRATEGY,
         "session.timeout.ms": int(settings.session_timeout_s * 1000),
         "heartbeat.interval.ms": max(1000, int(settings.session_timeout_s * 250)),
         "fetch.min.bytes": 1,
@@ -103,11 +112,18 @@ async def run_loop(
     # entry leaves when the broker confirms it (on_commit, served inside consume()).
     uncommitted: dict[tuple[str, int], int] = {}
     # Records consumed but held back for a later batch (kafka/in_step.py); never committed.
-    in_step = InStep(settings.in_step_slack_s, HELD_BATCHES * settings.batch_max)
+    in_step = InStep(
+        settings.in_step_slack_s, HELD_BATCHES * settings.batch_max, idle_s=settings.in_step_idle_ms / 1000
+    )
     paused: set[tuple[str, int]] = set()  # by alignment or while their records wait in in_step
 
     def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        assigned.update((tp.topic, tp.partition) for tp in partitions)  # incremental (cooperative)
+        assigned.update((tp.topic, tp.partition) for tp in partitions)  # all of them (eager)
+        # librdkafka keeps a partition's pause across an eager rebalance that gives it back: one
+        # paused by alignment or in_step before it (whose state the revocation cleared here)
+        # would never be fetched again. Assigned, then resumed, they all start unpaused.
+        consumer.assign(partitions)
+        consumer.resume(partitions)
         count_rebalance("assigned")
         logger.info("partitions assigned: %s", _names(partitions))
 

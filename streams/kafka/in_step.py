@@ -13,10 +13,14 @@ with the lowest timestamp. After each fetch it knows, for every partition the wo
 far in event time its reading has got (the latest record consumed, held or processed). A record
 more than ``slack_s`` past the slowest of them that still has records to read is held for a
 later batch; each partition releases a prefix, in offset order, so an offset is committed only
-when everything before it has been scored. Partitions that are caught up impose nothing (an idle
-topic holds nothing back), records from the last ``LIVE_S`` of wall-clock time never wait (a
-partition with a backlog must not delay the live records of the others: a handoff's latency
-matters more than the CPU of a replay), and records without a readable event time pass (the
+when everything before it has been scored. A partition that is caught up still holds the others
+back for ``idle_s`` after it last brought a record (Kafka Streams' ``max.task.idle.ms``): a
+producer writing a contact's events to several topics at once makes each visible a few
+milliseconds apart, and a form read before the webinar that came first would publish the MQL at
+the form. After that an idle topic holds nothing back. Records from the last ``LIVE_S`` of
+wall-clock time never wait (a partition with a backlog must not delay the live records of the
+others: a handoff's latency matters more than the CPU of a replay), and records without a
+readable event time pass (the
 pipeline dead-letters them). Only the order of scoring changes, never a result: the engine is
 exact in any order.
 
@@ -78,9 +82,13 @@ class InStep:
         max_held: int,
         patience_s: float = 5.0,
         event_time: Callable[[SourceRecord], float | None] = peek_event_time,
+        idle_s: float = 0.0,
     ) -> None:
-        self.slack_s, self.max_held, self.patience_s = slack_s, max_held, patience_s
+        self.slack_s, self.max_held, self.patience_s, self.idle_s = slack_s, max_held, patience_s, idle_s
         self._event_time = event_time
+        # Monotonic time a partition last brought a record (or was first seen): caught up, it
+        # still bounds the others until idle_s after that.
+        self._brought: dict[Partition, float] = {}
         self._held: dict[Partition, deque[tuple[SourceRecord, float | None]]] = {}
         self._consumed: dict[Partition, float] = {}  # the latest event time consumed
         self._position: dict[Partition, int] = {}  # the offset after the last record consumed
@@ -103,14 +111,16 @@ class InStep:
         ``now``: monotonic seconds; ``wall``: epoch seconds (default: the clock's)."""
         held, consumed, position = self._held, self._consumed, self._position
         on = self.slack_s > 0
+        brought = self._brought
         for record in batch:
             at = self._event_time(record) if on else None
             key = (record.topic, record.partition)
+            brought[key] = now
             held.setdefault(key, deque()).append((record, at))
             position[key] = max(record.offset + 1, position.get(key, -1))
             if at is not None:
                 consumed[key] = max(at, consumed.get(key, NEVER))
-        bound = self._slowest(progress) if on else math.inf
+        bound = self._slowest(progress, now) if on else math.inf
         if now - self._last_take > self.patience_s:
             # The worker was held up elsewhere (a batch retried while Redis or Kafka was away):
             # that time says nothing of the slowest partition, whose records could not be read
@@ -135,11 +145,20 @@ class InStep:
             out += self._earliest(excess)
         return out
 
-    def _slowest(self, progress: Iterable[PartitionProgress]) -> float:
+    def _slowest(self, progress: Iterable[PartitionProgress], now: float) -> float:
         """How far in event time the slowest partition with records left to read has got (one
-        never read: not at all). A partition read to its end (held records or not) has no
-        earlier record to bring and holds nothing back."""
-        return min((p.max_event_time for p in self.reading(progress) if not p.caught_up), default=math.inf)
+        never read: not at all). A partition read to its end (held records or not) holds nothing
+        back once ``idle_s`` passed since it last brought a record."""
+        slowest = math.inf
+        brought, idle_s = self._brought, self.idle_s
+        for p in self.reading(progress):
+            if p.caught_up:
+                topic, _, number = p.partition.rpartition(":")
+                since = brought.setdefault((topic, int(number)), now)
+                if now - since >= idle_s:
+                    continue
+            slowest = min(slowest, p.max_event_time)
+        return slowest
 
     def _earliest(self, count: int) -> list[SourceRecord]:
         """Release ``count`` held records, the earliest partition head first each time: past
@@ -178,10 +197,11 @@ class InStep:
             self._held.pop(key, None)
             self._consumed.pop(key, None)
             self._position.pop(key, None)
+            self._brought.pop(key, None)
 
     def clear(self) -> None:
         """A new consumer: it starts again from the committed offsets."""
-        self.drop([*self._held, *self._consumed, *self._position])
+        self.drop([*self._held, *self._consumed, *self._position, *self._brought])
 
 
 def _head_time(queue: deque[tuple[SourceRecord, float | None]]) -> float:

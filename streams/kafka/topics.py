@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
@@ -11,7 +12,7 @@ from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable, ConfigurationError
 from leadstream.kafka.clients import make_admin, require_kafka
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_topics", "uneven_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +23,24 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0, create: bool | No
     require_kafka(settings)
     admin = make_admin(settings)
     try:
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
+        metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         raise BrokerUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}. "
             "Start the local stack with scripts/stack up, or set LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS."
         ) from exc
+    existing = set(metadata.topics)
     topics = settings.topics
+    uneven = uneven_inputs({n: len(t.partitions) for n, t in metadata.topics.items()}, topics.inputs())
+    if uneven:
+        logger.warning(
+            "the input topics have different partition counts (%s): a contact's events, keyed "
+            "alike, land on different partition numbers, so different workers read them and a "
+            "decision can be published before an earlier event from another topic is read. Give "
+            "them the same count (kafka-topics.sh --alter --partitions N; new topics get "
+            "LEADSTREAM_TOPIC_PARTITIONS)",
+            uneven,
+        )
     wanted = [
         *topics.inputs(),
         topics.handoffs,
@@ -81,3 +93,13 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0, create: bool | No
             raise BrokerUnavailable(f"creating topic {name} failed: {exc}") from exc
     logger.info("created topics %s", ", ".join(created))
     return created
+
+
+def uneven_inputs(partitions: dict[str, int], inputs: Iterable[str]) -> str:
+    """``topic count, ...`` when the existing input topics do not all have the same number of
+    partitions (the workers' range assignment keeps a contact's topics together only if they
+    do), else ``""``."""
+    counts = {name: partitions[name] for name in inputs if name in partitions}
+    if len(set(counts.values())) <= 1:
+        return ""
+    return ", ".join(f"{name} {count}" for name, count in counts.items())

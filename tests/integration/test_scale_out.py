@@ -13,6 +13,7 @@ from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.engine.records import SourceRecord
 from leadstream.kafka.clients import make_consumer, make_producer
+from leadstream.kafka.confluent_loop import ASSIGNMENT_STRATEGY, consumer_config
 from leadstream.kafka.topic_io import produce_all
 from leadstream.scoring import compile_model
 from leadstream.scoring.engagement import engagement
@@ -59,6 +60,47 @@ def test_rebalance_mid_stream_loses_and_duplicates_nothing(settings, redis_clien
         ), contact
 
 
+def test_two_confluent_workers_each_read_the_same_partitions_of_every_input_topic(settings):
+    """A contact's events are keyed alike on every topic, so they land on partition N of each:
+    one worker must read all of them to score them in event-time order (kafka/in_step.py).
+    cooperative-sticky gave one worker the forms and the other the webinars."""
+    from leadstream.kafka.topics import ensure_topics
+
+    ensure_topics(settings)
+    topics = list(settings.topics.inputs())
+    consumers = [
+        make_consumer(settings, settings.consumer_group, **consumer_config(settings)) for _ in range(2)
+    ]
+    every = len(topics) * settings.topic_partitions
+
+    def owned() -> list[set[tuple[str, int]]]:
+        return [{(tp.topic, tp.partition) for tp in c.assignment()} for c in consumers]
+
+    try:
+        # The first worker owns everything, then a second joins (a scale-out).
+        consumers[0].subscribe(topics)
+        deadline = time.monotonic() + 60
+        while len(owned()[0]) < every and time.monotonic() < deadline:
+            consumers[0].poll(0.1)
+        consumers[1].subscribe(topics)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for consumer in consumers:
+                consumer.poll(0.1)
+            mine = owned()
+            if all(mine) and sum(map(len, mine)) == every:
+                break
+        owned_now = owned()
+        assert all(owned_now), f"both consumers should own partitions: {owned_now}"
+        assert sum(map(len, owned_now)) == every
+        for mine in owned_now:
+            numbers = {topic: {n for t, n in mine if t == topic} for topic in topics}
+            assert len({frozenset(n) for n in numbers.values()}) == 1, numbers
+    finally:
+        for consumer in consumers:
+            consumer.close()
+
+
 @pytest.mark.parametrize("engine", ["faust", "confluent"])
 def test_a_fenced_static_worker_joins_again_and_loses_nothing(settings, start_worker, engine):
     """A static member fenced by another consumer with its group.instance.id (what a coordinator
@@ -82,7 +124,7 @@ def test_a_fenced_static_worker_joins_again_and_loses_nothing(settings, start_wo
         intruder = make_consumer(
             settings,
             settings.consumer_group,
-            **{"group.instance.id": "fenced-0", "partition.assignment.strategy": "cooperative-sticky"},
+            **{"group.instance.id": "fenced-0", "partition.assignment.strategy": ASSIGNMENT_STRATEGY},
         )
         intruder.subscribe(list(settings.topics.inputs()))
         deadline = time.monotonic() + 60

@@ -82,6 +82,34 @@ def test_caught_up_partitions_hold_nothing_back_so_live_records_never_wait():
     assert offsets(step.take(live, progress, now=0.0)) == [("views", 41)]
 
 
+def test_a_partition_read_to_its_end_still_holds_the_others_back_for_idle_s_after_its_last_record():
+    """A producer writes a contact's webinar (10:00) and then its form (18:00) to two topics at
+    once; the form can be fetched while the webinar's partition looks read to its end."""
+
+    def progress(webinars_high: int, forms_high: int) -> list[PartitionProgress]:
+        return [reading("webinars:0", webinars_high, 0), reading("forms:0", forms_high, 0)]
+
+    def started(idle_s: float) -> InStep:
+        step = InStep(slack_s=60.0, max_held=1000, idle_s=idle_s)
+        first = [record("forms", 0, 0, 1 * HOUR), record("webinars", 0, 0, 3 * HOUR)]
+        out = step.take(first, progress(1, 1), now=0.0) + step.take([], progress(1, 1), now=0.5)
+        assert sorted(offsets(out)) == [("forms", 0), ("webinars", 0)] and step.held == 0
+        return step
+
+    webinar, form = record("webinars", 0, 1, 10 * HOUR), record("forms", 0, 1, 18 * HOUR)
+    step = started(idle_s=0.25)
+    assert offsets(step.take([webinar], progress(2, 1), now=1.0)) == [("webinars", 1)]
+    assert step.take([form], progress(2, 2), now=1.1) == []  # the webinars may bring more
+    later_webinar = record("webinars", 0, 2, 12 * HOUR)
+    assert offsets(step.take([later_webinar], progress(3, 2), now=1.2)) == [("webinars", 2)]
+    assert step.take([], progress(3, 2), now=1.4) == []  # 0.2 s since its last record
+    assert offsets(step.take([], progress(3, 2), now=1.5)) == [("forms", 1)]  # idle: it goes
+
+    without = started(idle_s=0.0)
+    assert offsets(without.take([webinar], progress(2, 1), now=1.0)) == [("webinars", 1)]
+    assert offsets(without.take([form], progress(2, 2), now=1.1)) == [("forms", 1)]
+
+
 def test_live_records_never_wait_for_a_partition_with_a_backlog():
     step = InStep(slack_s=60.0, max_held=1000)
     now = 1_800_000_000.0
