@@ -92,8 +92,9 @@ class MemoryStateStore:
     async def schedule_earliest(self, entries: Sequence[tuple[str, str, float]]) -> None:
         for key, member, due in entries:
             held = self._timers.setdefault(key, {}).get(member)
-            if held is None or due < held:
-                self._timers[key][member] = due
+            # As the Redis store does: an entry at or before ``due`` moves a millisecond earlier,
+            # so a sweep that read it before does not remove it (see reschedule).
+            self._timers[key][member] = due if held is None or due < held else held - 0.001
 
     async def reschedule(self, entries: Sequence[tuple[str, str, float, float | None]]) -> None:
         for key, member, seen, due in entries:

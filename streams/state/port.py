@@ -138,7 +138,8 @@ class TimerIndex(Protocol):
         ...
 
     async def schedule_earliest(self, entries: Sequence[tuple[str, str, float]]) -> None:
-        """Add entries, or move them earlier; never later."""
+        """Add entries, or move them earlier; never later. One already at or before its due
+        moves a millisecond earlier: a ``reschedule`` by whoever read it before then fails."""
         ...
 
     async def reschedule(self, entries: Sequence[tuple[str, str, float, float | None]]) -> None:

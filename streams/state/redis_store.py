@@ -20,6 +20,7 @@ __all__ = [
     "ACK_FUNCTION",
     "COMMIT_FUNCTION",
     "RESCHEDULE_FUNCTION",
+    "SCHEDULE_EARLIEST_FUNCTION",
     "UNSCHEDULE_FUNCTION",
     "RedisStateStore",
     "commit_args",
@@ -31,6 +32,7 @@ COMMIT_FUNCTION = "ls_commit_record_v3"
 ACK_FUNCTION = "ls_ack_entry_v2"
 UNSCHEDULE_FUNCTION = "ls_unschedule_timer_v2"
 RESCHEDULE_FUNCTION = "ls_reschedule_v1"
+SCHEDULE_EARLIEST_FUNCTION = "ls_schedule_earliest_v1"
 
 
 def function_library() -> str:
@@ -207,8 +209,11 @@ class RedisStateStore:
         for key, member, due in entries:
             held = by_key.setdefault(key, {})
             held[member] = min(due, held.get(member, due))
-        await self._round_trip(  # one ZADD per index shard
-            [("ZADD", key, "LT", *_scores(members)) for key, members in by_key.items()],
+        await self._call_functions(  # one call per index shard
+            [
+                (SCHEDULE_EARLIEST_FUNCTION, key, [x for m, due in members.items() for x in (m, repr(due))])
+                for key, members in by_key.items()
+            ],
             "indexing waiting accounts",
         )
 

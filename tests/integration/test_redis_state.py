@@ -158,7 +158,7 @@ def test_waiting_index_moves_only_entries_still_where_they_were_seen(settings, r
         await store.schedule_earliest(
             [(shards[0], "a.io", 10.0), (shards[0], "b.io", 20.0), (shards[1], "c.io", 30.0)]
         )
-        await store.schedule_earliest([(shards[0], "a.io", 15.0), (shards[0], "b.io", 5.0)])  # never later
+        await store.schedule_earliest([(shards[0], "b.io", 5.0)])  # earlier: moved
         assert await store.due(shards[0], 100.0, 10) == [("b.io", 5.0), ("a.io", 10.0)]
         # A sweep saw a.io at 10, b.io at 20 (another worker moved it to 5 since), c.io at 30.
         await store.reschedule(
@@ -171,6 +171,28 @@ def test_waiting_index_moves_only_entries_still_where_they_were_seen(settings, r
         return await store.due(shards[0], 100.0, 10), await store.due(shards[1], 100.0, 10)
 
     assert run(scenario, redis_url) == ([("b.io", 5.0), ("a.io", 40.0)], [])
+
+
+def test_an_account_indexed_again_after_a_sweep_read_it_is_not_removed_by_that_sweep(settings, redis_url):
+    """Worker A's sweep reads x.io at 100 and applies every point it has; meanwhile worker B's
+    batch gives x.io a point at 200 and indexes it (never later: it stayed at 100). A's removal
+    of the entry it saw must fail, or B's point would wait in the account with nothing to sweep
+    it (a buying group the fault suite missed)."""
+    shard = account_queue_key(settings.redis_key_prefix, 0)
+
+    async def scenario(client):
+        store = RedisStateStore(client, ttl_seconds=3600)
+        await store.schedule_earliest([(shard, "x.io", 100.0)])
+        seen = await store.due(shard, 1000.0, 10)
+        await store.schedule_earliest([(shard, "x.io", 200.0)])  # B, after A read it
+        await store.reschedule([(shard, "x.io", seen[0][1], None)])  # A: everything applied
+        after_a = await store.due(shard, 1000.0, 10)
+        # Never later, and never anywhere a sweep would not find it before 200.
+        return seen, after_a
+
+    seen, after_a = run(scenario, redis_url)
+    assert seen == [("x.io", 100.0)]
+    assert [member for member, _ in after_a] == ["x.io"] and after_a[0][1] <= 100.0
 
 
 def test_due_timers_of_every_shard_come_back_together_each_with_its_own_limit(settings, redis_url):

@@ -15,6 +15,7 @@ the event time it waits for, and swept when the stream gets there (``AccountSwee
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -126,8 +127,13 @@ class AccountStage:
                 self._plan(d, records[d], by_domain.get(d, []), incoming.get(d, []), release, stream_time)
                 for d in remaining
             ]
+            # A swept account already indexed at or before its new due is moved by ``reindex``
+            # (after delivery); indexed again here, it would move a millisecond earlier, fail
+            # that reschedule and be swept again at once, and again.
             waiting = [
-                (self._queue_key(p.domain), p.domain, p.waiting_at) for p in plans if p.waiting_at is not None
+                (self._queue_key(p.domain), p.domain, p.waiting_at)
+                for p in plans
+                if p.waiting_at is not None and not (swept and swept.get(p.domain, math.inf) <= p.waiting_at)
             ]
             await self._add_member_emails(plans)
             await self._queue.schedule_earliest(waiting)  # before the commit: a crash leaves it indexed

@@ -99,7 +99,25 @@ local function reschedule(keys, args)
   return 1
 end
 
+-- Index members at a due time, or move them earlier; one indexed at or before it moves a
+-- millisecond earlier still. A sweep that read the old due and applied every point its account
+-- had then removes the member only if it is still at that due (ls_reschedule_v1): left there,
+-- the point this caller is about to commit would wait in the account with nothing to sweep it.
+--   KEYS[1] the sorted set; ARGV: pairs of member, due
+local function schedule_earliest(keys, args)
+  for i = 1, #args, 2 do
+    local due = tonumber(args[i + 1])
+    local score = redis.call('ZSCORE', keys[1], args[i])
+    if score and tonumber(score) <= due then
+      due = tonumber(score) - 0.001
+    end
+    redis.call('ZADD', keys[1], due, args[i])
+  end
+  return #args / 2
+end
+
 redis.register_function('ls_reschedule_v1', reschedule)
+redis.register_function('ls_schedule_earliest_v1', schedule_earliest)
 redis.register_function('ls_commit_record_v2', commit_record)
 redis.register_function('ls_commit_record_v3', commit_record_v3)
 redis.register_function('ls_unschedule_timer_v2', unschedule_timer)
