@@ -151,10 +151,9 @@ class InStep:
         back once ``idle_s`` passed since it last brought a record."""
         slowest = math.inf
         brought, idle_s = self._brought, self.idle_s
-        for p in self.reading(progress):
+        for key, p in self._read(progress):
             if p.caught_up:
-                topic, _, number = p.partition.rpartition(":")
-                since = brought.setdefault((topic, int(number)), now)
+                since = brought.setdefault(key, now)
                 if now - since >= idle_s:
                     continue
             slowest = min(slowest, p.max_event_time)
@@ -182,13 +181,16 @@ class InStep:
     def reading(self, progress: Iterable[PartitionProgress]) -> list[PartitionProgress]:
         """``progress`` as far as each partition has been read, held records included (its
         offset and event time): what partition pausing must see to keep fetches in step."""
+        return [p for _key, p in self._read(progress)]
+
+    def _read(self, progress: Iterable[PartitionProgress]) -> list[tuple[Partition, PartitionProgress]]:
         out = []
         for p in progress:
             topic, _, number = p.partition.rpartition(":")
             key = (topic, int(number))
             read_to = max(p.processed, self._position.get(key, -1))
             at = max(p.max_event_time, self._consumed.get(key, NEVER))
-            out.append(replace(p, max_event_time=at, processed=read_to))
+            out.append((key, replace(p, max_event_time=at, processed=read_to)))
         return out
 
     def drop(self, partitions: Iterable[Partition]) -> None:
