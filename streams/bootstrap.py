@@ -34,7 +34,7 @@ from leadstream.engine.policy import ErrorPolicy, policy_from
 from leadstream.engine.ports import MemorySink
 from leadstream.engine.shadow import Shadowing, ShadowSink, follow_shadow, shadow_settings, shadow_topic
 from leadstream.engine.stages.account import Limits
-from leadstream.errors import InfrastructureError, ModelFileError, RegistryError
+from leadstream.errors import BrokerUnavailable, InfrastructureError, ModelFileError, RegistryError
 from leadstream.kafka.faust_app import attach_batch_agent, attach_timer, faust_feed, make_app
 from leadstream.kafka.metrics import serve_metrics, worker_registry
 from leadstream.kafka.registry import RegistryFollower, running_key
@@ -44,8 +44,9 @@ from leadstream.scoring import compile_model
 from leadstream.scoring.timeline import Bounds
 from leadstream.state import MemoryStateStore, RedisStateStore
 from leadstream.state.cluster import AsyncCluster, BlockingCluster
-from leadstream.state.keys import use_pseudonym_secret, watermark_key
+from leadstream.state.keys import contact_keys_start, progress_key, use_pseudonym_secret, watermark_key
 from leadstream.state.packing import use_hiredis_packing
+from leadstream.state.progress import IncarnationCheck, StateProgress
 from leadstream.state.pseudonyms import pseudonym_secret
 from leadstream.state.redis_watermarks import RedisWatermarks
 
@@ -62,6 +63,7 @@ __all__ = [
     "error_policy",
     "guarded",
     "model_tick",
+    "open_state",
     "pipeline_of",
     "redis_blocking",
     "redis_client",
@@ -103,22 +105,28 @@ def redis_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def redis_client(settings: Settings) -> Any:
+def redis_client(settings: Settings, check: IncarnationCheck | None = None) -> Any:
     """An asyncio Redis client (of the cluster, with ``LEADSTREAM_REDIS_CLUSTER``); it connects on
-    first use."""
+    first use. With ``check``, as redis_store says."""
     use_pseudonym_secret(pseudonym_secret(settings))
     if settings.redis_cluster:
         return AsyncCluster.from_url(settings.redis_url, **redis_options(settings))
-    client = aioredis.from_url(settings.redis_url, decode_responses=False, **redis_options(settings))
+    client = aioredis.from_url(
+        settings.redis_url,
+        decode_responses=False,
+        redis_connect_func=check.on_connect_async if check is not None else None,
+        **redis_options(settings),
+    )
     return use_hiredis_packing(client)
 
 
-def redis_blocking(settings: Settings) -> redis.Redis:
-    """A blocking Redis client, for the router and the tools; it connects on first use."""
+def redis_blocking(settings: Settings, check: IncarnationCheck | None = None) -> redis.Redis:
+    """A blocking Redis client, for the router and the tools; it connects on first use. With
+    ``check``, each new connection verifies the state's incarnation first (single node only)."""
     use_pseudonym_secret(pseudonym_secret(settings))
     if settings.redis_cluster:
         return cast(redis.Redis, BlockingCluster.from_url(settings.redis_url, **redis_options(settings)))
-    return redis.Redis.from_url(settings.redis_url, **redis_options(settings))
+    return redis.Redis.from_url(settings.redis_url, redis_connect_func=check, **redis_options(settings))
 
 
 def build_router(settings: Settings, routing: RoutingConfig) -> Router:
@@ -126,9 +134,11 @@ def build_router(settings: Settings, routing: RoutingConfig) -> Router:
     return Router(settings, routing, redis_blocking(settings))
 
 
-def redis_store(settings: Settings) -> RedisStateStore:
+def redis_store(settings: Settings, check: IncarnationCheck | None = None) -> RedisStateStore:
     """The state store on a client of its own: no timeout per reply, one deadline per round trip
-    (``LEADSTREAM_REDIS_TIMEOUT_S``, see RedisStateStore)."""
+    (``LEADSTREAM_REDIS_TIMEOUT_S``, see RedisStateStore). With ``check``, each new connection
+    verifies the state's incarnation before anything is written (state/progress.py; a single
+    node: on Redis Cluster a failover keeps the state on the replica)."""
     if settings.redis_cluster:
         return RedisStateStore(redis_client(settings), settings.state_ttl_days * DAY_S)
     use_pseudonym_secret(pseudonym_secret(settings))
@@ -137,6 +147,7 @@ def redis_store(settings: Settings) -> RedisStateStore:
         decode_responses=False,
         socket_timeout=None,
         socket_connect_timeout=settings.redis_timeout_s,
+        redis_connect_func=check.on_connect_async if check is not None else None,
         **redis_options(settings),
     )
     return RedisStateStore(
@@ -278,10 +289,10 @@ def guarded(pipeline: ScoringPipeline, settings: Settings) -> RetryingProcessor:
     )
 
 
-def redis_watermarks(settings: Settings) -> RedisWatermarks:
+def redis_watermarks(settings: Settings, check: IncarnationCheck | None = None) -> RedisWatermarks:
     """Watermarks shared by the workers through Redis; the engine attaches its partitions."""
     return RedisWatermarks(
-        redis_client(settings),
+        redis_client(settings, check),
         watermark_key(settings.redis_key_prefix, settings.consumer_group),
         settings.watermark_lateness_s,
         settings.watermark_grace_s,
@@ -367,10 +378,12 @@ def build_confluent_worker(settings: Settings) -> Any:
     from leadstream.kafka.sinks import ConfluentSink
 
     model, follower = worker_model(settings)
-    store = redis_store(settings)
+    check = IncarnationCheck(progress_key(settings.redis_key_prefix, settings.consumer_group))
+    store = redis_store(settings, check)
+    state = open_state(settings, check)
     producer = make_producer(settings, **{"linger.ms": 2})
     sink = ConfluentSink(producer)
-    watermarks = redis_watermarks(settings)
+    watermarks = redis_watermarks(settings, check)
     pipeline = pipeline_of(settings, store, sink, model, watermarks)
     # The loop runs the stream tick again right after the next batch while a sweep has more.
     pipeline.sweep_chunk = SWEEP_CHUNK
@@ -384,7 +397,47 @@ def build_confluent_worker(settings: Settings) -> Any:
         (STREAM_TICK_S, _logged(stream_tick(pipeline, None, shadowing))),
         (MODEL_TICK_S, _logged(model_tick(settings, pipeline, timers, follower, shadowing, build))),
     ]
-    return run_loop(settings, shadowing, ticks, watermarks, sink)
+    return run_loop(settings, shadowing, ticks, watermarks, sink, state)
+
+
+def open_state(settings: Settings, check: IncarnationCheck) -> StateProgress:
+    """Open the state in Redis against the group's committed offsets (state/progress.py), and
+    have ``check`` hold every later connection to it."""
+    from leadstream.kafka.topic_io import committed_offsets
+
+    inputs = list(settings.topics.inputs())
+    client = redis_blocking(settings, check)
+    delay = 0.5
+    while True:  # a worker started while Kafka or Redis is down waits for them, as a batch would
+        try:
+            committed = committed_offsets(settings, inputs)
+            state, opening = StateProgress.open(
+                client,
+                check.key,
+                contact_keys_start(settings.redis_key_prefix) + "*",
+                any(offset >= 0 for offset in committed.values()),
+                sorted(committed),
+            )
+            break
+        except (BrokerUnavailable, RedisError) as exc:
+            logger.error("cannot open the state yet (%s); trying again in %.1fs", exc, delay)
+            time.sleep(delay)
+            delay = min(30.0, delay * 2)
+    check.token = state.token
+    if opening == "lost":
+        # Whatever progress a worker published before it noticed belongs to the state that is gone.
+        state.forget(watermark_key(settings.redis_key_prefix, settings.consumer_group))
+        logger.error(
+            "Redis holds none of the state of consumer group %s although it has committed offsets "
+            "on %s: Redis restarted without persistence or was flushed. Rebuilding it from Kafka: "
+            "every input partition is read again from its first offset (handoffs published before "
+            "come again with the same ids). Run Redis with appendonly yes to keep its state.",
+            settings.consumer_group,
+            ", ".join(inputs),
+        )
+    elif opening != "known":
+        logger.info("state in Redis opened (%s deployment): incarnation %s", opening, state.token)
+    return state
 
 
 def _until_done(tick: Any) -> Any:

@@ -9,6 +9,7 @@ LeadstreamError
 ├── RegistryError             a model registry request cannot be done (unknown version, frozen, ...)
 ├── InvalidEvent              one event failed decoding or validation (goes to the dead letters)
 ├── StreamStopped             the error policy said stop: the worker exits instead of going on
+├── StateLost                 Redis came back without the state the worker was writing (it starts over)
 └── InfrastructureError       an external system failed; the message says what to do
     ├── StateUnavailable      Redis could not be reached or refused a command
     └── BrokerUnavailable     Kafka could not be reached or refused a request
@@ -27,6 +28,7 @@ __all__ = [
     "RoutingFileError",
     "SettingsError",
     "SettingsFileMissing",
+    "StateLost",
     "StateUnavailable",
     "StreamStopped",
 ]
@@ -78,6 +80,13 @@ class InvalidEvent(LeadstreamError):
 
 class StreamStopped(LeadstreamError):
     """The error policy chose to stop on an error; the cause is chained."""
+
+
+class StateLost(LeadstreamError):
+    """Redis no longer holds the state this worker was writing (restarted without persistence,
+    flushed, or rebuilt by another worker since): nothing may be written to it before the worker
+    starts over and reads its partitions again from where the state is (state/progress.py). Not
+    an InfrastructureError: retrying the batch would write onto the wrong state."""
 
 
 class InfrastructureError(LeadstreamError):

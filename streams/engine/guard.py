@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from leadstream.engine.policy import Action, ErrorPolicy, default_policy
 from leadstream.engine.ports import BatchProcessor
 from leadstream.engine.records import SourceRecord
-from leadstream.errors import BrokerUnavailable, InvalidEvent, StateUnavailable, StreamStopped
+from leadstream.errors import BrokerUnavailable, InvalidEvent, StateLost, StateUnavailable, StreamStopped
 
 __all__ = ["DeadLetterBatch", "RetryingProcessor", "failure_kind"]
 
@@ -51,6 +51,8 @@ class RetryingProcessor:
                 if attempt > 1:
                     logger.warning("batch of %d records processed after %d attempts", len(batch), attempt)
                 return
+            except StateLost:
+                raise  # not this batch's failure: the worker starts over (state/progress.py)
             except Exception as exc:
                 kind = failure_kind(exc)
                 self.failures[kind] = self.failures.get(kind, 0) + 1

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from redis.exceptions import RedisError
 
 from leadstream.config.settings import Settings
 from leadstream.engine.eventtime.watermarks import PartitionProgress
@@ -36,6 +37,7 @@ from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
 from leadstream.kafka.in_step import HELD_BATCHES, InStep
 from leadstream.kafka.rebalances import count_rebalance
+from leadstream.state.progress import StateProgress
 from leadstream.state.pseudonyms import pseudonym_secret
 
 __all__ = [
@@ -96,8 +98,13 @@ async def run_loop(
     ticks: list[tuple[float, Any]],
     watermarks: Any,
     errors: Sink,
+    state: StateProgress | None = None,
 ) -> None:
-    """Consume until SIGTERM; between batches run each ``(interval_s, tick)`` when it is due."""
+    """Consume until SIGTERM; between batches run each ``(interval_s, tick)`` when it is due.
+    ``state``: where the state in Redis stands (state/progress.py): each partition assigned
+    starts at the lower of its committed offset and its mark, and each batch's offsets are
+    marked before they are committed. StateLost (Redis came back without the state) ends the
+    loop without committing anything more."""
     # The next batch is fetched while this one is scored, so a revocation can arrive mid-batch:
     # it waits until the batch is committed, and the partitions move only then (a handoff decided
     # in this batch is not published again by their next owner).
@@ -122,6 +129,8 @@ async def run_loop(
         # librdkafka keeps a partition's pause across an eager rebalance that gives it back: one
         # paused by alignment or in_step before it (whose state the revocation cleared here)
         # would never be fetched again. Assigned, then resumed, they all start unpaused.
+        if state is not None:
+            _start_at_marks(consumer, partitions, state)
         consumer.assign(partitions)
         consumer.resume(partitions)
         count_rebalance("assigned")
@@ -243,6 +252,8 @@ async def run_loop(
             for key, first in in_step.first_held().items():  # not past a record still held
                 if key in uncommitted:
                     uncommitted[key] = min(uncommitted[key], first)
+            if state is not None:  # marked before committed: a partition never starts past its mark
+                await _mark(loop, state, {k: o for k, o in uncommitted.items() if k in assigned})
             _commit(consumer, {k: o for k, o in uncommitted.items() if k in assigned})
             stall.observe(consumed + unreadable)
             _align(consumer, alignment, in_step, in_step.reading(watermarks.own_progress()), paused)
@@ -412,6 +423,49 @@ def _align(
             logger.debug("could not %s %s: %s", apply.__name__, _names(partitions), exc)
     paused.clear()
     paused.update(wanted)
+
+
+def _start_at_marks(consumer: Consumer, partitions: list[TopicPartition], state: StateProgress) -> None:
+    """Each partition whose mark is below its committed offset (or that has none) starts at its
+    mark: the state in Redis has not seen the records after it (state/progress.py)."""
+    try:
+        marks = state.marks()
+    except RedisError as exc:
+        # Redis is down: the committed offsets it is. Should it come back without the state, the
+        # store's first connection says so (StateLost) and the worker starts over from the marks.
+        logger.error("could not read the partitions' marks (%s); starting at the committed offsets", exc)
+        return
+    marked = [
+        TopicPartition(tp.topic, tp.partition) for tp in partitions if (tp.topic, tp.partition) in marks
+    ]
+    if not marked:
+        return
+    committed = {(c.topic, c.partition): c.offset for c in consumer.committed(marked, timeout=10)}
+    rewound = []
+    for tp in partitions:
+        key = (tp.topic, tp.partition)
+        mark = marks.get(key)
+        if mark is not None and (committed.get(key, -1) < 0 or mark < committed[key]):
+            tp.offset = mark
+            rewound.append(f"{tp.topic}:{tp.partition}@{mark}")
+    if rewound:
+        logger.warning(
+            "reading again from where the state in Redis stands (its marks are behind the committed "
+            "offsets): %s",
+            ", ".join(rewound),
+        )
+
+
+async def _mark(
+    loop: asyncio.AbstractEventLoop, state: StateProgress, offsets: dict[tuple[str, int], int]
+) -> None:
+    try:
+        await loop.run_in_executor(None, state.record, offsets)
+    except RedisError as exc:
+        # Only a later start reads them: one behind reads a few records again, which is harmless.
+        logger.warning(
+            "could not mark the partitions' progress in Redis (%s); marking after the next batch", exc
+        )
 
 
 def _names(partitions: list[TopicPartition]) -> str:

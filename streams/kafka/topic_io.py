@@ -9,6 +9,7 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
+    Consumer,
     KafkaException,
     Message,
     Producer,
@@ -19,7 +20,7 @@ from leadstream.config.settings import Settings
 from leadstream.errors import BrokerUnavailable
 from leadstream.kafka.clients import make_consumer
 
-__all__ = ["TopicTail", "consumer_lag", "consumer_lags", "produce_all", "read_topic"]
+__all__ = ["TopicTail", "committed_offsets", "consumer_lag", "consumer_lags", "produce_all", "read_topic"]
 
 
 def produce_all(
@@ -115,17 +116,34 @@ def consumer_lag(settings: Settings, topics: Iterable[str], group: str | None = 
     return sum(consumer_lags(settings, topics, group).values())
 
 
+def committed_offsets(
+    settings: Settings, topics: Iterable[str], group: str | None = None
+) -> dict[tuple[str, int], int]:
+    """Per (topic, partition) of ``topics``: the consumer group's committed offset (negative: none)."""
+    consumer = make_consumer(settings, group or settings.consumer_group)
+    try:
+        return {(tp.topic, tp.partition): tp.offset for tp in _committed(consumer, topics)}
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"cannot read committed offsets: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _committed(consumer: Consumer, topics: Iterable[str]) -> list[TopicPartition]:
+    partitions: list[TopicPartition] = []
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        partitions.extend(TopicPartition(topic, p) for p in metadata.partitions)
+    return list(consumer.committed(partitions, timeout=10))
+
+
 def consumer_lags(
     settings: Settings, topics: Iterable[str], group: str | None = None
 ) -> dict[tuple[str, int], int]:
     """Per (topic, partition): records not yet committed by the consumer group."""
     consumer = make_consumer(settings, group or settings.consumer_group)
     try:
-        partitions: list[TopicPartition] = []
-        for topic in topics:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            partitions.extend(TopicPartition(topic, p) for p in metadata.partitions)
-        committed = consumer.committed(partitions, timeout=10)
+        committed = _committed(consumer, topics)
         lags = {}
         for tp in committed:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)

@@ -28,6 +28,7 @@ __all__ = [
     "contact_token",
     "is_token",
     "parse_timer_member",
+    "progress_key",
     "record_id",
     "router_key",
     "suppression_key",
@@ -147,3 +148,9 @@ def watermark_key(prefix: str, group: str) -> str:
     """A hash of every input partition's progress in one consumer group ("topic:partition" -> see
     watermarks.py): two groups reading the same topics are two streams."""
     return f"{prefix}:{{watermarks:{group}}}"
+
+
+def progress_key(prefix: str, group: str) -> str:
+    """A hash of the state's incarnation and, per input partition ("topic:partition"), the offset
+    up to which its records' effects are in Redis (state/progress.py). One per consumer group."""
+    return f"{prefix}:{{progress:{group}}}"

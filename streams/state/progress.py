@@ -1,0 +1,158 @@
+"""Whether Redis still holds the state the consumer group's committed offsets stand for.
+
+A Redis run without persistence (``--save '' --appendonly no``) and restarted, or flushed, comes
+back empty while Kafka still holds the group's committed offsets: a worker going on from them
+would score every contact from zero, and miss the MQLs of every journey that began before. One
+hash per consumer group (``progress_key``) tells:
+
+- ``incarnation``: a random id, written once when a worker finds the hash missing. Every new
+  connection of the state store reads it first (``IncarnationCheck``); a Redis restarted empty
+  (every connection breaks) or rebuilt since by another worker raises StateLost before anything
+  is written, and the worker starts over (see worker.py).
+- ``<topic>:<partition>``: the offset up to which the partition's records' effects are in Redis
+  (``mark``), written after each batch's commits and before its offsets are committed to Kafka.
+  A partition starts at the lower of its committed offset and its mark (kafka/confluent_loop.py).
+
+At start (``open_progress``) a missing hash is one of three things (``classify``): a new
+deployment (no offsets committed), a deployment from before this hash (contact keys exist), or
+lost state (offsets committed, no contact key left). For lost state every input partition's mark
+is 0: each is read again from its first offset. Replaying is exact (event time, idempotent
+commits), so the state and the handoffs come back as they were; a handoff published before the
+loss is published again with the same id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from leadstream.errors import StateLost
+
+__all__ = [
+    "INCARNATION",
+    "IncarnationCheck",
+    "Opening",
+    "StateProgress",
+    "classify",
+    "field_of",
+]
+
+logger = logging.getLogger(__name__)
+
+INCARNATION = "incarnation"
+Opening = Literal["known", "fresh", "upgrade", "lost"]
+
+# Creates the hash only if no worker did in the meantime (workers start together after a loss).
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGET', KEYS[1], 'incarnation') end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return ARGV[2]
+"""
+
+
+def classify(found: bool, committed: bool, contacts: bool) -> Opening:
+    """What a worker opens: ``found`` the hash, ``committed`` any offset of the group on the
+    input topics, ``contacts`` any contact key under the prefix."""
+    if found:
+        return "known"
+    if not committed:
+        return "fresh"
+    return "upgrade" if contacts else "lost"
+
+
+def field_of(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+class IncarnationCheck:
+    """A Redis ``redis_connect_func``: after the handshake, the connection reads the incarnation
+    and refuses to serve a Redis whose state is not the one this worker opened. Until
+    ``token`` is set (at start, before the state is opened) it checks nothing."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.token: str | None = None
+
+    def _verify(self, found: bytes | None) -> None:
+        if self.token is None:
+            return
+        if found is None or found.decode() != self.token:
+            raise StateLost(
+                f"Redis no longer holds the state this worker opened ({self.key} "
+                f"{'is gone' if found is None else 'names another incarnation'}): it restarted "
+                "without persistence or was flushed. The worker starts over and reads its "
+                "partitions again from where the state is; run Redis with appendonly yes to "
+                "keep state across restarts"
+            )
+
+    def __call__(self, connection: Any) -> None:  # redis.Connection
+        connection.on_connect()
+        connection.send_command("HGET", self.key, INCARNATION)
+        self._verify(connection.read_response())
+
+    async def on_connect_async(self, connection: Any) -> None:  # redis.asyncio.Connection
+        await connection.on_connect()
+        await connection.send_command("HGET", self.key, INCARNATION)
+        self._verify(await connection.read_response())
+
+
+class StateProgress:
+    """The hash, over a blocking client (the consumer's rebalance callbacks run in a thread)."""
+
+    def __init__(self, client: Any, key: str, token: str) -> None:
+        self._client = client
+        self.key = key
+        self.token = token
+
+    @classmethod
+    def open(
+        cls,
+        client: Any,
+        key: str,
+        contact_pattern: str,
+        committed: bool,
+        partitions: Iterable[tuple[str, int]],
+    ) -> tuple[StateProgress, Opening]:
+        """Open the state: ``committed`` whether the group has committed offsets on the inputs,
+        ``partitions`` every input partition (marked 0 when the state was lost)."""
+        found: bytes | None = client.hget(key, INCARNATION)
+        if found is not None:
+            return cls(client, key, found.decode()), "known"
+        contacts = committed and _any_key(client, contact_pattern)
+        opening = classify(False, committed, contacts)
+        mine = uuid.uuid4().hex
+        fields: list[Any] = [INCARNATION, mine]
+        if opening == "lost":
+            for topic, partition in partitions:
+                fields += [field_of(topic, partition), 0]
+        found = client.eval(_CREATE, 1, key, *fields)
+        token = found.decode() if isinstance(found, bytes) else str(found)
+        # Another worker opened it first (workers start together after a loss): it is known.
+        return cls(client, key, token), opening if token == mine else "known"
+
+    def forget(self, key: str) -> None:
+        """Delete ``key`` (what the lost state's workers published: its watermarks)."""
+        self._client.delete(key)
+
+    def marks(self) -> dict[tuple[str, int], int]:
+        """Every partition's mark."""
+        out = {}
+        for name, value in self._client.hgetall(self.key).items():
+            text = name.decode()
+            if text == INCARNATION:
+                continue
+            topic, _, partition = text.rpartition(":")
+            out[(topic, int(partition))] = int(value)
+        return out
+
+    def record(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """The partitions' next offsets, once their records' effects are committed to Redis."""
+        if offsets:
+            self._client.hset(self.key, mapping={field_of(t, p): o for (t, p), o in offsets.items()})
+
+
+def _any_key(client: Any, pattern: str) -> bool:
+    """Whether any key matches ``pattern`` (SCAN, on every node of a cluster)."""
+    return next(iter(client.scan_iter(match=pattern, count=1000)), None) is not None
