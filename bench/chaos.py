@@ -70,7 +70,7 @@ class Scenario:
     engine: str = "confluent"
     workers: int = 2
     late_firmographics: bool = False
-    fault: str | None = None  # worker-kill, redis-TERM, redis-KILL, kafka-TERM, kafka-KILL
+    fault: str | None = None  # worker-kill, redis-TERM, redis-KILL, redis-LOST, kafka-TERM, kafka-KILL
     hostile: int = 0
     cluster: bool = False  # on the cluster stack (scripts/stack cluster)
 
@@ -96,6 +96,12 @@ SCENARIOS = [
     Scenario("kill-workers-faust", "the same with the faust engine", engine="faust", fault="worker-kill"),
     Scenario("redis-sigterm", "Redis stopped (SIGTERM) mid-stream and started again", fault="redis-TERM"),
     Scenario("redis-sigkill", "Redis killed (SIGKILL) mid-stream and started again", fault="redis-KILL"),
+    Scenario(
+        "redis-lost",
+        "Redis killed (SIGKILL) mid-stream and started again without its data, as one run "
+        "without persistence comes back",
+        fault="redis-LOST",
+    ),
     Scenario(
         "broker-sigterm", "the broker stopped (SIGTERM) mid-stream and started again", fault="kafka-TERM"
     ),
@@ -438,9 +444,16 @@ def _inject(
     service, sig = fault.split("-")
     while stalls.progress < 0.35:
         time.sleep(0.5)
+    wipe = sig == "LOST"  # SIGKILL, and its data gone
+    sig = "KILL" if wipe else sig
     say(f"{scenario.name}: {service} gets SIG{sig} with {stalls.progress:.0%} of the records consumed")
-    row.notes.append(f"{service} SIG{sig} at {stalls.progress:.0%} consumed")
-    stack.restart(service, getattr(signal, f"SIG{sig}"))
+    row.notes.append(
+        f"{service} SIG{sig}{' and its data gone' if wipe else ''} at {stalls.progress:.0%} consumed"
+    )
+    if isinstance(stack, FaultStack):
+        stack.restart(service, getattr(signal, f"SIG{sig}"), wipe=wipe)
+    else:
+        stack.restart(service, getattr(signal, f"SIG{sig}"))
 
 
 def _settle(settings: Settings, workers: list[WorkerProcess], timeout_s: float, row: Row) -> None:

@@ -9,6 +9,7 @@ the processes the pid files name; ``up`` starts again whatever is down.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -85,9 +86,12 @@ class FaultStack:
             raise RuntimeError(f"{service} of the fault suite is not running")
         _kill(pid, sig)
 
-    def restart(self, service: str, sig: signal.Signals, down_s: float = 2.0) -> None:
-        """A fault: stop ``service`` with ``sig``, leave it down a moment, start it again."""
+    def restart(self, service: str, sig: signal.Signals, down_s: float = 2.0, wipe: bool = False) -> None:
+        """A fault: stop ``service`` with ``sig``, leave it down a moment, start it again; with
+        ``wipe``, without its data (a Redis run without persistence comes back empty)."""
         self.kill(service, sig)
+        if wipe:
+            shutil.rmtree(self.directory / f"{service}-data", ignore_errors=True)
         time.sleep(down_s)
         self.up()
 

@@ -20,14 +20,17 @@ import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 import zstandard
 
-from leadstream.bootstrap import build_embedded
+from leadstream.bootstrap import pipeline_of
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings
+from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
+from leadstream.state import MemoryStateStore
 from leadstream.state.codec import DICTIONARY_FILES, VALUES_DICTIONARY_ID
 from leadstream.state.port import (
     BASE_PART,
@@ -46,27 +49,36 @@ DICTIONARY_BYTES = 32_768
 MAX_SAMPLES = 60_000
 
 
-def collect_states(contacts: int, seed: int) -> list[bytes]:
-    """Every value the engine commits while scoring ``contacts`` generated journeys."""
-    settings = Settings(state_compression="none")
-    pipeline, _sink, store = build_embedded(settings, load_model())
-    samples: list[bytes] = []
-    commit = store.commit
+class _Capturing:
+    """The in-memory store, keeping a copy of every value committed (the compiled store's own
+    methods cannot be replaced on an instance)."""
 
-    async def capture(writes: Sequence[RecordWrite]) -> set[str]:
+    def __init__(self, inner: MemoryStateStore, samples: list[bytes]) -> None:
+        self._inner = inner
+        self._samples = samples
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         for write in writes:
             if ":{c:" in write.key and write.value is not None:
-                samples.append(write.value)
+                self._samples.append(write.value)
             for name, value in write.parts.items():
                 if not value:
                     continue
                 if name.startswith(JOURNAL_PART):
-                    samples.append(decode_journal(value)[1])
+                    self._samples.append(decode_journal(value)[1])
                 elif name in (BASE_PART, CHECKPOINT_PART) or name.startswith((MEMBER_PART, PENDING_PART)):
-                    samples.append(value)
-        return await commit(writes)
+                    self._samples.append(value)
+        return await self._inner.commit(writes)
 
-    store.commit = capture  # type: ignore[method-assign]
+
+def collect_states(contacts: int, seed: int) -> list[bytes]:
+    """Every value the engine commits while scoring ``contacts`` generated journeys."""
+    settings = Settings(state_compression="none")
+    samples: list[bytes] = []
+    pipeline = pipeline_of(settings, _Capturing(MemoryStateStore(), samples), MemorySink(), load_model())
     events = JourneyGenerator(seed, contacts, start=default_start()).events()
     records = [
         SourceRecord(settings.topics.accounts if e["type"] == "account" else "file", 0, i, orjson.dumps(e))

@@ -425,8 +425,6 @@ def open_state(settings: Settings, check: IncarnationCheck) -> StateProgress:
             delay = min(30.0, delay * 2)
     check.token = state.token
     if opening == "lost":
-        # Whatever progress a worker published before it noticed belongs to the state that is gone.
-        state.forget(watermark_key(settings.redis_key_prefix, settings.consumer_group))
         logger.error(
             "Redis holds none of the state of consumer group %s although it has committed offsets "
             "on %s: Redis restarted without persistence or was flushed. Rebuilding it from Kafka: "

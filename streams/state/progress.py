@@ -29,9 +29,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from leadstream.errors import StateLost
+from leadstream.state.redis_store import function_library
 
 __all__ = [
     "INCARNATION",
+    "OPEN_FUNCTION",
     "IncarnationCheck",
     "Opening",
     "StateProgress",
@@ -44,12 +46,7 @@ logger = logging.getLogger(__name__)
 INCARNATION = "incarnation"
 Opening = Literal["known", "fresh", "upgrade", "lost"]
 
-# Creates the hash only if no worker did in the meantime (workers start together after a loss).
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGET', KEYS[1], 'incarnation') end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return ARGV[2]
-"""
+OPEN_FUNCTION = "ls_open_progress_v1"  # in the function library (lua/leadstream.lua)
 
 
 def classify(found: bool, committed: bool, contacts: bool) -> Opening:
@@ -127,14 +124,12 @@ class StateProgress:
         if opening == "lost":
             for topic, partition in partitions:
                 fields += [field_of(topic, partition), 0]
-        found = client.eval(_CREATE, 1, key, *fields)
+        # Created only if no worker did meanwhile (workers start together after a loss).
+        client.function_load(function_library(), replace=True)
+        found = client.fcall(OPEN_FUNCTION, 1, key, *fields)
         token = found.decode() if isinstance(found, bytes) else str(found)
         # Another worker opened it first (workers start together after a loss): it is known.
         return cls(client, key, token), opening if token == mine else "known"
-
-    def forget(self, key: str) -> None:
-        """Delete ``key`` (what the lost state's workers published: its watermarks)."""
-        self._client.delete(key)
 
     def marks(self) -> dict[tuple[str, int], int]:
         """Every partition's mark."""

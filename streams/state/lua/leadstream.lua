@@ -116,6 +116,17 @@ local function schedule_earliest(keys, args)
   return #args / 2
 end
 
+-- Opens a consumer group's state (state/progress.py): the incarnation another worker opened, or
+-- this one with its fields (every input partition marked 0 when the state was lost). HGET, not
+-- EXISTS: the least-privilege user's commands (leadstream/acls.py).
+local function open_progress(keys, args)
+  local found = redis.call('HGET', keys[1], 'incarnation')
+  if found then return found end
+  redis.call('HSET', keys[1], unpack(args))
+  return args[2]
+end
+
+redis.register_function('ls_open_progress_v1', open_progress)
 redis.register_function('ls_reschedule_v1', reschedule)
 redis.register_function('ls_schedule_earliest_v1', schedule_earliest)
 redis.register_function('ls_commit_record_v2', commit_record)
