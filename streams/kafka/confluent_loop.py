@@ -440,7 +440,13 @@ def _start_at_marks(consumer: Consumer, partitions: list[TopicPartition], state:
     ]
     if not marked:
         return
-    committed = {(c.topic, c.partition): c.offset for c in consumer.committed(marked, timeout=10)}
+    try:
+        committed = {(c.topic, c.partition): c.offset for c in consumer.committed(marked, timeout=10)}
+    except KafkaException as exc:
+        # Unknown: start at the marks. At worst records whose effects are in Redis are read again,
+        # which processing makes harmless; past a mark would lose them.
+        logger.warning("could not read the committed offsets (%s); starting at the marks", exc)
+        committed = {}
     rewound = []
     for tp in partitions:
         key = (tp.topic, tp.partition)
