@@ -13,7 +13,7 @@ hash per consumer group (``progress_key``) tells:
   (``mark``), written after each batch's commits and before its offsets are committed to Kafka.
   A partition starts at the lower of its committed offset and its mark (kafka/confluent_loop.py).
 
-At start (``open_progress``) a missing hash is one of three things (``classify``): a new
+At start (``StateProgress.open``) a missing hash is one of three things (``classify``): a new
 deployment (no offsets committed), a deployment from before this hash (contact keys exist), or
 lost state (offsets committed, no contact key left). For lost state every input partition's mark
 is 0: each is read again from its first offset. Replaying is exact (event time, idempotent
@@ -23,7 +23,6 @@ loss is published again with the same id.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -40,8 +39,6 @@ __all__ = [
     "classify",
     "field_of",
 ]
-
-logger = logging.getLogger(__name__)
 
 INCARNATION = "incarnation"
 Opening = Literal["known", "fresh", "upgrade", "lost"]
