@@ -413,7 +413,7 @@ def open_state(settings: Settings, check: IncarnationCheck) -> StateProgress:
             committed = committed_offsets(settings, inputs)
             state, opening = StateProgress.open(
                 client,
-                check.key,
+                check,
                 contact_keys_start(settings.redis_key_prefix) + "*",
                 any(offset >= 0 for offset in committed.values()),
                 sorted(committed),
@@ -423,7 +423,6 @@ def open_state(settings: Settings, check: IncarnationCheck) -> StateProgress:
             logger.error("cannot open the state yet (%s); trying again in %.1fs", exc, delay)
             time.sleep(delay)
             delay = min(30.0, delay * 2)
-    check.token = state.token
     if opening == "lost":
         logger.error(
             "Redis holds none of the state of consumer group %s although it has committed offsets "

@@ -151,6 +151,8 @@ async def run_loop(
         _commit(consumer, {k: o for k, o in uncommitted.items() if k in revoked}, asynchronous=False)
         for key in revoked:
             uncommitted.pop(key, None)
+        if state is not None:
+            state.release(revoked)
         assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
         in_step.drop((tp.topic, tp.partition) for tp in partitions)
         paused.difference_update((tp.topic, tp.partition) for tp in partitions)  # reassigned unpaused
@@ -160,6 +162,8 @@ async def run_loop(
     def on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:  # no longer ours to commit: their next owner reads them again
             uncommitted.pop((tp.topic, tp.partition), None)
+        if state is not None:
+            state.release((tp.topic, tp.partition) for tp in partitions)
         assigned.difference_update((tp.topic, tp.partition) for tp in partitions)
         in_step.drop((tp.topic, tp.partition) for tp in partitions)
         paused.difference_update((tp.topic, tp.partition) for tp in partitions)  # reassigned unpaused
@@ -221,6 +225,8 @@ async def run_loop(
                     REJOIN_WINDOW_S,
                 )
                 _close_quietly(consumer)
+                if state is not None:
+                    state.release(assigned)
                 assigned.clear()
                 uncommitted.clear()
                 in_step.clear()

@@ -61,72 +61,104 @@ def field_of(topic: str, partition: int) -> str:
 
 
 class IncarnationCheck:
-    """A Redis ``redis_connect_func``: after the handshake, the connection reads the incarnation
-    and refuses to serve a Redis whose state is not the one this worker opened. Until
-    ``token`` is set (at start, before the state is opened) it checks nothing."""
+    """A Redis ``redis_connect_func``: after the handshake, the connection reads the incarnation,
+    and the marks this worker wrote last, and refuses to serve a Redis whose state is not the one
+    this worker opened (another incarnation, or none) or is an older copy of it (a mark below
+    what this worker wrote: Redis restarted from an earlier snapshot). Until ``token`` is set (at
+    start, before the state is opened) it checks nothing."""
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.token: str | None = None
+        # Field -> the mark this worker wrote last, for the partitions it owns (only their owner
+        # writes them: a lower one in Redis is an older copy, not another worker's).
+        self.written: dict[str, int] = {}
 
-    def _verify(self, found: bytes | None) -> None:
+    def _command(self) -> tuple[dict[str, int], tuple[Any, ...]]:
+        written = dict(self.written)  # one copy (a C-level copy: no other thread interleaves)
+        return written, ("HMGET", self.key, INCARNATION, *written)
+
+    def _verify(self, written: dict[str, int], found: list[bytes | None]) -> None:
         if self.token is None:
             return
-        if found is None or found.decode() != self.token:
+        incarnation, marks = found[0], found[1:]
+        if incarnation is None or incarnation.decode() != self.token:
             raise StateLost(
                 f"Redis no longer holds the state this worker opened ({self.key} "
-                f"{'is gone' if found is None else 'names another incarnation'}): it restarted "
-                "without persistence or was flushed. The worker starts over and reads its "
-                "partitions again from where the state is; run Redis with appendonly yes to "
+                f"{'is gone' if incarnation is None else 'names another incarnation'}): it "
+                "restarted without persistence or was flushed. The worker starts over and reads "
+                "its partitions again from where the state is; run Redis with appendonly yes to "
                 "keep state across restarts"
+            )
+        behind = [
+            f"{name} at {int(mark) if mark is not None else 'none'}, written {written[name]}"
+            for (name, mine), mark in zip(written.items(), marks, strict=True)
+            if mark is None or int(mark) < mine
+        ]
+        if behind:
+            raise StateLost(
+                f"Redis holds an older copy of the state this worker opened ({self.key}: "
+                f"{'; '.join(behind)}): it restarted from an earlier snapshot. The worker starts "
+                "over and reads its partitions again from where that copy stands; run Redis with "
+                "appendonly yes to keep every acknowledged write across restarts"
             )
 
     def __call__(self, connection: Any) -> None:  # redis.Connection
         connection.on_connect()
-        connection.send_command("HGET", self.key, INCARNATION)
-        self._verify(connection.read_response())
+        written, command = self._command()
+        connection.send_command(*command)
+        self._verify(written, connection.read_response())
 
     async def on_connect_async(self, connection: Any) -> None:  # redis.asyncio.Connection
         await connection.on_connect()
-        await connection.send_command("HGET", self.key, INCARNATION)
-        self._verify(await connection.read_response())
+        written, command = self._command()
+        await connection.send_command(*command)
+        self._verify(written, await connection.read_response())
 
 
 class StateProgress:
-    """The hash, over a blocking client (the consumer's rebalance callbacks run in a thread)."""
+    """The hash, over a blocking client (the consumer's rebalance callbacks run in a thread);
+    what it writes, ``check`` verifies on every new connection."""
 
-    def __init__(self, client: Any, key: str, token: str) -> None:
+    def __init__(self, client: Any, check: IncarnationCheck, token: str) -> None:
         self._client = client
-        self.key = key
+        self._check = check
+        self.key = check.key
         self.token = token
 
     @classmethod
     def open(
         cls,
         client: Any,
-        key: str,
+        check: IncarnationCheck,
         contact_pattern: str,
         committed: bool,
         partitions: Iterable[tuple[str, int]],
     ) -> tuple[StateProgress, Opening]:
         """Open the state: ``committed`` whether the group has committed offsets on the inputs,
-        ``partitions`` every input partition (marked 0 when the state was lost)."""
+        ``partitions`` every input partition (marked 0 when the state was lost). ``check``
+        holds every later connection to this state."""
+        key = check.key
         found: bytes | None = client.hget(key, INCARNATION)
+        opening: Opening = "known"
         if found is not None:
-            return cls(client, key, found.decode()), "known"
-        contacts = committed and _any_key(client, contact_pattern)
-        opening = classify(False, committed, contacts)
-        mine = uuid.uuid4().hex
-        fields: list[Any] = [INCARNATION, mine]
-        if opening == "lost":
-            for topic, partition in partitions:
-                fields += [field_of(topic, partition), 0]
-        # Created only if no worker did meanwhile (workers start together after a loss).
-        client.function_load(function_library(), replace=True)
-        found = client.fcall(OPEN_FUNCTION, 1, key, *fields)
-        token = found.decode() if isinstance(found, bytes) else str(found)
-        # Another worker opened it first (workers start together after a loss): it is known.
-        return cls(client, key, token), opening if token == mine else "known"
+            token = found.decode()
+        else:
+            contacts = committed and _any_key(client, contact_pattern)
+            opening = classify(False, committed, contacts)
+            mine = uuid.uuid4().hex
+            fields: list[Any] = [INCARNATION, mine]
+            if opening == "lost":
+                for topic, partition in partitions:
+                    fields += [field_of(topic, partition), 0]
+            # Created only if no worker did meanwhile (workers start together after a loss).
+            client.function_load(function_library(), replace=True)
+            created = client.fcall(OPEN_FUNCTION, 1, key, *fields)
+            token = created.decode() if isinstance(created, bytes) else str(created)
+            if token != mine:
+                opening = "known"  # another worker opened it first
+        check.token = token
+        return cls(client, check, token), opening
 
     def marks(self) -> dict[tuple[str, int], int]:
         """Every partition's mark."""
@@ -142,7 +174,14 @@ class StateProgress:
     def record(self, offsets: Mapping[tuple[str, int], int]) -> None:
         """The partitions' next offsets, once their records' effects are committed to Redis."""
         if offsets:
-            self._client.hset(self.key, mapping={field_of(t, p): o for (t, p), o in offsets.items()})
+            fields = {field_of(t, p): o for (t, p), o in offsets.items()}
+            self._client.hset(self.key, mapping=fields)
+            self._check.written.update(fields)
+
+    def release(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Partitions no longer this worker's: their next owner writes their marks."""
+        for topic, partition in partitions:
+            self._check.written.pop(field_of(topic, partition), None)
 
 
 def _any_key(client: Any, pattern: str) -> bool:
