@@ -258,9 +258,10 @@ async def run_loop(
             for key, first in in_step.first_held().items():  # not past a record still held
                 if key in uncommitted:
                     uncommitted[key] = min(uncommitted[key], first)
+            processed = {k: o for k, o in uncommitted.items() if k in assigned}
             if state is not None:  # marked before committed: a partition never starts past its mark
-                await _mark(loop, state, {k: o for k, o in uncommitted.items() if k in assigned})
-            _commit(consumer, {k: o for k, o in uncommitted.items() if k in assigned})
+                await _mark(loop, state, processed)
+            _commit(consumer, processed)
             stall.observe(consumed + unreadable)
             _align(consumer, alignment, in_step, in_step.reading(watermarks.own_progress()), paused)
             for index, (interval_s, tick) in enumerate(ticks):
