@@ -38,10 +38,10 @@ from leadstream.engine.records import SourceRecord
 from leadstream.native import PURE_ENV, mode
 from leadstream.scoring.signals import CompiledModel, compile_model
 from leadstream.tools.generator import JourneyGenerator, default_start
+from leadstream.tools.replay import BATCH
 
 __all__ = ["FloorContact", "compare", "engine_cpu", "floor_cpu", "main", "pure_engine_cpu", "score_floor"]
 
-BATCH = 1000
 
 
 @dataclass(slots=True)

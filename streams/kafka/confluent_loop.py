@@ -35,7 +35,7 @@ from leadstream.errors import BrokerUnavailable, InvalidEvent
 from leadstream.kafka.alignment import EventTimeAlignment, keep_in_step
 from leadstream.kafka.clients import make_consumer
 from leadstream.kafka.feed import KafkaFeed
-from leadstream.kafka.in_step import HELD_BATCHES, InStep
+from leadstream.kafka.in_step import InStep, held_limit
 from leadstream.kafka.rebalances import count_rebalance
 from leadstream.state.progress import StateProgress
 from leadstream.state.pseudonyms import pseudonym_secret
@@ -120,7 +120,7 @@ async def run_loop(
     uncommitted: dict[tuple[str, int], int] = {}
     # Records consumed but held back for a later batch (kafka/in_step.py); never committed.
     in_step = InStep(
-        settings.in_step_slack_s, HELD_BATCHES * settings.batch_max, idle_s=settings.in_step_idle_ms / 1000
+        settings.in_step_slack_s, held_limit(settings.batch_max), idle_s=settings.in_step_idle_ms / 1000
     )
     paused: set[tuple[str, int]] = set()  # by alignment or while their records wait in in_step
 

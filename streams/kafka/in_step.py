@@ -49,14 +49,20 @@ import orjson
 from leadstream.engine.eventtime.watermarks import NEVER, PartitionProgress
 from leadstream.engine.records import SourceRecord
 
-__all__ = ["HELD_BATCHES", "LIVE_S", "InStep", "peek_event_time"]
+__all__ = ["HELD_RECORDS", "LIVE_S", "InStep", "held_limit", "peek_event_time"]
 
 Partition = tuple[str, int]
-# At most this many batches of records are held back (~20k records, a few MB: about what
-# librdkafka's own fetch queue holds, see kafka/confluent_loop.py); past it, the earliest go.
-HELD_BATCHES = 20
+# At most this many records are held back (a few MB: about what librdkafka's own fetch queue
+# holds, see kafka/confluent_loop.py), or four batches if batches are larger; past it, the
+# earliest go. Not a multiple of the batch alone: at 5,000 records a batch that held 100k.
+HELD_RECORDS = 20_000
 # Records whose event time is within this of the wall clock are live: they never wait.
 LIVE_S = 300.0
+
+
+def held_limit(batch_max: int) -> int:
+    """How many records may be held back with batches of up to ``batch_max``."""
+    return max(HELD_RECORDS, 4 * batch_max)
 
 
 def peek_event_time(record: SourceRecord) -> float | None:
