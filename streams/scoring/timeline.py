@@ -164,9 +164,15 @@ def run(
     encode: Callable[[ContactState], bytes],
     until: PointKey = LAST,
     checkpoint: ContactState | None = None,
+    snapshots_from: PointKey | None = None,
 ) -> list[PointOutcome]:
     """Apply ``entries`` to ``state`` in key order, and every firmographics change of the
     contact's account among them and after them (up to ``until``).
+
+    ``snapshots_from``: points before it take no member snapshots for the account (None: every
+    point does). A run that only rebuilds a state (a journal's base) or applies again points
+    whose snapshots were sent before needs none, and copying a member's rules at every point was
+    a tenth of applying it.
 
     ``checkpoint``: when applying again from a base before the last published decision (at
     ``checkpoint.published_key``), points up to it are applied for their inputs only, and the
@@ -189,7 +195,14 @@ def run(
     for entry in sorted(entries, key=lambda e: e.key):
         _firmographics_points(state, entry.key, compiled, history, encode, outcomes, passing, decided)
         passing(entry.key)
-        outcome = _apply(state, entry, compiled, history, decided is None or entry.key > decided)
+        outcome = _apply(
+            state,
+            entry,
+            compiled,
+            history,
+            decided is None or entry.key > decided,
+            snapshots_from is None or entry.key >= snapshots_from,
+        )
         state.last_key = max(state.last_key or entry.key, entry.key)
         _settle(outcome, state, encode, decided)
         if outcome.suppressed and entry.new and not entry.recheck:
@@ -246,8 +259,9 @@ def _apply(
     compiled: CompiledModel,
     history: Mapping[str, list[Version]],
     decide: bool = True,
+    snapshots: bool = True,
 ) -> PointOutcome:
-    accounts = compiled.model.accounts is not None
+    accounts = snapshots and compiled.model.accounts is not None
     before = account_of(compiled, state) if accounts else None
     outcome = PointOutcome(entry.key, entry, None)
     if entry.recheck:

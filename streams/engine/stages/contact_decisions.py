@@ -39,6 +39,7 @@ from leadstream.scoring.firmographics import Version, valid_from_times
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import MemberSnapshot, PointKey, event_fingerprint
 from leadstream.scoring.timeline import (
+    LAST,
     Bounds,
     Entry,
     PointOutcome,
@@ -271,18 +272,27 @@ class ContactDecider:
         applied = dict(plan.state.applied)
         for source_partition, offset in plan.offsets.items():
             applied[source_partition] = max(offset, applied.get(source_partition, -1))
-        points = run(state, entries, self._compiled, history, self._encode, checkpoint=checkpoint)
+        first_new = min((e.key for e in plan.new), default=None)
+        # Member snapshots depend on events and merges only: a replay caused by a late
+        # firmographics version leaves those before the first new input as they were sent.
+        snapshots_from = (first_new or LAST) if plan.replay else None
+        points = run(
+            state,
+            entries,
+            self._compiled,
+            history,
+            self._encode,
+            checkpoint=checkpoint,
+            snapshots_from=snapshots_from,
+        )
         state.applied = applied
         domain = account_of(self._compiled, state)
         state.fit_seen = valid_from_times(history.get(domain, [])) if domain else []
         outcome.duplicates = plan.duplicates
-        first_new = min((e.key for e in plan.new), default=None)
         version = stored.version + 1
         for point in points:
             self._count(point, outcome)
-            # Member snapshots depend on events and merges only: a replay caused by a late
-            # firmographics version leaves those before the first new input as they were sent.
-            if plan.replay and (first_new is None or point.key < first_new):
+            if snapshots_from is not None and point.key < snapshots_from:
                 continue
             for account, snapshot in point.snapshots:
                 snapshot.version = REMOVAL_VERSION if snapshot.contact_id != contact else version
@@ -372,7 +382,16 @@ class ContactDecider:
             plan.replayed if plan.replay else journal.entries(parse_event, through, self._entries)
         )
         entries = [e for e in [*stored_entries, *plan.new] if e.key <= through]
-        run(base, entries, self._compiled, history, self._encode, until=through, checkpoint=checkpoint)
+        run(
+            base,
+            entries,
+            self._compiled,
+            history,
+            self._encode,
+            until=through,
+            checkpoint=checkpoint,
+            snapshots_from=LAST,  # a base only: its points' snapshots were sent when they were applied
+        )
         return self._encode(base)
 
 
