@@ -19,6 +19,7 @@ which loads exactly the records whose outbox may still hold something, and deliv
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -171,11 +172,22 @@ class ScoringPipeline:
         """Process one batch completely: state committed and outputs acknowledged."""
         async with self._busy:
             started = time.perf_counter()
+            # No cyclic collection while a batch is scored: the engine makes next to no cyclic
+            # garbage (10 objects in 125k events) but a batch allocates and frees millions of
+            # containers, and every young collection walked those still alive. Paused, the next
+            # one walks only what outlives the batch: on bench.floor's 125k events, 35-36
+            # collections taking 1.8-1.9 s became 3-4 taking 0.3 s (engine 107-115 -> 97-100 µs
+            # an event, alternating runs in one process).
+            collecting = gc.isenabled()
+            gc.disable()
             try:
                 await self._process(batch)
             except BaseException:
                 self.watermarks.discard()
                 raise
+            finally:
+                if collecting:
+                    gc.enable()
             elapsed = time.perf_counter() - started
             for observer in self.batch_observers:
                 observer(len(batch), elapsed)
