@@ -4,6 +4,8 @@ pipeline over the in-memory store)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 
 from hypothesis import given
@@ -74,3 +76,10 @@ def test_a_shadow_model_reads_its_deployments_suppression_list():
     settings = Settings()
     shadow = shadow_settings(settings, "2026-02-01.candidate")
     assert suppression_key(shadow.redis_key_prefix) == suppression_key(settings.redis_key_prefix)
+
+
+@given(st.binary(min_size=1, max_size=200), st.text(max_size=80))
+def test_a_pseudonym_is_hmac_sha256_of_the_profile_under_the_secret(secret, profile):
+    """Keys in Redis and the erasure list are named by it: any other digest would orphan them."""
+    expected = hmac.new(secret, profile.encode(), hashlib.sha256).hexdigest()[:32]
+    assert pseudonym(secret, profile) == "p" + expected
