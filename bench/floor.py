@@ -43,7 +43,6 @@ from leadstream.tools.replay import BATCH
 __all__ = ["FloorContact", "compare", "engine_cpu", "floor_cpu", "main", "pure_engine_cpu", "score_floor"]
 
 
-
 @dataclass(slots=True)
 class FloorContact:
     seen: set[str] = field(default_factory=set)
