@@ -139,10 +139,11 @@ class Settings(BaseSettings):
     # Hot-path batching: a batch closes at batch_max events or after batch_within_s seconds.
     # Under load a batch is whatever arrived while the previous one was scored, so batch_max is
     # the commit interval of a backlog: each batch commits every contact and account it touched
-    # once. One confluent worker on 50k events (bench.worker_throughput --contacts 8000, median
-    # of three alternating runs): 1,000 -> 213 µs of CPU an event, 3,290 events/s, 165 MiB peak;
-    # 2,500 -> 159 µs, 4,607/s, 205-234 MiB; 5,000 -> 183 µs (noisy), 4,186/s, 217-238 MiB.
-    batch_max: int = Field(default=2500, ge=1, le=100_000)
+    # once. Larger batches pay where contacts are dense in the stream, hardly where they are
+    # sparse, and always in memory. One confluent worker (bench.worker_throughput, alternating):
+    # 8k contacts, 1,000 -> 213 µs of CPU an event, 2,500 -> 159; 40k contacts, 1,000 -> 207 µs,
+    # 3,653 events/s, 218 MiB peak, 1,500 -> 207 µs, 3,715/s, 229 MiB. 1,000 stays the default.
+    batch_max: int = Field(default=1000, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     # Contacts with no event for this long are dropped from Redis by TTL.
     state_ttl_days: int = Field(default=400, ge=1)
