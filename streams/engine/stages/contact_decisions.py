@@ -292,9 +292,7 @@ class ContactDecider:
         version = stored.version + 1
         for point in points:
             self._count(point, outcome)
-            if snapshots_from is not None and point.key < snapshots_from:
-                continue
-            for account, snapshot in point.snapshots:
+            for account, snapshot in point.snapshots:  # none before snapshots_from
                 snapshot.version = REMOVAL_VERSION if snapshot.contact_id != contact else version
                 snapshot.fit_seen = state.fit_seen
                 outcome.snapshots.setdefault(account, []).append(snapshot)
