@@ -49,21 +49,31 @@ INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u20
 def normalise_domain(value: str) -> str:
     """NFKC, invisible characters removed, lower-cased, internationalised names in their ASCII
     (punycode) form, so one company is one domain however it was typed."""
-    text = INVISIBLE.sub("", unicodedata.normalize("NFKC", value)).strip().lower().rstrip(".")
-    try:
-        return text.encode("idna").decode("ascii") if not text.isascii() else text
-    except UnicodeError:
-        return text  # not a valid name: the pattern check says so
+    if value.isascii():  # most names: NFKC leaves ASCII as it is and no invisible one is ASCII
+        return value.strip().lower().rstrip(".")
+    return _unicode_domain(value)
 
 
 def normalise_email(value: str) -> str:
     """An address as an identity: NFKC, invisible characters removed, lower-cased, the domain as
     :func:`normalise_domain` gives it. The address as typed is kept for display."""
-    text = INVISIBLE.sub("", unicodedata.normalize("NFKC", value)).strip()
+    text = value.strip() if value.isascii() else _unicode_text(value)
     local, at, domain = text.rpartition("@")
     if not at:
         return text.lower()
     return f"{local.lower()}@{normalise_domain(domain)}"
+
+
+def _unicode_text(value: str) -> str:
+    return INVISIBLE.sub("", unicodedata.normalize("NFKC", value)).strip()
+
+
+def _unicode_domain(value: str) -> str:
+    text = _unicode_text(value).lower().rstrip(".")
+    try:
+        return text.encode("idna").decode("ascii") if not text.isascii() else text
+    except UnicodeError:
+        return text  # not a valid name: the pattern check says so
 
 
 class _Strict(BaseModel):

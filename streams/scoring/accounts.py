@@ -31,6 +31,7 @@ __all__ = [
     "advance",
     "buying_group_handoff_id",
     "firmographic_fit",
+    "group_and_fit",
     "group_rule",
     "lacks_versions",
     "member_snapshot",
@@ -208,10 +209,26 @@ class AccountView:
         self.firmographics = firmographics
 
 
+def group_and_fit(
+    compiled: CompiledModel, account: AccountState, firmographics: dict[str, Any]
+) -> tuple[BuyingGroupRule, float, list[tuple[str, float]]]:
+    """The buying-group rule and firmographic fit of one of ``account``'s firmographics versions.
+    Remembered for the last version asked about, by identity: a version is replaced, never
+    changed in place, and the points of an account's batch ask about one version again and again."""
+    memo = account.fit_memo
+    if memo is not None and memo[0] is compiled and memo[1] is firmographics:
+        remembered: tuple[BuyingGroupRule, float, list[tuple[str, float]]] = memo[2]
+        return remembered
+    fit, breakdown = firmographic_fit(compiled, firmographics)
+    found = (group_rule(compiled, firmographics), fit, breakdown)
+    account.fit_memo = (compiled, firmographics, found)
+    return found
+
+
 def view_account(compiled: CompiledModel, account: AccountState, now: float) -> AccountView:
     """The buying group at event time ``now``, with the firmographics version valid then."""
     firmographics = version_at(account.versions, now) or {}
-    rule = group_rule(compiled, firmographics)
+    rule, fit, breakdown = group_and_fit(compiled, account, firmographics)
     window = rule.within_days * DAY_S
     members = []
     for snapshot in account.members.values():
@@ -226,7 +243,6 @@ def view_account(compiled: CompiledModel, account: AccountState, now: float) -> 
         sorted({m.snapshot.role for m in engaged if m.snapshot.role and m.snapshot.role in rule.roles})
     )
     total = sum(m.engagement for m in members)
-    fit, breakdown = firmographic_fit(compiled, firmographics)
     group = len(engaged) >= rule.min_engaged_contacts and len(roles) >= rule.min_roles
     hot = rule.account_engagement_at_least is not None and total >= rule.account_engagement_at_least
     qualifies = fit >= rule.account_fit_at_least and (group or hot)
@@ -429,9 +445,8 @@ def _apply_point(
 
 def _fit_clears(compiled: CompiledModel, account: AccountState, now: float) -> bool:
     """Whether the account's firmographics at ``now`` clear its buying-group rule's fit bar."""
-    firmographics = version_at(account.versions, now) or {}
-    rule = group_rule(compiled, firmographics)
-    return firmographic_fit(compiled, firmographics)[0] >= rule.account_fit_at_least
+    rule, fit, _breakdown = group_and_fit(compiled, account, version_at(account.versions, now) or {})
+    return fit >= rule.account_fit_at_least
 
 
 def _take_member(compiled: CompiledModel, account: AccountState, snapshot: MemberSnapshot | None) -> None:

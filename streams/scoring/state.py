@@ -401,6 +401,10 @@ class AccountState:
     last_qualified_at: float | None
     dipped_since_qualified: bool
     recheck: bool  # a firmographics version came late: decide again at ``point``
+    # The buying-group rule and firmographic fit of the last firmographics version asked about,
+    # with the model and that version (see accounts.group_and_fit: asked two or three times per
+    # point, mostly of one version); never stored.
+    fit_memo: tuple[Any, ...] | None = field(compare=False, repr=False)
 
     def __init__(
         self,
@@ -415,6 +419,7 @@ class AccountState:
         last_qualified_at: float | None = None,
         dipped_since_qualified: bool = False,
         recheck: bool = False,
+        fit_memo: tuple[Any, ...] | None = None,
     ) -> None:
         self.domain = domain
         self.account_id = account_id
@@ -427,6 +432,7 @@ class AccountState:
         self.last_qualified_at = last_qualified_at
         self.dipped_since_qualified = dipped_since_qualified
         self.recheck = recheck
+        self.fit_memo = fit_memo
 
     @property
     def firmographics(self) -> dict[str, Any]:

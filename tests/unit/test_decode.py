@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from leadstream.config.model import EventPolicy
 from leadstream.engine.input.decode import decode_event
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
+from leadstream.schemas.events import INVISIBLE, normalise_domain, normalise_email
 from tests.factories import T0, at, encode, page
 
 POLICY = EventPolicy()
@@ -83,3 +85,49 @@ def test_time_policy_uses_the_record_timestamp_not_the_clock():
     assert info.value.reason == "timestamp"
     with pytest.raises(InvalidEvent, match="days before"):
         decode_event(record(encode(page("c1", "/", at(-800))), produced), POLICY)
+
+
+def _normalised_the_long_way(value: str, domain_only: bool = False) -> str:
+    """What normalise_email / normalise_domain are defined to return, every step taken for every
+    input (the functions skip the Unicode steps for ASCII, which they leave as it is)."""
+
+    def domain(text: str) -> str:
+        text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).strip().lower().rstrip(".")
+        try:
+            return text.encode("idna").decode("ascii") if not text.isascii() else text
+        except UnicodeError:
+            return text
+
+    if domain_only:
+        return domain(value)
+    text = INVISIBLE.sub("", unicodedata.normalize("NFKC", value)).strip()
+    local, at, rest = text.rpartition("@")
+    return f"{local.lower()}@{domain(rest)}" if at else text.lower()
+
+
+# ASCII, invisible characters, and letters NFKC, lower() or IDNA change (fullwidth A and @, the
+# ideographic full stop, the fi ligature, dotless i, dotted capital I, sharp s).
+_ADDRESS_CHARS = st.sampled_from(
+    [*"aZ09.-_+@ \t", *"\u200b\u00ad\ufeff\u202e\u00c9\u00df\ufb01\uff21\uff20\u3002\u0131\u0130"]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.text(_ADDRESS_CHARS, max_size=40), st.text(max_size=40)))
+def test_addresses_and_domains_normalise_as_defined_whatever_their_characters(value):
+    assert normalise_email(value) == _normalised_the_long_way(value)
+    assert normalise_domain(value) == _normalised_the_long_way(value, domain_only=True)
+
+
+def test_an_address_typed_differently_is_the_same_identity():
+    same = {
+        normalise_email(typed)
+        for typed in [
+            "Ann@Example.COM",
+            " ann@example.com. ",
+            "an\u200bn@exam\u00adple.com",
+            "\uff41nn@example.com",
+        ]
+    }
+    assert same == {"ann@example.com"}
+    assert normalise_domain("B\u00fccher.Example.") == "xn--bcher-kva.example"
