@@ -142,7 +142,8 @@ class Settings(BaseSettings):
     # once. Larger batches pay where contacts are dense in the stream, hardly where they are
     # sparse, and always in memory. One confluent worker (bench.worker_throughput, alternating):
     # 8k contacts, 1,000 -> 213 µs of CPU an event, 2,500 -> 159; 40k contacts, 1,000 -> 207 µs,
-    # 3,653 events/s, 218 MiB peak, 1,500 -> 207 µs, 3,715/s, 229 MiB. 1,000 stays the default.
+    # 3,653 events/s, 218 MiB peak, 1,500 -> 207 µs, 3,715/s, 229 MiB; 5,000 with no decoded-state
+    # cache -> 207-222 µs, 3,653-3,961/s, but 282-310 MiB. 1,000 stays the default.
     batch_max: int = Field(default=1000, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     # Contacts with no event for this long are dropped from Redis by TTL.
