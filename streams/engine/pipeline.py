@@ -38,6 +38,7 @@ from leadstream.engine.input.decode import (
     decode_firmographics,
     key_mismatch,
 )
+from leadstream.engine.input.suppressions import Suppressions
 from leadstream.engine.outbox import plan
 from leadstream.engine.policy import Action, ErrorPolicy, default_policy
 from leadstream.engine.ports import Sink
@@ -50,7 +51,7 @@ from leadstream.scoring.timeline import Bounds
 from leadstream.state.codec import Codec
 from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key, suppression_key
 from leadstream.state.port import StateStore, TimerIndex
-from leadstream.state.pseudonyms import DEFAULT_SECRET, identities_of, pseudonym
+from leadstream.state.pseudonyms import DEFAULT_SECRET
 
 __all__ = ["REPORT_EVERY_S", "ROUNDS", "SWEEP_EVERY_S", "Counters", "ScoringPipeline"]
 
@@ -111,6 +112,7 @@ class ScoringPipeline:
         self._store = store
         self._timers = timers
         self._prefix = key_prefix
+        self._suppressions = Suppressions(store, suppression_key(key_prefix), pseudonym_secret)
         self._sink = sink
         self._model = model
         self.watermarks: Watermarks = watermarks or BatchIsEverything()
@@ -271,25 +273,18 @@ class ScoringPipeline:
         self, events: list[PendingEvent], outputs: list[OutputRecord]
     ) -> list[PendingEvent]:
         """Events of people erased by `leadstream forget` are dropped to the dead letters (reason
-        ``suppressed``, nothing of the event copied): one lookup per batch."""
+        ``suppressed``, nothing of the event copied); the list is checked once per batch."""
         if not events:
             return events
-        secret = self._secret
-        tokens = [
-            [
-                pseudonym(secret, p)
-                for p in identities_of(e.event.contact_id, e.event.email, e.event.anonymous_id)
-            ]
-            for e in events
-        ]
-        found = await self._store.suppressed(
-            suppression_key(self._prefix), list({t for ts in tokens for t in ts})
-        )
-        if not found:
+        suppressions = self._suppressions
+        await suppressions.refresh()
+        if not suppressions:
             return events
         kept = []
-        for pending, names in zip(events, tokens, strict=True):
-            if found.isdisjoint(names):
+        for pending in events:
+            e = pending.event
+            names = suppressions.erased_names(e.contact_id, e.email, e.anonymous_id)
+            if names is None:
                 kept.append(pending)
                 continue
             outputs.append(suppressed_letter(pending.record, self._topics.dead_letters, names[0]))

@@ -31,6 +31,7 @@ __all__ = [
     "progress_key",
     "record_id",
     "router_key",
+    "suppression_changes_key",
     "suppression_key",
     "timer_key",
     "timer_member",
@@ -142,6 +143,12 @@ def suppression_key(prefix: str) -> str:
     dead-lettered as ``suppressed`` until ``leadstream forget --undo``. One per deployment: a
     shadow model's key space reads its deployment's."""
     return f"{prefix.split(SHADOW_SPACE, 1)[0]}:{{suppressed}}"
+
+
+def suppression_changes_key(suppressions: str) -> str:
+    """A random mark ``leadstream forget`` sets anew each time it changes the suppression hash
+    ``suppressions``: workers read the list again only when it (or the hash's length) moved."""
+    return f"{suppressions}:changes"
 
 
 def watermark_key(prefix: str, group: str) -> str:

@@ -19,6 +19,7 @@ class MemoryStateStore:
         self._records: dict[str, StoredRecord] = {}
         self._timers: dict[str, dict[str, float]] = {}
         self._suppressed: dict[str, set[str]] = {}
+        self._suppression_changes: dict[str, int] = {}
 
     async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]:
         out = {}
@@ -38,13 +39,16 @@ class MemoryStateStore:
             out[key] = (held.version, held.value) if held else (0, None)
         return out
 
-    async def suppressed(self, key: str, tokens: Sequence[str]) -> set[str]:
-        held = self._suppressed.get(key, set())
-        return {t for t in tokens if t in held}
+    async def suppression_marks(self, key: str) -> tuple[str, int]:
+        return str(self._suppression_changes.get(key, 0)), len(self._suppressed.get(key, ()))
+
+    async def suppressed_tokens(self, key: str) -> set[str]:
+        return set(self._suppressed.get(key, ()))
 
     def suppress(self, key: str, tokens: Sequence[str]) -> None:
         """Mark people erased (what `leadstream forget` does in Redis), for embedded runs and tests."""
         self._suppressed.setdefault(key, set()).update(tokens)
+        self._suppression_changes[key] = self._suppression_changes.get(key, 0) + 1
 
     async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:
         conflicts = set()

@@ -103,8 +103,13 @@ class StateStore(Protocol):
         """Only each record's version and value (an account's firmographics, without members)."""
         ...
 
-    async def suppressed(self, key: str, tokens: Sequence[str]) -> set[str]:
-        """Which of ``tokens`` the suppression hash ``key`` holds (erased people)."""
+    async def suppression_marks(self, key: str) -> tuple[str, int]:
+        """What changes whenever the suppression hash ``key`` (erased people) does: the mark
+        ``leadstream forget`` sets anew on each change, and the hash's length."""
+        ...
+
+    async def suppressed_tokens(self, key: str) -> set[str]:
+        """Every pseudonym the suppression hash ``key`` holds."""
         ...
 
     async def commit(self, writes: Sequence[RecordWrite]) -> set[str]:

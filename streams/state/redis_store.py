@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from leadstream.errors import StateUnavailable
+from leadstream.state.keys import suppression_changes_key
 from leadstream.state.port import RecordWrite, StoredRecord
 from leadstream.state.round_trips import Command, RoundTrips, as_mapping, as_scored
 
@@ -100,15 +101,15 @@ class RedisStateStore:
         rows = await self._round_trip([("HGETALL", key) for key in keys], f"loading {len(keys)} records")
         return {key: _record(as_mapping(row)) for key, row in zip(keys, rows, strict=True)}
 
-    async def suppressed(self, key: str, tokens: Sequence[str]) -> set[str]:
-        if not tokens:
-            return set()
-        try:
-            async with self._deadline("reading the suppression list"):
-                found = await self._redis.hmget(key, list(tokens))
-        except RedisError as exc:
-            raise self._unavailable("reading the suppression list", exc) from exc
-        return {t for t, v in zip(tokens, found, strict=True) if v is not None}
+    async def suppression_marks(self, key: str) -> tuple[str, int]:
+        changes, length = await self._round_trip(
+            [("GET", suppression_changes_key(key)), ("HLEN", key)], "reading the suppression list"
+        )
+        return (changes.decode() if isinstance(changes, bytes) else str(changes or "")), int(length)
+
+    async def suppressed_tokens(self, key: str) -> set[str]:
+        (tokens,) = await self._round_trip([("HKEYS", key)], "reading the suppression list")
+        return {t.decode() if isinstance(t, bytes) else t for t in tokens}
 
     async def values(self, keys: Sequence[str]) -> dict[str, tuple[int, bytes | None]]:
         """Only the version and the value of each record: no parts, no outbox."""

@@ -44,6 +44,7 @@ from leadstream.state.keys import (
     contact_keys_start,
     contact_token,
     router_key,
+    suppression_changes_key,
     suppression_key,
     timer_key,
     timer_member,
@@ -61,7 +62,7 @@ from leadstream.state.port import (
 from leadstream.state.pseudonyms import pseudonym, pseudonym_secret
 from leadstream.state.redis_store import RedisStateStore
 
-__all__ = ["ERASURE_NAMESPACE", "Erasure", "forget", "run_forget"]
+__all__ = ["ERASURE_NAMESPACE", "Erasure", "forget", "mark_suppressions_changed", "run_forget"]
 
 logger = logging.getLogger(__name__)
 ERASURE_NAMESPACE = uuid.UUID("0b7c52a4-5d0e-4c7e-9a0e-3f7d8e61c2aa")
@@ -127,6 +128,7 @@ async def forget(
             group = [t for t, v in entries.items() if held is not None and v.get("group") == held["group"]]
             if group:
                 await client.hdel(suppressions, *group)
+                await mark_suppressions_changed(client, suppressions)
             erasure.profiles = group
             return erasure
         await store.ensure_functions()
@@ -166,6 +168,14 @@ async def forget(
 async def _suppress(client: Any, key: str, tokens: list[str], group: str) -> None:
     entry = json.dumps({"at": time.time(), "group": group})
     await client.hset(key, mapping={t: entry for t in tokens})
+    await mark_suppressions_changed(client, key)
+
+
+async def mark_suppressions_changed(client: Any, key: str) -> None:
+    """Workers read the suppression list again when this mark (or the hash's length) moves: the
+    length alone misses an undo and an erasure between two of their batches. A new random mark,
+    not a counter, so a Redis that lost its data and counted again from zero still shows it."""
+    await client.set(suppression_changes_key(key), uuid.uuid4().hex)
 
 
 async def _contacts_with_email(

@@ -10,6 +10,7 @@ import pytest
 from leadstream.bootstrap import redis_client as redis_client_of
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings
+from leadstream.engine.input.suppressions import Suppressions
 from leadstream.engine.pipeline import ScoringPipeline
 from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
@@ -17,9 +18,11 @@ from leadstream.kafka.clients import make_producer
 from leadstream.kafka.sinks import ConfluentSink
 from leadstream.kafka.topics import ensure_topics
 from leadstream.state import RecordWrite, RedisStateStore
-from leadstream.state.keys import account_queue_key, contact_key, contact_token, timer_key
+from leadstream.state.keys import account_queue_key, contact_key, contact_token, suppression_key, timer_key
 from leadstream.state.packing import use_hiredis_packing
+from leadstream.state.pseudonyms import pseudonym
 from leadstream.state.redis_store import function_library
+from leadstream.tools.forget import mark_suppressions_changed
 from tests.factories import buyer_journey, encode
 from tests.integration.helpers import handoffs, single_redis
 
@@ -171,6 +174,33 @@ def test_waiting_index_moves_only_entries_still_where_they_were_seen(settings, r
         return await store.due(shards[0], 100.0, 10), await store.due(shards[1], 100.0, 10)
 
     assert run(scenario, redis_url) == ([("b.io", 5.0), ("a.io", 40.0)], [])
+
+
+def test_the_suppression_list_is_read_again_whenever_it_changes(settings, redis_url):
+    key = suppression_key(settings.redis_key_prefix)
+
+    async def scenario(client):
+        store = RedisStateStore(client, ttl_seconds=3600)
+        held = Suppressions(store, key, b"secret")
+        seen = []
+        await held.refresh()
+        seen.append(bool(held))
+        await client.hset(key, mapping={pseudonym(b"secret", "a"): "{}"})  # no mark: the length moved
+        await held.refresh()
+        seen.append(held.erased_names("a", None, None))
+        # One out, one in between two batches: the same length, a new mark.
+        await client.hdel(key, pseudonym(b"secret", "a"))
+        await client.hset(key, mapping={pseudonym(b"secret", "anon:b"): "{}"})
+        await mark_suppressions_changed(client, key)
+        await held.refresh()
+        seen.append((held.erased_names("a", None, None), held.erased_names("c", None, "b")))
+        return seen
+
+    assert run(scenario, redis_url) == [
+        False,
+        [pseudonym(b"secret", "a")],
+        (None, [pseudonym(b"secret", "c"), pseudonym(b"secret", "anon:b")]),
+    ]
 
 
 def test_an_account_indexed_again_after_a_sweep_read_it_is_not_removed_by_that_sweep(settings, redis_url):

@@ -70,6 +70,27 @@ def test_events_of_an_erased_person_are_dead_lettered_as_suppressed():
     assert pipeline.counters.dead_letter_reasons == {"suppressed": 6}
 
 
+def test_an_erasure_between_two_batches_holds_from_the_next_batch_on():
+    settings = Settings()
+    pipeline, sink, store = build_embedded(settings, load_model())
+    first = [SourceRecord("leadstream.page_views", 0, 0, encode(page("later", "/pricing", at(1))))]
+    asyncio.run(pipeline.process(first))
+    assert pipeline.counters.dead_letter_reasons == {}
+    store.suppress(
+        suppression_key(settings.redis_key_prefix), [pseudonym(pseudonym_secret(settings), "anon:a-1")]
+    )
+    # Named by an anonymous id the list holds (with a contact id it does not).
+    second = [
+        SourceRecord("leadstream.page_views", 0, 1, encode(page("later", "/blog", at(2)))),
+        SourceRecord(
+            "leadstream.page_views", 0, 2, encode({**page("later", "/docs", at(3)), "anonymous_id": "a-1"})
+        ),
+    ]
+    asyncio.run(pipeline.process(second))
+    assert pipeline.counters.dead_letter_reasons == {"suppressed": 1}
+    assert pipeline.counters.applied == 2
+
+
 def test_a_shadow_model_reads_its_deployments_suppression_list():
     from leadstream.engine.shadow import shadow_settings
 
