@@ -216,7 +216,9 @@ def decode_account(raw: bytes, parts: dict[str, bytes] | None = None) -> Account
 def journal_name(key: PointKey) -> str:
     """The part holding one journal entry of a contact (see scoring/timeline.py)."""
     at, _group, point_id, rank, sub = key
-    return f"{JOURNAL_PART}{at!r}\t{point_id}\t{rank}\t{sub}"
+    # repr() outside the f-string: mypyc builds an f-string without conversions in one step,
+    # one with ``!r`` through str.format (5 method calls, ~4x the instructions).
+    return f"{JOURNAL_PART}{repr(at)}\t{point_id}\t{rank}\t{sub}"
 
 
 def journal_key(name: str) -> PointKey:
@@ -229,8 +231,8 @@ def encode_journal(record_time: float | None, payload: bytes, codec: Codec = "no
     merge, the merged profile's encoded state; empty for a link without state). Compressed, the
     header says so (a record's bytes as consumed need not start with ``{``)."""
     if codec == "none" or not payload:
-        return f"{record_time!r}\n".encode() + payload
-    return f"{record_time!r}\t{codec}\n".encode() + compress_value(payload, codec)
+        return f"{repr(record_time)}\n".encode() + payload
+    return f"{repr(record_time)}\t{codec}\n".encode() + compress_value(payload, codec)
 
 
 def decode_journal(raw: bytes) -> tuple[float | None, bytes]:

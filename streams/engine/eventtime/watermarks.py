@@ -53,7 +53,7 @@ class PartitionProgress:
         return self.processed >= 0 and self.high >= 0 and self.processed >= self.high
 
     def encode(self) -> bytes:
-        return f"{self.max_event_time!r}|{self.processed}|{self.high}|{self.at!r}".encode()
+        return f"{repr(self.max_event_time)}|{self.processed}|{self.high}|{repr(self.at)}".encode()
 
     @classmethod
     def decode(cls, partition: str, raw: bytes) -> PartitionProgress:
