@@ -89,6 +89,8 @@ def test_an_erasure_between_two_batches_holds_from_the_next_batch_on():
     asyncio.run(pipeline.process(second))
     assert pipeline.counters.dead_letter_reasons == {"suppressed": 1}
     assert pipeline.counters.applied == 2
+    (dead,) = sink.on_topic(settings.topics.dead_letters)
+    assert dead.value is None and dead.key == pseudonym(pseudonym_secret(settings), "later").encode()
 
 
 def test_a_shadow_model_reads_its_deployments_suppression_list():

@@ -53,7 +53,8 @@ class PartitionProgress:
         return self.processed >= 0 and self.high >= 0 and self.processed >= self.high
 
     def encode(self) -> bytes:
-        return f"{repr(self.max_event_time)}|{self.processed}|{self.high}|{repr(self.at)}".encode()
+        # repr() outside the f-string: mypyc builds one with ``!r`` through str.format.
+        return f"{repr(self.max_event_time)}|{self.processed}|{self.high}|{repr(self.at)}".encode()  # noqa: RUF010
 
     @classmethod
     def decode(cls, partition: str, raw: bytes) -> PartitionProgress:
