@@ -229,13 +229,14 @@ def view_account(compiled: CompiledModel, account: AccountState, now: float) -> 
     """The buying group at event time ``now``, with the firmographics version valid then."""
     firmographics = version_at(account.versions, now) or {}
     rule, fit, breakdown = group_and_fit(compiled, account, firmographics)
-    window = rule.within_days * DAY_S
+    # The rule's settings read once, not per member (each a pydantic attribute lookup).
+    window, engaged_at = rule.within_days * DAY_S, rule.contact_engagement_at_least
     members = []
     for snapshot in account.members.values():
         if snapshot.removed:
             continue
         value, _ = rules_engagement(compiled, snapshot.rules, now)
-        is_engaged = value >= rule.contact_engagement_at_least and now - snapshot.last_at <= window
+        is_engaged = value >= engaged_at and now - snapshot.last_at <= window
         members.append(MemberView(snapshot, value, is_engaged))
     members.sort(key=lambda m: (-m.engagement, m.snapshot.contact_id))
     engaged = [m for m in members if m.engaged]

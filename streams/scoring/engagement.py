@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 
 from leadstream.scoring import decay
-from leadstream.scoring.signals import DAY_S, CompiledModel, CompiledRule
+from leadstream.scoring.signals import CompiledModel, CompiledRule
 from leadstream.scoring.state import ContactState, RuleState
 
 __all__ = [
@@ -24,47 +24,45 @@ FREQUENCY_HISTORY = 16  # match times kept per frequency rule
 
 def add_match(compiled_rule: CompiledRule, rule_state: RuleState, at: float) -> None:
     """Record one match of the rule at event time ``at`` (mutates ``rule_state``)."""
-    rule = compiled_rule.rule
     rule_state.count += 1
     rule_state.last_at = max(rule_state.last_at, at)
-    if rule.frequency is not None:
+    if compiled_rule.window_s is not None:
         times = rule_state.times
         times.append(at)
         times.sort()
         del times[:-FREQUENCY_HISTORY]
         return
     if rule_state.count == 1:
-        rule_state.landmark, rule_state.scaled = at, rule.points
+        rule_state.landmark, rule_state.scaled = at, compiled_rule.points
     else:
         rule_state.landmark, rule_state.scaled = decay.add(
-            rule_state.landmark, rule_state.scaled, rule.points, at, compiled_rule.lam
+            rule_state.landmark, rule_state.scaled, compiled_rule.points, at, compiled_rule.lam
         )
 
 
 def rule_value(compiled_rule: CompiledRule, rule_state: RuleState, now: float) -> float:
     """The rule's contribution at ``now``: decayed, then clamped to its cap."""
-    rule = compiled_rule.rule
-    if rule.frequency is None:
+    if compiled_rule.window_s is None:
         raw = decay.value(rule_state.landmark, rule_state.scaled, now, compiled_rule.lam)
     else:
         raw = _frequency_value(compiled_rule, rule_state.times, now)
-    if rule.cap is not None:
-        raw = max(-rule.cap, min(rule.cap, raw))
+    cap = compiled_rule.cap
+    if cap is not None:
+        raw = max(-cap, min(cap, raw))
     return raw
 
 
 def _frequency_value(compiled_rule: CompiledRule, times: list[float], now: float) -> float:
     """Naive sum over matches that were at least the min_count-th within the window."""
-    rule = compiled_rule.rule
-    assert rule.frequency is not None
-    window = rule.frequency.within_days * DAY_S
-    need = rule.frequency.min_count
+    window = compiled_rule.window_s
+    assert window is not None
+    need, points, lam = compiled_rule.min_count, compiled_rule.points, compiled_rule.lam
     total, first = 0.0, 0  # times are sorted: those within the window before ``at`` are contiguous
     for i, at in enumerate(times):
         while at - times[first] > window:
             first += 1
         if i - first + 1 >= need:
-            total += decay.decayed(rule.points, at, now, compiled_rule.lam)
+            total += decay.decayed(points, at, now, lam)
     return total
 
 
@@ -76,20 +74,22 @@ def engagement(compiled: CompiledModel, state: ContactState, now: float) -> tupl
 def rules_engagement(
     compiled: CompiledModel, rules: dict[str, RuleState], now: float
 ) -> tuple[float, dict[str, float]]:
-    # The hottest loop of the engine (every event, every account member): rule_value inlined.
-    by_name, exp = compiled.rules_by_name, math.exp
+    # The hottest loop of the engine (every event, every account member): rule_value inlined,
+    # and math.exp called by its name (compiled, that is the C function; through a local
+    # variable it is a generic call).
+    by_name = compiled.rules_by_name
     parts = {}
     for name, rule_state in rules.items():
         compiled_rule = by_name.get(name)
         if compiled_rule is None:
             continue  # a rule removed from the model no longer counts
-        rule = compiled_rule.rule
-        if rule.frequency is None:
-            raw = rule_state.scaled * exp(-compiled_rule.lam * (now - rule_state.landmark))
+        if compiled_rule.window_s is None:
+            raw = rule_state.scaled * math.exp(-compiled_rule.lam * (now - rule_state.landmark))
         else:
             raw = _frequency_value(compiled_rule, rule_state.times, now)
-        if rule.cap is not None:
-            raw = max(-rule.cap, min(rule.cap, raw))
+        cap = compiled_rule.cap
+        if cap is not None:
+            raw = max(-cap, min(cap, raw))
         parts[name] = raw
     return sum(parts.values()), parts
 
@@ -104,17 +104,15 @@ def engagement_curve(compiled: CompiledModel, rules: dict[str, RuleState]) -> Ca
         compiled_rule = compiled.rules_by_name.get(name)
         if compiled_rule is None:
             continue  # a rule removed from the model no longer counts
-        rule = compiled_rule.rule
-        if rule.frequency is None and rule.cap is None:
+        if compiled_rule.window_s is None and compiled_rule.cap is None:
             plain.append((compiled_rule.lam, rule_state.landmark, rule_state.scaled))
         else:
             general.append((len(plain) + len(general), compiled_rule, rule_state))
-    exp = math.exp
     if not general:
-        return lambda now: sum(scaled * exp(-lam * (now - landmark)) for lam, landmark, scaled in plain)
+        return lambda now: sum(scaled * math.exp(-lam * (now - landmark)) for lam, landmark, scaled in plain)
 
     def at(now: float) -> float:
-        values = [scaled * exp(-lam * (now - landmark)) for lam, landmark, scaled in plain]
+        values = [scaled * math.exp(-lam * (now - landmark)) for lam, landmark, scaled in plain]
         for position, compiled_rule, rule_state in general:
             values.insert(position, rule_value(compiled_rule, rule_state, now))
         return sum(values)
