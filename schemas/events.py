@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -144,8 +145,15 @@ class PageView(_Envelope):
     @property
     def path(self) -> str:
         """The URL's path, lower-cased, without query or fragment ('/pricing')."""
-        path = urlsplit(self.url).path or "/"
-        return path.lower()
+        return _url_path(self.url)
+
+
+# Asked for three or four times per page view (rule matching, recent signals, top pages), and
+# the same pages come back from visitor to visitor: split once per distinct URL.
+@lru_cache(maxsize=8192)
+def _url_path(url: str) -> str:
+    """``url``'s path, lower-cased, without query or fragment ('/pricing')."""
+    return (urlsplit(url).path or "/").lower()
 
 
 class FormSubmission(_Envelope):

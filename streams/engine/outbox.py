@@ -52,6 +52,12 @@ class EntryKind(StrEnum):
     SNAPSHOTS = "a"
 
 
+# An enum's ``.value`` and ``EntryKind(text)`` are Python-level calls (~0.5-1 µs each), made
+# per outbox field: looked up in plain dicts instead (an enum member hashes as its text).
+_PREFIXES: dict[EntryKind, str] = {kind: f"{kind.value}:" for kind in EntryKind}
+_KINDS: dict[str, EntryKind] = {kind.value: kind for kind in EntryKind}
+
+
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
 @dataclass(init=False, frozen=True, slots=True)
 class OutboxEntry:
@@ -70,14 +76,17 @@ class OutboxEntry:
         object.__setattr__(self, "name", name)
 
     def encode(self) -> str:
-        return f"{self.kind.value}:{self.name}"
+        return _PREFIXES[self.kind] + self.name
 
     @classmethod
     def parse(cls, text: str) -> OutboxEntry:
         kind, sep, name = text.partition(":")
         if not sep:
             raise ValueError(f"not an outbox entry: {text!r}")
-        return cls(EntryKind(kind), name)
+        found = _KINDS.get(kind)
+        if found is None:
+            raise ValueError(f"not an outbox entry: {text!r} (unknown kind {kind!r})")
+        return cls(found, name)
 
     @classmethod
     def snapshots(cls, domain: str, contact: str, version: int) -> OutboxEntry:
@@ -93,7 +102,7 @@ class OutboxEntry:
 
 def is_kind(entry: str, kind: EntryKind) -> bool:
     """Whether an encoded entry is of ``kind``, without building one (called per outbox field)."""
-    return entry.startswith(f"{kind.value}:")
+    return entry.startswith(_PREFIXES[kind])
 
 
 def handoff_entries(handoffs: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:
