@@ -13,7 +13,14 @@ from leadstream.scoring.engagement import rules_engagement
 from leadstream.scoring.firmographics import add_version, version_at
 from leadstream.scoring.fit import email_domain, rule_matches
 from leadstream.scoring.ids import uuid5_text
-from leadstream.scoring.signals import DAY_S, CompiledModel, domain_lists_of, seniority, to_datetime
+from leadstream.scoring.signals import (
+    DAY_S,
+    MEMO_LIMIT,
+    CompiledModel,
+    domain_lists_of,
+    seniority,
+    to_datetime,
+)
 from leadstream.scoring.state import AccountState, ContactState, MemberSnapshot, RuleState
 
 __all__ = [
@@ -81,8 +88,20 @@ def role_of(compiled: CompiledModel, traits: dict[str, str | int]) -> str | None
         return None
     title = traits.get("job_title")
     title_text = title if isinstance(title, str) else ""
-    level = seniority(compiled, title_text or None)
     department = str(traits.get("department", "")).lower()
+    memo = compiled.role_memo
+    key = (title_text, department)
+    if key in memo:
+        return memo[key]
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    role = memo[key] = _role_from_rules(compiled, title_text, department)
+    return role
+
+
+def _role_from_rules(compiled: CompiledModel, title_text: str, department: str) -> str | None:
+    assert compiled.model.accounts is not None
+    level = seniority(compiled, title_text or None)
     for rule in compiled.model.accounts.roles:
         if rule.seniority is not None and level not in rule.seniority:
             continue

@@ -130,6 +130,9 @@ class CompiledModel:
     domain_memo: dict[str, tuple[CompiledDomainList, ...]] = field(default_factory=dict)
     seniority_memo: dict[str, str | None] = field(default_factory=dict)
     account_memo: dict[str, bool] = field(default_factory=dict)  # domain -> makes an account
+    # (job title, department) -> buying-group role: asked for each member snapshot (every visit
+    # of a contact with an account), answered by the roles' rules one pydantic field at a time.
+    role_memo: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
 
 MEMO_LIMIT = 100_000

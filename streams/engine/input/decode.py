@@ -7,7 +7,7 @@ from pydantic import TypeAdapter, ValidationError
 from leadstream.config.model import EventPolicy
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
-from leadstream.schemas.events import AccountFirmographics, AnyEvent, Event, normalise_email
+from leadstream.schemas.events import AccountFirmographics, AnyEvent, Event, Identify, normalise_email
 
 __all__ = [
     "DAY_S",
@@ -148,5 +148,6 @@ def identity_links(event: AnyEvent) -> list[str]:
         links.append(f"anon:{event.anonymous_id}")
     if event.email:
         links.append(f"email:{event.email}")
-    links.extend(getattr(event, "previous_ids", ()))
+    if isinstance(event, Identify):  # not getattr with a default: a pydantic model's miss raises inside
+        links.extend(event.previous_ids)
     return [link for link in links if link != event.contact_id]
