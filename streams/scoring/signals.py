@@ -28,6 +28,7 @@ __all__ = [
     "properties",
     "seniority",
     "to_datetime",
+    "to_json_time",
     "where",
 ]
 
@@ -35,6 +36,12 @@ __all__ = [
 def to_datetime(seconds: float) -> datetime:
     """Epoch seconds (event time) as an aware UTC datetime, for output records."""
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def to_json_time(seconds: float) -> str:
+    """Epoch seconds as an output record's time: ISO 8601 in UTC with ``Z``, exactly as pydantic
+    writes an aware datetime in JSON mode ('2026-01-05T09:30:00Z', '...:00.250000Z')."""
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()[:-6] + "Z"
 
 
 DAY_S = 86_400.0

@@ -1,0 +1,59 @@
+"""The MQL handoff is built as a plain dict (scoring/handoff.py): it must be exactly what the
+schema's model makes of it, field for field, in order, with its types."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import orjson
+import pytest
+
+from leadstream.bootstrap import build_embedded
+from leadstream.config.loader import load_model
+from leadstream.config.settings import Settings
+from leadstream.engine.records import SourceRecord
+from leadstream.schemas.handoff import MqlHandoff
+from leadstream.scoring.signals import to_datetime, to_json_time
+from leadstream.tools.generator import JourneyGenerator, default_start
+
+
+def _mql_handoffs(seed: int, contacts: int) -> list[bytes]:
+    settings = Settings()
+    pipeline, sink, _store = build_embedded(settings, load_model())
+    lines = [orjson.dumps(e) for e in JourneyGenerator(seed, contacts, start=default_start()).events()]
+    random.Random(seed).shuffle(lines)  # late and early arrivals: first touches move, journals replay
+    records = [
+        SourceRecord(settings.topics.accounts if b'"type":"account"' in line else "events", 0, i, line)
+        for i, line in enumerate(lines)
+    ]
+
+    async def run() -> None:
+        for start in range(0, len(records), 500):
+            await pipeline.process(records[start : start + 500])
+
+    asyncio.run(run())
+    return [
+        r.value for r in sink.on_topic(settings.topics.handoffs) if r.value and b'"kind":"mql"' in r.value
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_every_mql_handoff_is_what_the_schema_model_writes(seed):
+    handoffs = _mql_handoffs(seed, 300)
+    assert len(handoffs) > 20
+    with_context = 0
+    for raw in handoffs:
+        handoff = orjson.loads(raw)
+        assert orjson.dumps(MqlHandoff.model_validate(handoff).model_dump(mode="json")) == orjson.dumps(
+            handoff
+        )
+        with_context += bool(handoff["first_touch"] and handoff["first_touch"]["utm_source"])
+    assert with_context  # the first touch's optional fields were exercised
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1764950400.0, 1764950400.25, 1764950400.123457, 4102444800.5])
+def test_times_are_written_as_pydantic_writes_an_aware_datetime(seconds):
+    from pydantic import AwareDatetime, TypeAdapter
+
+    assert to_json_time(seconds) == TypeAdapter(AwareDatetime).dump_python(to_datetime(seconds), mode="json")
