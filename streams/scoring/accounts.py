@@ -8,7 +8,6 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from leadstream.config.model import ACCOUNT_ATTRIBUTES, BuyingGroupRule
-from leadstream.schemas.handoff import BuyingGroupHandoff
 from leadstream.scoring.engagement import rules_engagement
 from leadstream.scoring.firmographics import add_version, version_at
 from leadstream.scoring.fit import email_domain, rule_matches
@@ -19,7 +18,7 @@ from leadstream.scoring.signals import (
     CompiledModel,
     domain_lists_of,
     seniority,
-    to_datetime,
+    to_json_time,
 )
 from leadstream.scoring.state import AccountState, ContactState, MemberSnapshot, RuleState
 
@@ -491,6 +490,9 @@ def lacks_versions(account: AccountState, snapshot: MemberSnapshot) -> bool:
 
 
 def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, now: float) -> dict[str, Any]:
+    """The buying-group handoff as the JSON-ready dict ``schemas.handoff.BuyingGroupHandoff``
+    would dump, built directly (see scoring/handoff.py; tests/unit/test_handoff_shape.py holds
+    them equal byte for byte)."""
     model = compiled.model
     rule = view.rule
     members = [
@@ -499,39 +501,43 @@ def _handoff(compiled: CompiledModel, account: AccountState, view: AccountView, 
             "email": m.snapshot.email,
             "title": m.snapshot.title,
             "role": m.snapshot.role,
-            "engagement": round(m.engagement, 3),
+            "engagement": float(round(m.engagement, 3)),
             "engaged": m.engaged,
-            "last_active_at": to_datetime(m.snapshot.last_at),
-            "top_signals": [{"rule": r, "where": w, "at": to_datetime(at)} for at, r, w in m.snapshot.top],
+            "last_active_at": to_json_time(m.snapshot.last_at),
+            "top_signals": [{"rule": r, "where": w, "at": to_json_time(at)} for at, r, w in m.snapshot.top],
         }
         for m in view.members
     ]
     signals = sorted(
         ((at, r, w, m.snapshot.contact_id) for m in view.members for at, r, w in m.snapshot.top), reverse=True
     )[:8]
-    handoff = BuyingGroupHandoff(
-        handoff_id=buying_group_handoff_id(account.domain, model.version, account.qualified_count),
-        account_id=view.firmographics.get("account_id") or account.account_id,
-        domain=account.domain,
-        qualified_at=to_datetime(now),
-        qualification_number=account.qualified_count,
-        model_version=model.version,
-        rule=rule.name,
-        reason=view.reason or "buying_group",
-        firmographics=view.firmographics,
-        fit={
-            "score": view.fit,
-            "threshold": rule.account_fit_at_least,
-            "rules": [{"rule": n, "points": p} for n, p in view.fit_breakdown],
+    engagement_bar = rule.account_engagement_at_least
+    return {
+        "kind": "buying_group",
+        "handoff_id": buying_group_handoff_id(account.domain, model.version, account.qualified_count),
+        "account_id": view.firmographics.get("account_id") or account.account_id,
+        "domain": account.domain,
+        "qualified_at": to_json_time(now),
+        "qualification_number": account.qualified_count,
+        "model_version": model.version,
+        "rule": rule.name,
+        "reason": view.reason or "buying_group",
+        "firmographics": dict(view.firmographics),
+        "fit": {
+            "score": float(view.fit),
+            "threshold": float(rule.account_fit_at_least),
+            "rules": [{"rule": n, "points": float(p)} for n, p in view.fit_breakdown],
         },
-        engagement={"score": round(view.engagement, 3), "threshold": rule.account_engagement_at_least},
-        engaged_contacts=sum(1 for m in view.members if m.engaged),
-        members=members,
-        roles_covered=list(view.roles_covered),
-        roles_missing=[r for r in rule.roles if r not in view.roles_covered],
-        top_signals=[
-            {"rule": r, "where": w, "at": to_datetime(at), "contact_id": c} for at, r, w, c in signals
+        "engagement": {
+            "score": float(round(view.engagement, 3)),
+            "threshold": None if engagement_bar is None else float(engagement_bar),
+        },
+        "engaged_contacts": sum(1 for m in view.members if m.engaged),
+        "members": members,
+        "roles_covered": list(view.roles_covered),
+        "roles_missing": [r for r in rule.roles if r not in view.roles_covered],
+        "top_signals": [
+            {"rule": r, "where": w, "at": to_json_time(at), "contact_id": c} for at, r, w, c in signals
         ],
-        follow_up_due_at=to_datetime(now + model.sla_hours * 3600.0),
-    )
-    return handoff.model_dump(mode="json")
+        "follow_up_due_at": to_json_time(now + model.sla_hours * 3600.0),
+    }

@@ -1,5 +1,5 @@
-"""The MQL handoff is built as a plain dict (scoring/handoff.py): it must be exactly what the
-schema's model makes of it, field for field, in order, with its types."""
+"""Handoffs are built as plain dicts (scoring/handoff.py, scoring/accounts.py): each must be
+exactly what the schema's model makes of it, field for field, in order, with its types."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings
 from leadstream.engine.records import SourceRecord
-from leadstream.schemas.handoff import MqlHandoff
+from leadstream.schemas.handoff import BuyingGroupHandoff, MqlHandoff
 from leadstream.scoring.signals import to_datetime, to_json_time
 from leadstream.tools.generator import JourneyGenerator, default_start
 
 
-def _mql_handoffs(seed: int, contacts: int) -> list[bytes]:
+def _handoffs(seed: int, contacts: int, kind: str) -> list[bytes]:
     settings = Settings()
     pipeline, sink, _store = build_embedded(settings, load_model())
     lines = [orjson.dumps(e) for e in JourneyGenerator(seed, contacts, start=default_start()).events()]
@@ -33,14 +33,13 @@ def _mql_handoffs(seed: int, contacts: int) -> list[bytes]:
             await pipeline.process(records[start : start + 500])
 
     asyncio.run(run())
-    return [
-        r.value for r in sink.on_topic(settings.topics.handoffs) if r.value and b'"kind":"mql"' in r.value
-    ]
+    out = sink.on_topic(settings.topics.handoffs)
+    return [r.value for r in out if r.value and orjson.loads(r.value)["kind"] == kind]
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_mql_handoff_is_what_the_schema_model_writes(seed):
-    handoffs = _mql_handoffs(seed, 300)
+    handoffs = _handoffs(seed, 300, "mql")
     assert len(handoffs) > 20
     with_context = 0
     for raw in handoffs:
@@ -50,6 +49,16 @@ def test_every_mql_handoff_is_what_the_schema_model_writes(seed):
         )
         with_context += bool(handoff["first_touch"] and handoff["first_touch"]["utm_source"])
     assert with_context  # the first touch's optional fields were exercised
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_every_buying_group_handoff_is_what_the_schema_model_writes(seed):
+    handoffs = _handoffs(seed, 600, "buying_group")
+    assert len(handoffs) > 3
+    for raw in handoffs:
+        handoff = orjson.loads(raw)
+        through_the_model = BuyingGroupHandoff.model_validate(handoff).model_dump(mode="json")
+        assert orjson.dumps(through_the_model) == orjson.dumps(handoff)
 
 
 @pytest.mark.parametrize("seconds", [0.0, 1764950400.0, 1764950400.25, 1764950400.123457, 4102444800.5])
