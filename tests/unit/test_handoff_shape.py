@@ -1,5 +1,6 @@
-"""Handoffs are built as plain dicts (scoring/handoff.py, scoring/accounts.py): each must be
-exactly what the schema's model makes of it, field for field, in order, with its types."""
+"""Handoffs and lifecycle events are built as plain dicts (scoring/handoff.py, accounts.py,
+lifecycle.py): each must be exactly what its schema's model makes of it, field for field, in
+order, with its types."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from leadstream.config.loader import load_model
 from leadstream.config.settings import Settings
 from leadstream.engine.records import SourceRecord
 from leadstream.schemas.handoff import BuyingGroupHandoff, MqlHandoff
+from leadstream.schemas.lifecycle import LifecycleTransition, SlaBreach
 from leadstream.scoring.signals import to_datetime, to_json_time
 from leadstream.tools.generator import JourneyGenerator, default_start
 
 
-def _handoffs(seed: int, contacts: int, kind: str) -> list[bytes]:
+def _outputs(seed: int, contacts: int, kind: str, topic: str = "handoffs") -> list[bytes]:
     settings = Settings()
     pipeline, sink, _store = build_embedded(settings, load_model())
     lines = [orjson.dumps(e) for e in JourneyGenerator(seed, contacts, start=default_start()).events()]
@@ -33,13 +35,13 @@ def _handoffs(seed: int, contacts: int, kind: str) -> list[bytes]:
             await pipeline.process(records[start : start + 500])
 
     asyncio.run(run())
-    out = sink.on_topic(settings.topics.handoffs)
+    out = sink.on_topic(getattr(settings.topics, topic))
     return [r.value for r in out if r.value and orjson.loads(r.value)["kind"] == kind]
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_mql_handoff_is_what_the_schema_model_writes(seed):
-    handoffs = _handoffs(seed, 300, "mql")
+    handoffs = _outputs(seed, 300, "mql")
     assert len(handoffs) > 20
     with_context = 0
     for raw in handoffs:
@@ -53,12 +55,23 @@ def test_every_mql_handoff_is_what_the_schema_model_writes(seed):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_buying_group_handoff_is_what_the_schema_model_writes(seed):
-    handoffs = _handoffs(seed, 600, "buying_group")
+    handoffs = _outputs(seed, 600, "buying_group")
     assert len(handoffs) > 3
     for raw in handoffs:
         handoff = orjson.loads(raw)
         through_the_model = BuyingGroupHandoff.model_validate(handoff).model_dump(mode="json")
         assert orjson.dumps(through_the_model) == orjson.dumps(handoff)
+
+
+@pytest.mark.parametrize(
+    ("kind", "model"), [("transition", LifecycleTransition), ("sla_breached", SlaBreach)]
+)
+def test_every_lifecycle_event_is_what_the_schema_model_writes(kind, model):
+    events = _outputs(3, 600, kind, topic="lifecycle")
+    assert len(events) > 5
+    for raw in events:
+        event = orjson.loads(raw)
+        assert orjson.dumps(model.model_validate(event).model_dump(mode="json")) == orjson.dumps(event)
 
 
 @pytest.mark.parametrize("seconds", [0.0, 1764950400.0, 1764950400.25, 1764950400.123457, 4102444800.5])
