@@ -46,6 +46,7 @@ __all__ = [
     "apply",
     "epoch",
     "fire_due",
+    "least_visited",
     "mql_handoff_id",
     "reevaluate",
     "score",
@@ -292,11 +293,22 @@ def _update_identity(state: ContactState, event: AnyEvent) -> None:
                 state.traits[name] = value
 
 
+def least_visited(pages: dict[str, int]) -> str:
+    """The page to drop from the top pages: the least visited; among ties, the alphabetically
+    last (by code point, a prefix before the longer path). The characters are compared only among
+    the ties."""
+    fewest = min(pages.values())
+    ties = [p for p, n in pages.items() if n == fewest]
+    return ties[0] if len(ties) == 1 else min(ties, key=lambda p: [-ord(c) for c in p])
+
+
 def _record_context(
     state: ContactState, event: AnyEvent, at: float, rules: list[str], nurtured: list[str]
 ) -> None:
     """Keep what a sales rep wants to see: recent signals, top pages, the first touch."""
-    place = where(event)
+    first_touch = event.type != "identify" and (state.first_touch is None or at < state.first_touch["at"])
+    # Described only when something records it (most events match no rule and touch nothing first).
+    place = where(event) if rules or nurtured or first_touch else ""
     for name in rules:
         state.recent.append((at, name, event.type, place, True))
     for name in nurtured:
@@ -308,10 +320,8 @@ def _record_context(
         path = event.path
         state.pages[path] = state.pages.get(path, 0) + 1
         if len(state.pages) > TOP_PAGES:
-            # Drop the least visited (ties: the alphabetically last) to stay bounded.
-            drop = min(state.pages.items(), key=lambda kv: (kv[1], [-ord(c) for c in kv[0]]))[0]
-            del state.pages[drop]
-    if event.type != "identify" and (state.first_touch is None or at < state.first_touch["at"]):
+            del state.pages[least_visited(state.pages)]  # to stay bounded
+    if first_touch:
         context = event.context
         state.first_touch = {
             "at": at,

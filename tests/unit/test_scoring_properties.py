@@ -166,3 +166,19 @@ def test_the_predicted_decay_is_the_moment_engagement_falls_below_the_bar(histor
     assert engagement(COMPILED, state, when)[0] < bar
     if when > now:
         assert engagement(COMPILED, state, when - PREDICTION_PRECISION_S)[0] >= bar
+
+
+@given(
+    st.dictionaries(
+        st.text(alphabet=st.sampled_from("/abcAB-_é\u00ff\u4e00"), min_size=1, max_size=6),
+        st.integers(min_value=1, max_value=3),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_page_dropped_from_top_pages_is_the_least_visited_then_alphabetically_last(pages):
+    from leadstream.scoring.engine import least_visited
+
+    # The definition: one key over every page (fewest visits, then the characters reversed).
+    expected = min(pages.items(), key=lambda kv: (kv[1], [-ord(c) for c in kv[0]]))[0]
+    assert least_visited(pages) == expected
