@@ -31,6 +31,11 @@ REDIS_APP_COMMANDS = (
     "hgetall",
     "hmget",
     "hset",
+    # the suppression list (engine/input/suppressions.py): its mark and length every batch, its
+    # members when either moved
+    "get",
+    "hlen",
+    "hkeys",
     "zadd",
     "zrangebyscore",
     "scan",
