@@ -48,6 +48,7 @@ from leadstream.state.keys import contact_keys_start, progress_key, use_pseudony
 from leadstream.state.packing import use_hiredis_packing
 from leadstream.state.progress import IncarnationCheck, StateProgress
 from leadstream.state.pseudonyms import pseudonym_secret
+from leadstream.state.redis_failures import redis_failed
 from leadstream.state.redis_watermarks import RedisWatermarks
 
 __all__ = [
@@ -420,7 +421,8 @@ def open_state(settings: Settings, check: IncarnationCheck) -> StateProgress:
             )
             break
         except (BrokerUnavailable, RedisError) as exc:
-            logger.error("cannot open the state yet (%s); trying again in %.1fs", exc, delay)
+            reason = redis_failed("opening the state", exc) if isinstance(exc, RedisError) else exc
+            logger.error("cannot open the state yet (%s); trying again in %.1fs", reason, delay)
             time.sleep(delay)
             delay = min(30.0, delay * 2)
     if opening == "lost":

@@ -28,11 +28,12 @@ from redis.cluster import RedisCluster
 
 from leadstream.config.routing import RoutingConfig
 from leadstream.config.settings import Settings
-from leadstream.errors import BrokerUnavailable, StateUnavailable
+from leadstream.errors import BrokerUnavailable
 from leadstream.kafka.clients import make_consumer, make_producer
 from leadstream.router.rules import account_of, choose_queue
 from leadstream.schemas.assignment import Assignment
 from leadstream.state.keys import contact_token, router_key
+from leadstream.state.redis_failures import redis_failed
 from leadstream.state.redis_store import function_library
 
 __all__ = ["ASSIGN_FUNCTION", "NAMESPACE", "PUBLISH", "Router", "router_group"]
@@ -52,7 +53,7 @@ class Router:
         try:
             client.function_load(function_library(), replace=True)
         except redis.RedisError as exc:
-            raise StateUnavailable(f"cannot load the router's Redis functions: {exc}") from exc
+            raise redis_failed("loading the router's functions", exc) from exc
 
     def _pipeline(self) -> Any:
         """A pipeline to the node holding the router's slot (every key of ours shares the
@@ -89,7 +90,7 @@ class Router:
         except redis.RedisError as exc:
             if isinstance(self._redis, RedisCluster):
                 self._redis.nodes_manager.initialize()  # a failover moved the slot: look again
-            raise StateUnavailable(f"assigning {len(handoffs)} handoffs failed: {exc}") from exc
+            raise redis_failed(f"assigning {len(handoffs)} handoffs", exc) from exc
         out = []
         for (handoff, _source), queue, result in zip(handoffs, queues, results, strict=True):
             rep, reason, status = result.decode().split("|")

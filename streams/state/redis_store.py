@@ -15,6 +15,7 @@ from redis.exceptions import RedisError, ResponseError
 from leadstream.errors import StateUnavailable
 from leadstream.state.keys import suppression_changes_key
 from leadstream.state.port import RecordWrite, StoredRecord
+from leadstream.state.redis_failures import redis_failed
 from leadstream.state.round_trips import Command, RoundTrips, as_mapping, as_scored
 
 __all__ = [
@@ -81,10 +82,7 @@ class RedisStateStore:
 
     @staticmethod
     def _unavailable(action: str, exc: Exception) -> StateUnavailable:
-        return StateUnavailable(
-            f"Redis failed while {action}: {exc}. Check that Redis is up and reachable at the "
-            "configured LEADSTREAM_REDIS_URL; the worker retries the batch and loses nothing."
-        )
+        return redis_failed(action, exc)
 
     async def ensure_functions(self) -> None:
         """Load (or replace) the function library: once per start, and again if Redis lost it."""
@@ -145,7 +143,8 @@ class RedisStateStore:
         try:
             return await self._pipeline(calls)
         except ResponseError as exc:
-            if "function" not in str(exc).lower():
+            # "ERR Function not found"; not a function's own error ("... on @user_function")
+            if "function not found" not in str(exc).lower():
                 raise self._unavailable(action, exc) from exc
             # Redis restarted without persistence and lost the library: load it and retry once.
             logger.warning("Redis lost the leadstream functions (%s); loading them again", exc)

@@ -9,7 +9,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from leadstream.engine.eventtime.watermarks import NEVER, PartitionFeed, PartitionProgress, ReleaseBound
-from leadstream.errors import StateUnavailable
+from leadstream.state.redis_failures import redis_failed
 
 __all__ = ["RedisWatermarks", "stream_clock"]
 
@@ -95,7 +95,7 @@ class RedisWatermarks:
         try:
             raw = await self._redis.hgetall(self._key)
         except RedisError as exc:
-            raise StateUnavailable(f"Redis failed while reading the watermarks: {exc}") from exc
+            raise redis_failed("reading the watermarks", exc) from exc
         self._table = {}
         for field, value in raw.items():
             name = field.decode()
@@ -116,7 +116,7 @@ class RedisWatermarks:
         try:
             await self._redis.hset(self._key, mapping={p.partition: p.encode() for p in own})
         except RedisError as exc:
-            raise StateUnavailable(f"Redis failed while publishing the watermarks: {exc}") from exc
+            raise redis_failed("publishing the watermarks", exc) from exc
 
     def owns_shard(self, shard: int, shards: int) -> bool:
         """A shard of waiting accounts belongs to the owner of one partition of the first input
@@ -140,7 +140,7 @@ async def stream_clock(client: Any, key: str) -> float | None:
     try:
         raw = await client.hgetall(key)
     except RedisError as exc:
-        raise StateUnavailable(f"Redis failed while reading the watermarks: {exc}") from exc
+        raise redis_failed("reading the watermarks", exc) from exc
     latest = NEVER
     for field, value in raw.items():
         try:

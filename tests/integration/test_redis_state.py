@@ -274,3 +274,41 @@ def test_a_redis_that_stops_answering_is_one_clear_error_within_the_deadline(tmp
         waited, record = asyncio.run(scenario())
         assert 0.4 < waited < 5
         assert record.value == b"state" and record.version == 1
+
+
+def test_a_command_the_redis_user_lacks_is_named_as_a_permission_error_not_an_outage(tmp_path):
+    """A Redis user without a command leadstream sends (HLEN) or one its functions run (HSET,
+    inside the commit function): StateUnavailable that points at the ACL rule, not at Redis being
+    down (nor at a lost function library); the same calls work once the user has the rule."""
+    import redis
+
+    from leadstream.acls import REDIS_APP_COMMANDS, redis_app_rule
+    from leadstream.bootstrap import redis_store
+    from leadstream.errors import StateUnavailable
+
+    denied = ("hlen", "hset")
+    assert set(denied) <= set(REDIS_APP_COMMANDS)
+    with single_redis(tmp_path) as (_server, port):
+        admin = redis.Redis(port=port)
+        rule = redis_app_rule("ls")
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", *rule, *(f"-{c}" for c in denied))
+        settings = Settings(redis_url=f"redis://app:pw@127.0.0.1:{port}/0", redis_cluster=False)
+        store = redis_store(settings)
+        key = contact_key("ls", "c1")
+        advice = r"lacks a command or key pattern.*python -m leadstream\.acls redis"
+
+        async def scenario():
+            with pytest.raises(StateUnavailable, match=advice) as plain:
+                await store.suppression_marks(suppression_key("ls"))
+            with pytest.raises(StateUnavailable, match=advice) as scripted:
+                await store.commit([RecordWrite(key, 0, b"state")])
+            admin.execute_command("ACL", "SETUSER", "app", "reset", "on", ">pw", *rule)
+            assert await store.suppression_marks(suppression_key("ls")) == ("", 0)
+            assert await store.commit([RecordWrite(key, 0, b"state")]) == set()
+            return str(plain.value), str(scripted.value), (await store.load([key]))[key]
+
+        plain, scripted, record = asyncio.run(scenario())
+        assert "reachable" not in plain and "reachable" not in scripted
+        assert "'hlen'" in plain
+        assert record.value == b"state" and record.version == 1
+        admin.close()
