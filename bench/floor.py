@@ -108,7 +108,7 @@ def score_floor(lines: Sequence[bytes], model: ScoringModel) -> int:
         props = _property(event)
         engagement = 0.0
         for name, points, lam, patterns in rules.get(kind, ()):
-            if all(p in props and rx.match(props[p]) for p, rx in patterns):
+            if all(p in props and rx.match(props[p]) for p, rx, _answers in patterns):
                 contact.sums[name] = contact.sums.get(name, 0.0) + points * math.exp(
                     lam * (at - contact.landmark)
                 )
@@ -133,7 +133,7 @@ def engine_cpu(lines: Sequence[bytes], model: ScoringModel) -> float:
     settings = Settings()
     pipeline, _sink, _store = build_embedded(settings, model)
     records = [
-        SourceRecord(settings.topics.accounts if b'"type":"account"' in line else "file", 0, i, line)
+        SourceRecord(settings.topics.accounts if line.find(b'"type":"account"') != -1 else "file", 0, i, line)
         for i, line in enumerate(lines)
     ]
 

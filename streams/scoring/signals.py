@@ -73,7 +73,9 @@ def where(event: AnyEvent) -> str:
     return ""
 
 
-Patterns = tuple[tuple[str, re.Pattern[str]], ...]  # property -> one regex for all its globs
+# property -> one regex for all its globs, and what it answered for each value seen (page paths,
+# form and webinar ids repeat across events: a dict lookup, ~20x cheaper than the regex again)
+Patterns = tuple[tuple[str, re.Pattern[str], dict[str, bool]], ...]
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
@@ -177,7 +179,7 @@ def glob_regex(globs: tuple[str, ...] | list[str]) -> re.Pattern[str]:
 
 
 def _patterns(match: Match) -> Patterns:
-    return tuple((name, glob_regex(globs)) for name, globs in sorted(match.patterns().items()))
+    return tuple((name, glob_regex(globs), {}) for name, globs in sorted(match.patterns().items()))
 
 
 _compiled: dict[int, CompiledModel] = {}
@@ -237,8 +239,14 @@ def _compile(model: ScoringModel) -> CompiledModel:
 
 def _matches(patterns: Patterns, props: dict[str, str]) -> bool:
     # A loop, not all(<generator>): this runs for every rule and every event.
-    for name, regex in patterns:  # noqa: SIM110
-        if regex.match(props.get(name, "")) is None:
+    for name, regex, answers in patterns:
+        value = props.get(name, "")
+        matched = answers.get(value)
+        if matched is None:
+            if len(answers) >= MEMO_LIMIT:
+                answers.clear()
+            matched = answers[value] = regex.match(value) is not None
+        if not matched:
             return False
     return True
 

@@ -51,7 +51,9 @@ def lines_records(handle: IO[bytes], name: str, accounts_topic: str) -> Iterator
         if not line:
             continue
         topic = f"file:{name}"
-        if b'"account"' in line and _is_account(line):
+        # find, not `in`: bytes' `in` tries its operand as an int first (a TypeError raised and
+        # cleared for every line)
+        if line.find(b'"account"') != -1 and _is_account(line):
             topic = accounts_topic
         yield SourceRecord(topic=topic, partition=0, offset=offset, value=line)
 

@@ -182,3 +182,27 @@ def test_the_page_dropped_from_top_pages_is_the_least_visited_then_alphabeticall
     # The definition: one key over every page (fewest visits, then the characters reversed).
     expected = min(pages.items(), key=lambda kv: (kv[1], [-ord(c) for c in kv[0]]))[0]
     assert least_visited(pages) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(events(), st.builds(lambda p: page("c", "/" + p, T0.isoformat()), st.text()))))
+def test_rule_matching_is_the_rules_globs_however_often_a_value_was_seen(history):
+    """Matching remembers each pattern's answer for each value it saw: whatever was matched
+    before, and in whatever order, a rule matches when every property matches one of its globs."""
+    from fnmatch import fnmatchcase
+
+    from leadstream.scoring.signals import matching_rules, properties
+
+    for raw in history + history[::-1]:  # each value again: the second time from the answers kept
+        event = parse(raw)
+        props = properties(event)
+        expected = [
+            rule.name
+            for rule in MODEL.engagement_rules
+            if rule.when.type == event.type
+            and all(
+                any(fnmatchcase(props.get(name, ""), glob) for glob in globs)
+                for name, globs in rule.when.patterns().items()
+            )
+        ]
+        assert [r.rule.name for r in matching_rules(COMPILED, event.type, props)] == expected
