@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,8 +41,36 @@ def to_datetime(seconds: float) -> datetime:
 
 def to_json_time(seconds: float) -> str:
     """Epoch seconds as an output record's time: ISO 8601 in UTC with ``Z``, exactly as pydantic
-    writes an aware datetime in JSON mode ('2026-01-05T09:30:00Z', '...:00.250000Z')."""
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()[:-6] + "Z"
+    writes an aware datetime in JSON mode ('2026-01-05T09:30:00Z', '...:00.250000Z').
+
+    Written out rather than ``datetime.fromtimestamp(...).isoformat()`` (a handoff holds a few
+    dozen times: that was ~3% of the engine): the microseconds are rounded as ``fromtimestamp``
+    rounds them (the fraction times 1e6, half to even), each day's date is made once."""
+    if not 0.0 <= seconds < _LAST_DAY_S:
+        return datetime.fromtimestamp(seconds, tz=UTC).isoformat()[:-6] + "Z"
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1e6)
+    at = int(whole)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        at += 1
+    day, in_day = divmod(at, 86_400)
+    date = _dates.get(day)
+    if date is None:
+        if len(_dates) >= MEMO_LIMIT:
+            _dates.clear()
+        date = _dates[day] = datetime.fromtimestamp(day * 86_400, tz=UTC).strftime("%Y-%m-%dT")
+    hour, in_hour = divmod(in_day, 3600)
+    minute, second = divmod(in_hour, 60)
+    clock = date + _TWO_DIGITS[hour] + ":" + _TWO_DIGITS[minute] + ":" + _TWO_DIGITS[second]
+    if micros:
+        return clock + "." + str(1_000_000 + micros)[1:] + "Z"
+    return clock + "Z"
+
+
+_LAST_DAY_S = 253_402_214_400.0  # 9999-12-31 (the formatting above assumes four-digit years)
+_TWO_DIGITS = [f"{n:02d}" for n in range(100)]
+_dates: dict[int, str] = {}  # days since the epoch -> "YYYY-MM-DDT"
 
 
 DAY_S = 86_400.0

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leadstream.bootstrap import build_embedded
 from leadstream.config.loader import load_model
@@ -76,3 +79,25 @@ def test_times_are_written_as_pydantic_writes_an_aware_datetime(seconds):
     from pydantic import AwareDatetime, TypeAdapter
 
     assert to_json_time(seconds) == TypeAdapter(AwareDatetime).dump_python(to_datetime(seconds), mode="json")
+
+
+def _reference_json_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()[:-6] + "Z"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=4.2e9, allow_nan=False),
+        # half a microsecond either side of a whole one, and of the next second: the rounding edges
+        st.builds(
+            lambda s, us, d: s + us / 1e6 + d,
+            st.integers(0, 4_200_000_000),
+            st.integers(0, 1_000_000),
+            st.sampled_from([0.0, 5e-7, -5e-7, 4.99e-7, 5.01e-7]),
+        ).filter(lambda x: x >= 0),
+        st.floats(min_value=253_402_214_400.0, max_value=253_402_300_799.0),  # 9999-12-31: the slow path
+    )
+)
+def test_times_are_formatted_as_datetime_formats_them(seconds):
+    assert to_json_time(seconds) == _reference_json_time(seconds)
