@@ -282,9 +282,11 @@ def _update_identity(state: ContactState, event: AnyEvent) -> None:
     if event.company_domain:
         state.company_domain = event.company_domain
     if isinstance(event, Identify):
-        for name, value in event.traits.model_dump(exclude_none=True).items():
-            if name in ("first_name", "last_name"):
-                continue  # not needed for scoring; kept out of Redis
+        # The fields as set (all scalars, no extras: what model_dump(exclude_none=True) gives,
+        # without its ~10k instructions)
+        for name, value in event.traits.__dict__.items():
+            if value is None or name in ("first_name", "last_name"):
+                continue  # first and last name: not needed for scoring; kept out of Redis
             state.traits[name] = value
     elif isinstance(event, FormSubmission):
         for name, raw in event.fields.items():

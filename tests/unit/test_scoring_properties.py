@@ -206,3 +206,29 @@ def test_rule_matching_is_the_rules_globs_however_often_a_value_was_seen(history
             )
         ]
         assert [r.rule.name for r in matching_rules(COMPILED, event.type, props)] == expected
+
+
+_TRAIT_VALUES = {
+    "first_name": st.text(min_size=1, max_size=8),
+    "job_title": st.sampled_from(["VP Marketing", "engineer", "  Head of Ops "]),
+    "department": st.sampled_from(["marketing", "it"]),
+    "country": st.sampled_from(["DE", "US"]),
+    "industry": st.sampled_from(["software", "retail"]),
+    "employees": st.integers(0, 10_000_000),
+    "annual_revenue": st.integers(0, 10**12),
+    "company_stage": st.sampled_from(["seed", "public"]),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.fixed_dictionaries({}, optional=_TRAIT_VALUES))
+def test_an_identify_sets_the_traits_it_carries_except_the_names(traits):
+    """The engine reads an identify's traits field by field: what it keeps is what the model
+    dumps without the unset ones, less first and last name (kept out of Redis)."""
+    from tests.factories import identify
+
+    event = parse(identify("c", T0.isoformat(), "a@example.com", **traits))
+    state = score(ContactState("c"), event, MODEL, event.occurred_at.timestamp()).state
+    expected = event.traits.model_dump(exclude_none=True)
+    expected.pop("first_name", None)
+    assert state.traits == expected
