@@ -1,0 +1,31 @@
+"""Journal names write a point's time as repr writes it, by a faster path for event times."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadstream.state.port import float_text, journal_key, journal_name
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.integers(0, 2**40 * 1000).map(lambda ms: ms / 1000),  # whole milliseconds: the fast path
+        st.integers(0, 2**40 * 1000).map(lambda ms: ms / 1000 + 1e-7),  # near them, not on them
+        st.floats(min_value=0, allow_nan=False, allow_infinity=False),
+        st.floats(max_value=0, allow_nan=False, allow_infinity=False),
+        st.sampled_from([0.0, -0.0, 0.001, 0.0001, 1e-5, 2.0**40, 2.0**40 - 0.001, 1e16, 1767225600.1]),
+    )
+)
+def test_a_time_is_written_as_repr_writes_it(value):
+    assert float_text(value) == repr(value)
+
+
+@given(
+    st.integers(0, 4_102_444_800_000).map(lambda ms: ms / 1000),
+    st.text(min_size=1).filter(lambda t: "\t" not in t),
+)
+def test_a_journal_name_reads_back_as_its_key(at, point_id):
+    key = (at, 0, point_id, 2, "s")
+    assert journal_key(journal_name(key)) == key
