@@ -148,7 +148,7 @@ def apply(
     # Timers that came due before this event fire first, exactly as the timer service would have
     # fired them: the same events give the same lifecycle whether timers ran live or not.
     lifecycle = fire_due(compiled, state, now) if decide else []
-    if isinstance(event, SalesOutcome):
+    if type(event) is SalesOutcome:
         if not decide:
             state.seen_ids.append(fingerprint)
             del state.seen_ids[:-RECENT_EVENT_IDS]
@@ -281,14 +281,14 @@ def _update_identity(state: ContactState, event: AnyEvent) -> None:
         state.email_display = event.email_display
     if event.company_domain:
         state.company_domain = event.company_domain
-    if isinstance(event, Identify):
+    if type(event) is Identify:
         # The fields as set (all scalars, no extras: what model_dump(exclude_none=True) gives,
         # without its ~10k instructions)
         for name, value in event.traits.__dict__.items():
             if value is None or name in ("first_name", "last_name"):
                 continue  # first and last name: not needed for scoring; kept out of Redis
             state.traits[name] = value
-    elif isinstance(event, FormSubmission):
+    elif type(event) is FormSubmission:
         for name, raw in event.fields.items():
             value = coerce_trait(name, raw)
             if value is not None:
@@ -318,7 +318,7 @@ def _record_context(
     if rules or nurtured:
         state.recent.sort(key=lambda s: (-s[0], s[1]))
         del state.recent[RECENT_SIGNALS:]
-    if isinstance(event, PageView):
+    if type(event) is PageView:
         path = event.path
         state.pages[path] = state.pages.get(path, 0) + 1
         if len(state.pages) > TOP_PAGES:

@@ -227,7 +227,7 @@ def _decide_late(
     key: PointKey = (decided[0], 4, entry.key[2], entry.key[3], entry.key[4])
     now = max(state.clock, entry.key[0])
     event = entry.event
-    if isinstance(event, SalesOutcome):
+    if type(event) is SalesOutcome:
         lifecycle = fire_due(compiled, state, now) + sales_outcome(compiled, state, event, entry.key[0])
         decision = Decision(state, lifecycle=tuple(lifecycle))
     else:

@@ -87,3 +87,14 @@ def test_at_most_eight_loose_modules_at_the_top_of_each_package():
     for package in (ROOT / "streams", ROOT / "streams" / "engine"):
         loose = [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
         assert len(loose) <= 8, f"{package.relative_to(ROOT)} has {len(loose)} loose modules: {loose}"
+
+
+def test_event_models_have_no_subclasses():
+    """The scoring core tells events apart by ``type(event) is`` (pydantic's isinstance runs in
+    Python): a subclass of an event model would be scored as no event type at all."""
+    import typing
+
+    from leadstream.schemas.events import AnyEvent
+
+    for model in typing.get_args(AnyEvent):
+        assert model.__subclasses__() == [], f"{model.__name__} has subclasses"

@@ -148,6 +148,6 @@ def identity_links(event: AnyEvent) -> list[str]:
         links.append(f"anon:{event.anonymous_id}")
     if event.email:
         links.append(f"email:{event.email}")
-    if isinstance(event, Identify):  # not getattr with a default: a pydantic model's miss raises inside
+    if type(event) is Identify:  # not getattr with a default: a pydantic model's miss raises inside
         links.extend(event.previous_ids)
     return [link for link in links if link != event.contact_id]
