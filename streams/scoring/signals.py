@@ -181,6 +181,9 @@ class CompiledModel:
 
 
 MEMO_LIMIT: Final = 100_000
+# Per pattern: a site's paths and forms are a few thousand; a property of many values (a full
+# URL with its query) would otherwise hold up to MEMO_LIMIT strings for each of its patterns.
+ANSWERS_LIMIT: Final = 2_048
 
 
 def domain_lists_of(compiled: CompiledModel, domain: str) -> tuple[CompiledDomainList, ...]:
@@ -279,7 +282,7 @@ def _matches(patterns: Patterns, props: dict[str, str]) -> bool:
         value = props.get(name, "")
         matched = answers.get(value)
         if matched is None:
-            if len(answers) >= MEMO_LIMIT:
+            if len(answers) >= ANSWERS_LIMIT:
                 answers.clear()
             matched = answers[value] = regex.match(value) is not None
         if not matched:

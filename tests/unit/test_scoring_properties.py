@@ -184,28 +184,34 @@ def test_the_page_dropped_from_top_pages_is_the_least_visited_then_alphabeticall
     assert least_visited(pages) == expected
 
 
+def _globs_say(event_type: str, props: dict[str, str]) -> list[str]:
+    """The rules whose every property matches one of its globs: matching's definition."""
+    from fnmatch import fnmatchcase
+
+    return [
+        rule.name
+        for rule in MODEL.engagement_rules
+        if rule.when.type == event_type
+        and all(
+            any(fnmatchcase(props.get(name, ""), glob) for glob in globs)
+            for name, globs in rule.when.patterns().items()
+        )
+    ]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(events(), st.builds(lambda p: page("c", "/" + p, T0.isoformat()), st.text()))))
 def test_rule_matching_is_the_rules_globs_however_often_a_value_was_seen(history):
     """Matching remembers each pattern's answer for each value it saw: whatever was matched
     before, and in whatever order, a rule matches when every property matches one of its globs."""
-    from fnmatch import fnmatchcase
-
     from leadstream.scoring.signals import matching_rules, properties
 
     for raw in history + history[::-1]:  # each value again: the second time from the answers kept
         event = parse(raw)
         props = properties(event)
-        expected = [
-            rule.name
-            for rule in MODEL.engagement_rules
-            if rule.when.type == event.type
-            and all(
-                any(fnmatchcase(props.get(name, ""), glob) for glob in globs)
-                for name, globs in rule.when.patterns().items()
-            )
-        ]
-        assert [r.rule.name for r in matching_rules(COMPILED, event.type, props)] == expected
+        assert [r.rule.name for r in matching_rules(COMPILED, event.type, props)] == _globs_say(
+            event.type, props
+        )
 
 
 _TRAIT_VALUES = {
@@ -232,3 +238,17 @@ def test_an_identify_sets_the_traits_it_carries_except_the_names(traits):
     expected = event.traits.model_dump(exclude_none=True)
     expected.pop("first_name", None)
     assert state.traits == expected
+
+
+def test_rule_matching_stays_right_past_the_answers_it_keeps():
+    """Each pattern keeps a bounded number of answers (signals.ANSWERS_LIMIT) and starts over
+    when full: with more distinct values than that, every value still matches as its globs say."""
+    from leadstream.scoring.signals import ANSWERS_LIMIT, matching_rules, properties
+
+    paths = [f"/{'pricing' if i % 3 else 'blog'}/{i}" for i in range(ANSWERS_LIMIT * 2 + 7)]
+    for path in paths + paths[:50]:
+        props = properties(parse(page("c", path, T0.isoformat())))
+        assert [r.rule.name for r in matching_rules(COMPILED, "page_view", props)] == _globs_say(
+            "page_view", props
+        )
+    assert _globs_say("page_view", properties(parse(page("c", "/pricing/1", T0.isoformat()))))  # not vacuous
