@@ -22,8 +22,13 @@ MAX_VERSIONS = 16  # per account; older versions fall off (a lookup before them 
 
 def version_at(versions: list[Version], at: float) -> dict[str, Any] | None:
     """The values valid at event time ``at``, or None before the first version."""
-    index = bisect_right(versions, at, key=lambda v: v[0])
-    return versions[index - 1][1] if index else None
+    # From the newest back, not bisect with a key: an account holds a few versions (at most
+    # MAX_VERSIONS), and bisect called the key through the generic call protocol at every step.
+    for index in range(len(versions) - 1, -1, -1):
+        version = versions[index]
+        if version[0] <= at:
+            return version[1]
+    return None
 
 
 def add_version(

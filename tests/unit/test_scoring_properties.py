@@ -252,3 +252,19 @@ def test_rule_matching_stays_right_past_the_answers_it_keeps():
             "page_view", props
         )
     assert _globs_say("page_view", properties(parse(page("c", "/pricing/1", T0.isoformat()))))  # not vacuous
+
+
+@given(
+    st.lists(st.integers(0, 20), max_size=16).map(sorted),
+    st.floats(min_value=-1, max_value=21, allow_nan=False),
+)
+def test_the_firmographics_version_at_a_time_is_the_last_one_from_before_it(times, at):
+    """What bisect_right over the versions' times gives: the last version valid at ``at`` (of
+    two from the same moment, the later in the list), None before the first."""
+    from bisect import bisect_right
+
+    from leadstream.scoring.firmographics import version_at
+
+    versions = [(float(t), {"n": i}, None) for i, t in enumerate(times)]
+    index = bisect_right([v[0] for v in versions], at)
+    assert version_at(versions, at) == (versions[index - 1][1] if index else None)
