@@ -80,17 +80,13 @@ class RedisStateStore:
     def _deadline(self, action: str) -> _Deadline:
         return _Deadline(self._timeout_s, action)
 
-    @staticmethod
-    def _unavailable(action: str, exc: Exception) -> StateUnavailable:
-        return redis_failed(action, exc)
-
     async def ensure_functions(self) -> None:
         """Load (or replace) the function library: once per start, and again if Redis lost it."""
         try:
             async with self._deadline("loading the leadstream function library"):
                 await self._redis.function_load(function_library(), replace=True)
         except RedisError as exc:
-            raise self._unavailable("loading the leadstream function library", exc) from exc
+            raise redis_failed("loading the leadstream function library", exc) from exc
         self._loaded = True
 
     async def load(self, keys: Sequence[str]) -> dict[str, StoredRecord]:
@@ -145,16 +141,16 @@ class RedisStateStore:
         except ResponseError as exc:
             # "ERR Function not found"; not a function's own error ("... on @user_function")
             if "function not found" not in str(exc).lower():
-                raise self._unavailable(action, exc) from exc
+                raise redis_failed(action, exc) from exc
             # Redis restarted without persistence and lost the library: load it and retry once.
             logger.warning("Redis lost the leadstream functions (%s); loading them again", exc)
             await self.ensure_functions()
             try:
                 return await self._pipeline(calls)
             except RedisError as retry_exc:
-                raise self._unavailable(action, retry_exc) from retry_exc
+                raise redis_failed(action, retry_exc) from retry_exc
         except RedisError as exc:
-            raise self._unavailable(action, exc) from exc
+            raise redis_failed(action, exc) from exc
 
     async def _pipeline(self, calls: list[tuple[str, str, list[Any]]]) -> list[Any]:
         async with self._deadline(f"calling {len(calls)} functions"):
@@ -166,7 +162,7 @@ class RedisStateStore:
             async with self._deadline(action):
                 return _raised(await self._trips.run(commands))
         except RedisError as exc:
-            raise self._unavailable(action, exc) from exc
+            raise redis_failed(action, exc) from exc
 
     async def schedule(self, entries: Sequence[tuple[str, str, float]]) -> None:
         if not entries:
