@@ -312,3 +312,80 @@ def test_a_command_the_redis_user_lacks_is_named_as_a_permission_error_not_an_ou
         assert "'hlen'" in plain
         assert record.value == b"state" and record.version == 1
         admin.close()
+
+
+@pytest.mark.parametrize("denied", ["expire", "hdel"])
+def test_a_commit_the_redis_user_cannot_finish_writes_nothing(tmp_path, denied):
+    """Redis functions do not roll back: a command refused halfway (the TTL after the writes, a
+    member's removal after others were written) would leave a record half written, without its
+    TTL. The commit function checks every command it may run before its first write: refused,
+    the stored record is the one before, byte for byte; granted, the same commit goes through."""
+    import redis
+
+    from leadstream.acls import REDIS_APP_COMMANDS, redis_app_rule
+    from leadstream.bootstrap import redis_store
+    from leadstream.errors import StateUnavailable
+
+    assert denied in REDIS_APP_COMMANDS
+    with single_redis(tmp_path) as (_server, port):
+        admin = redis.Redis(port=port)
+        rule = redis_app_rule("ls")
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", *rule)
+        store = redis_store(Settings(redis_url=f"redis://app:pw@127.0.0.1:{port}/0", redis_cluster=False))
+        key = contact_key("ls", "c1")
+        first = RecordWrite(key, 0, b"state-1", {"h:1": b"one"}, parts={"m1": b"a", "m2": b"b"})
+        second = RecordWrite(key, 1, b"state-2", {"h:2": b"two"}, alias="c2", parts={"m1": None, "m3": b"c"})
+
+        async def scenario():
+            assert await store.commit([first]) == set()
+            before = admin.hgetall(key), admin.ttl(key)
+            admin.execute_command("ACL", "SETUSER", "app", f"-{denied}")
+            with pytest.raises(StateUnavailable, match="lacks a command"):
+                await store.commit([second])
+            after = admin.hgetall(key), admin.ttl(key)
+            admin.execute_command("ACL", "SETUSER", "app", f"+{denied}")
+            assert await store.commit([second]) == set()
+            return before, after, (await store.load([key]))[key]
+
+        before, after, record = asyncio.run(scenario())
+        assert after[0] == before[0] and before[0][b"v"] == b"1"
+        assert 0 < after[1] <= before[1]
+        assert (record.version, record.value, record.alias) == (2, b"state-2", "c2")
+        assert record.outbox == {"h:1": b"one", "h:2": b"two"}
+        assert admin.hgetall(key).keys() >= {b"p:m2", b"p:m3"} and b"p:m1" not in admin.hgetall(key)
+        admin.close()
+
+
+def test_an_assignment_the_redis_user_cannot_finish_writes_nothing(tmp_path):
+    """The router's assignment function, like the commit, asks for its later writes (the day's
+    load count) before its first: refused, no assignment, stickiness or round-robin step is left
+    behind that a retry would take for an assignment made; granted, the handoff is assigned new."""
+    import redis
+
+    from leadstream.acls import redis_app_rule
+    from leadstream.config.routing import load_routing
+    from leadstream.errors import StateUnavailable
+    from leadstream.router.service import Router
+
+    handoff = {
+        "kind": "mql",
+        "handoff_id": "h-1",
+        "contact_id": "c-1",
+        "account_domain": "acme.example",
+        "qualified_at": "2026-03-02T10:00:00Z",
+        "follow_up_due_at": "2026-03-02T23:00:00Z",
+        "firmographics": {"region": "emea", "employees": 300},
+    }
+    with single_redis(tmp_path) as (_server, port):
+        admin = redis.Redis(port=port)
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", *redis_app_rule("ls"), "-hincrby")
+        settings = Settings(redis_url=f"redis://app:pw@127.0.0.1:{port}/0", redis_cluster=False)
+        router = Router(settings, load_routing(), redis.Redis(port=port, username="app", password="pw"))
+        with pytest.raises(StateUnavailable, match="'hincrby' command.*lacks a command"):
+            router.assign([(handoff, "handoffs:0:7")])
+        assert admin.keys("ls:*") == []
+        admin.execute_command("ACL", "SETUSER", "app", "+hincrby")
+        [(assignment, status)] = router.assign([(handoff, "handoffs:0:7")])
+        assert status == "new" and assignment["handoff_id"] == "h-1"
+        assert len(admin.keys("ls:*")) == 4  # assigned, sticky, the queue's step, the day's load
+        admin.close()

@@ -4,6 +4,16 @@
 --
 -- A record is one hash: v = version, s = state, a = alias, o:<entry> = outbox entries.
 
+-- Raise Redis's permission error unless this user may run command on key. A function does not
+-- roll back: a command refused after its first write would leave the data half written, so a
+-- function that writes asks for every later write before its first.
+local function require_allowed(key, command, ...)
+  if not redis.acl_check_cmd(command, key, ...) then
+    error(redis.error_reply('NOPERM this user has no permissions to run the \'' ..
+      string.lower(command) .. '\' command on ' .. key .. ' (checked before writing anything)'))
+  end
+end
+
 -- Compare-and-set one record: write the state, the alias and new outbox entries only if the
 -- stored version is still the one the worker loaded. Atomic: all of it or none.
 --   KEYS[1]  the record's hash
@@ -26,6 +36,15 @@ local function commit_record_v3(keys, args)
   if current ~= args[1] then
     return {0, tonumber(current)}
   end
+  local parts_from = 7 + 2 * tonumber(args[6])
+  -- EXPIRE and HDEL come after the first write (HSET); see require_allowed.
+  require_allowed(key, 'EXPIRE', args[5])
+  for i = parts_from, #args, 2 do
+    if args[i + 1] == '' then
+      require_allowed(key, 'HDEL', 'p:' .. args[i])
+      break
+    end
+  end
   local version = tonumber(current) + 1
   redis.call('HSET', key, 'v', version)
   if args[2] == '1' then
@@ -34,7 +53,6 @@ local function commit_record_v3(keys, args)
   if args[4] ~= '' then
     redis.call('HSET', key, 'a', args[4])
   end
-  local parts_from = 7 + 2 * tonumber(args[6])
   for i = 7, parts_from - 1, 2 do
     redis.call('HSET', key, 'o:' .. args[i], args[i + 1])
   end
@@ -142,6 +160,11 @@ redis.register_function('ls_ack_entry_v2', ack_entry)
 -- The reason is sticky, round_robin or overflow (every rep at capacity: the rep with the fewest
 -- assignments today takes it).
 local function choose_rep(keys, args, handoff, account, sticky, first, source)
+  -- Every write after the first (INCR or HSET) asked for before it (see require_allowed).
+  require_allowed(keys[1], 'HSET', handoff, '')
+  if account ~= '' then require_allowed(keys[2], 'HSETNX', account, '') end
+  require_allowed(keys[4], 'HINCRBY', '', '1')
+  require_allowed(keys[4], 'EXPIRE', '172800')
   local rep, reason
   if account ~= '' and sticky == '1' then
     rep = redis.call('HGET', keys[2], account)
