@@ -381,7 +381,7 @@ def test_an_assignment_the_redis_user_cannot_finish_writes_nothing(tmp_path):
         admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", *redis_app_rule("ls"), "-hincrby")
         settings = Settings(redis_url=f"redis://app:pw@127.0.0.1:{port}/0", redis_cluster=False)
         router = Router(settings, load_routing(), redis.Redis(port=port, username="app", password="pw"))
-        with pytest.raises(StateUnavailable, match="'hincrby' command.*lacks a command"):
+        with pytest.raises(StateUnavailable, match=r"'hincrby' command.*lacks a command"):
             router.assign([(handoff, "handoffs:0:7")])
         assert admin.keys("ls:*") == []
         admin.execute_command("ACL", "SETUSER", "app", "+hincrby")
