@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import redis
 
 from leadstream.config.loader import load_model
 from leadstream.kafka.clients import make_producer
@@ -73,6 +74,11 @@ def test_journeys_replay_and_dead_letters(settings, redis_client, start_worker, 
     journal = {f for f in fields if f.startswith(b"p:j:")}
     buyer_events = sum(1 for e in all_events if e.get("contact_id") == "buyer")
     assert fields == {b"v", b"s", b"p:b", b"p:c", b"p:jt"} | journal and len(journal) == buyer_events
+    # Under the Redis setting scripts/stack gives (README: "Configuration") the hash stays one
+    # compact listpack through its handoff's outbox entry: Redis never converts a hash back.
+    bound = redis.Redis.from_url(settings.redis_url).config_get("hash-max-listpack-value")
+    if int(bound["hash-max-listpack-value"]) >= 8192:
+        assert redis_client.object("encoding", buyer_key) == b"listpack"
 
     # Consuming the topics again from offset 0 with a fresh group double-counts nothing.
     second = settings.model_copy(update={"consumer_group": settings.consumer_group + "-again"})
