@@ -39,6 +39,7 @@ __all__ = [
     "Entry",
     "PointOutcome",
     "cut",
+    "decisions_only",
     "event_key",
     "fired_key",
     "firmographics_key",
@@ -114,7 +115,7 @@ class PointOutcome:
     snapshots: list[tuple[str, MemberSnapshot]]  # (account, snapshot)
     published: bool  # a handoff or a lifecycle event to publish
     suppressed: bool  # at or before the last published decision: applied, not decided
-    state_after: bytes | None  # the encoded state right after a publishing point
+    state_after: bytes | None  # the encoded decision fields right after a publishing point
 
     def __init__(
         self,
@@ -154,6 +155,16 @@ def restore_decisions(state: ContactState, checkpoint: ContactState) -> None:
     for name in DECISION_FIELDS:
         value = getattr(checkpoint, name)
         setattr(state, name, dict(value) if isinstance(value, dict) else value)
+
+
+def decisions_only(state: ContactState) -> ContactState:
+    """The checkpoint of a published decision: its decision fields, the rest as a new contact's.
+    A checkpoint is only ever read by :func:`restore_decisions`, and the whole state (signals,
+    pages, seen ids) was ~3x its bytes, encoded at every publishing point and stored while the
+    journal is open."""
+    checkpoint = ContactState(state.contact_id)
+    restore_decisions(checkpoint, state)
+    return checkpoint
 
 
 def run(
@@ -236,7 +247,7 @@ def _decide_late(
     outcome = PointOutcome(key, None, decision, published=True)
     # Always a new checkpoint (even with nothing to publish): a later replay must not decide it again.
     state.published_key = key
-    outcome.state_after = encode(state)
+    outcome.state_after = encode(decisions_only(state))
     return outcome
 
 
@@ -250,7 +261,7 @@ def _settle(
         outcome.suppressed, outcome.published = True, False
     elif outcome.published:
         state.published_key = outcome.key
-        outcome.state_after = encode(state)
+        outcome.state_after = encode(decisions_only(state))
 
 
 def _apply(

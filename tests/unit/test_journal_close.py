@@ -173,3 +173,30 @@ def test_closing_journals_changes_no_handoff_or_state_of_inputs_in_event_time_or
     assert closing.outputs() == keeping.outputs()
     for contact in ("c0", "c1", "c2", "c3"):
         assert closing.record(contact).value == keeping.record(contact).value
+
+
+def test_a_published_decisions_checkpoint_holds_its_decisions_only_and_a_late_input_keeps_them():
+    """The checkpoint stored while a journal is open is read only for its decision fields: it
+    holds those as they were right after the handoff, none of the contact's inputs, and a late
+    input before the handoff is applied in place without the contact qualifying again."""
+    from leadstream.scoring.timeline import DECISION_FIELDS
+    from leadstream.state.port import CHECKPOINT_PART, decode_state
+
+    harness = Harness()
+    harness.send(buyer_journey("c1"))
+    [handoff] = [value for topic, value in harness.outputs() if topic == TOPICS.handoffs]
+    published = len(harness.outputs())
+    stored = harness.record("c1")
+    state, checkpoint = decode_state(stored.value), decode_state(stored.parts[CHECKPOINT_PART])
+    for name in DECISION_FIELDS:
+        assert getattr(checkpoint, name) == getattr(state, name), name
+    assert checkpoint.mql_count == 1 and checkpoint.published_key is not None
+    assert state.recent and state.pages and state.seen_ids and state.rules
+    assert not (checkpoint.recent or checkpoint.pages or checkpoint.seen_ids or checkpoint.rules)
+    assert len(stored.parts[CHECKPOINT_PART]) < len(stored.value)
+
+    harness.send([page("c1", "/pricing", at(0.1))])  # before the handoff, inside the horizon
+    assert len(harness.outputs()) == published
+    after = decode_state(harness.record("c1").value)
+    assert after.mql_count == 1 and after.last_handoff_id == handoff["handoff_id"]
+    assert after.pages["/pricing"] == state.pages["/pricing"] + 1
