@@ -25,6 +25,7 @@ from leadstream.config.settings import Topics
 from leadstream.engine.records import OutputRecord
 from leadstream.scoring.state import MemberSnapshot
 from leadstream.state.keys import record_id, timer_key, timer_member, timer_shard
+from leadstream.state.port import Delivered
 
 __all__ = [
     "JOURNAL_TIMER",
@@ -147,7 +148,7 @@ def journal_timer_entry(due: float) -> dict[str, bytes]:
 class Deliveries:
     records: list[OutputRecord] = field(default_factory=list)
     timers: list[tuple[str, str, float]] = field(default_factory=list)
-    acks: list[tuple[str, str, bytes]] = field(default_factory=list)
+    acks: list[Delivered] = field(default_factory=list)
 
 
 def plan(entries: Sequence[tuple[str, str, bytes]], topics: Topics, prefix: str) -> Deliveries:

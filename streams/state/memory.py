@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from mypy_extensions import mypyc_attr
 
-from leadstream.state.port import RecordWrite, StoredRecord
+from leadstream.state.port import Delivered, RecordWrite, StoredRecord
 
 __all__ = ["MemoryStateStore"]
 
@@ -69,10 +69,10 @@ class MemoryStateStore:
             )
         return conflicts
 
-    async def ack(self, delivered: Sequence[tuple[str, str, bytes]]) -> None:
+    async def ack(self, delivered: Sequence[Delivered]) -> None:
         for key, entry, value in delivered:
             held = self._records.get(key)
-            if held is not None and held.outbox.get(entry) == value:
+            if held is not None and entry in held.outbox and value in (None, held.outbox[entry]):
                 del held.outbox[entry]
 
     async def schedule(self, entries: Sequence[tuple[str, str, float]]) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "JOURNAL_PART",
     "MEMBER_PART",
     "PENDING_PART",
+    "Delivered",
     "RecordWrite",
     "StateStore",
     "StoredRecord",
@@ -44,6 +45,12 @@ __all__ = [
     "member_parts",
     "pending_parts",
 ]
+
+
+# A delivered outbox entry to drop: (record key, entry, the value delivered). None instead of the
+# value: an entry whose name is never written twice (a commit's member snapshots, named by the
+# version it made), dropped by name alone, without sending its value back to compare.
+Delivered = tuple[str, str, bytes | None]
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
@@ -117,8 +124,9 @@ class StateStore(Protocol):
         """Apply every write whose version still matches; return the keys that conflicted."""
         ...
 
-    async def ack(self, delivered: Sequence[tuple[str, str, bytes]]) -> None:
-        """Drop (key, outbox entry, value) entries that were delivered, if unchanged since."""
+    async def ack(self, delivered: Sequence[Delivered]) -> None:
+        """Drop (key, outbox entry, value) entries that were delivered, if unchanged since; a value
+        of None drops the entry whatever it holds (a name written once only)."""
         ...
 
 

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from leadstream.errors import StateUnavailable
 from leadstream.state.keys import suppression_changes_key
-from leadstream.state.port import RecordWrite, StoredRecord
+from leadstream.state.port import Delivered, RecordWrite, StoredRecord
 from leadstream.state.redis_failures import redis_failed
 from leadstream.state.round_trips import Command, RoundTrips, as_mapping, as_scored
 
@@ -32,6 +32,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 COMMIT_FUNCTION = "ls_commit_record_v3"
 ACK_FUNCTION = "ls_ack_entry_v2"
+OUTBOX_FIELD = "o:"  # the hash field of an outbox entry, as the functions write it
 UNSCHEDULE_FUNCTION = "ls_unschedule_timer_v2"
 RESCHEDULE_FUNCTION = "ls_reschedule_v1"
 SCHEDULE_EARLIEST_FUNCTION = "ls_schedule_earliest_v1"
@@ -123,21 +124,30 @@ class RedisStateStore:
         )
         return {w.key for w, (ok, _) in zip(writes, results, strict=True) if not ok}
 
-    async def ack(self, delivered: Sequence[tuple[str, str, bytes]]) -> None:
+    async def ack(self, delivered: Sequence[Delivered]) -> None:
         if delivered:
-            by_key: dict[str, list[Any]] = {}
+            compared: dict[str, list[Any]] = {}
+            by_name: dict[str, list[str]] = {}
             for key, entry, value in delivered:
-                by_key.setdefault(key, []).extend((entry, value))
+                if value is None:
+                    by_name.setdefault(key, []).append(OUTBOX_FIELD + entry)
+                else:
+                    compared.setdefault(key, []).extend((entry, value))
+            # Dropped by name: a plain HDEL, neither the value sent back nor a function run.
             await self._call_functions(
-                [(ACK_FUNCTION, key, pairs) for key, pairs in by_key.items()],
+                [(ACK_FUNCTION, key, pairs) for key, pairs in compared.items()],
                 "acknowledging delivered outbox entries",
+                plain=[("HDEL", key, *fields) for key, fields in by_name.items()],
             )
 
-    async def _call_functions(self, calls: list[tuple[str, str, list[Any]]], action: str) -> list[Any]:
+    async def _call_functions(
+        self, calls: list[tuple[str, str, list[Any]]], action: str, plain: Sequence[Command] = ()
+    ) -> list[Any]:
+        """The functions' replies (``plain`` commands go in the same round trip, after them)."""
         if not self._loaded:
             await self.ensure_functions()
         try:
-            return await self._pipeline(calls)
+            return await self._pipeline(calls, plain)
         except ResponseError as exc:
             # "ERR Function not found"; not a function's own error ("... on @user_function")
             if "function not found" not in str(exc).lower():
@@ -146,15 +156,18 @@ class RedisStateStore:
             logger.warning("Redis lost the leadstream functions (%s); loading them again", exc)
             await self.ensure_functions()
             try:
-                return await self._pipeline(calls)
+                return await self._pipeline(calls, plain)
             except RedisError as retry_exc:
                 raise redis_failed(action, retry_exc) from retry_exc
         except RedisError as exc:
             raise redis_failed(action, exc) from exc
 
-    async def _pipeline(self, calls: list[tuple[str, str, list[Any]]]) -> list[Any]:
+    async def _pipeline(
+        self, calls: list[tuple[str, str, list[Any]]], plain: Sequence[Command] = ()
+    ) -> list[Any]:
+        commands: list[Command] = [("FCALL", f, 1, key, *args) for f, key, args in calls]
         async with self._deadline(f"calling {len(calls)} functions"):
-            return _raised(await self._trips.run([("FCALL", f, 1, key, *args) for f, key, args in calls]))
+            return _raised(await self._trips.run([*commands, *plain]))[: len(calls)]
 
     async def _round_trip(self, commands: Sequence[Command], action: str) -> list[Any]:
         """One round trip of plain commands (no functions): any error is StateUnavailable."""

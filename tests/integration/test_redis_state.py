@@ -73,6 +73,33 @@ def test_compare_and_set_outbox_alias_and_ttl(settings, redis_client):
     assert key.endswith(f"{{c:{contact_token('c1')}}}") and "c1}" not in key  # a pseudonym, not the id
 
 
+def test_entries_written_once_are_acknowledged_by_name_beside_compared_ones(settings):
+    """A commit's member snapshots (a name written once) are dropped by name, in the same round
+    trip as entries dropped only if unchanged; the in-memory store does the same."""
+    from leadstream.state import MemoryStateStore
+
+    one, two = contact_key(settings.redis_key_prefix, "n1"), contact_key(settings.redis_key_prefix, "n2")
+    outbox = {"a:acme.com|n|1": b"[snapshots]", "h:1": b"handoff", "t:sla": b"5.0"}
+
+    async def scenario(store):
+        assert await store.commit([RecordWrite(k, 0, b"s", outbox) for k in (one, two)]) == set()
+        await store.ack(
+            [
+                (one, "a:acme.com|n|1", None),
+                (one, "h:1", b"handoff"),
+                (one, "t:sla", b"4.0"),  # moved since it was read: stays
+                (two, "a:acme.com|n|1", None),
+            ]
+        )
+        loaded = await store.load([one, two])
+        return loaded[one].outbox, loaded[two].outbox
+
+    expected = ({"t:sla": b"5.0"}, {"h:1": b"handoff", "t:sla": b"5.0"})
+    on_redis = run(lambda client: scenario(RedisStateStore(client, ttl_seconds=60)), settings.redis_url)
+    assert on_redis == expected
+    assert asyncio.run(scenario(MemoryStateStore())) == expected
+
+
 def test_parts_are_written_and_removed_one_by_one_with_hiredis_packing(settings):
     """An account's members are parts: a commit sends only the ones that changed. The client
     packs commands with hiredis, as the worker's does."""

@@ -31,6 +31,7 @@ from leadstream.state.codec import Codec, compress_value
 from leadstream.state.decoded_cache import DecodedCache
 from leadstream.state.keys import ACCOUNT_SHARDS, account_key, account_queue_key, contact_key
 from leadstream.state.port import (
+    Delivered,
     RecordWrite,
     StateStore,
     StoredRecord,
@@ -57,7 +58,7 @@ def account_shard(domain: str) -> int:
 class AccountResult:
     handoffs: list[tuple[str, str, bytes]] = field(default_factory=list)  # (key, entry, record value)
     new_handoffs: list[dict[str, Any]] = field(default_factory=list)
-    acks: list[tuple[str, str, bytes]] = field(default_factory=list)  # contacts' snapshot entries taken
+    acks: list[Delivered] = field(default_factory=list)  # contacts' snapshot entries taken
     requests: set[str] = field(default_factory=set)  # contacts to decide again (new firmographics)
     conflicts: int = 0
     applied: int = 0  # points applied
@@ -276,7 +277,7 @@ class _Plan:
     account: AccountState
     write: RecordWrite | None = None
     decided: list[dict[str, Any]] = field(default_factory=list)
-    acks: list[tuple[str, str, bytes]] = field(default_factory=list)
+    acks: list[Delivered] = field(default_factory=list)
     requests: set[str] = field(default_factory=set)
     waiting_at: float | None = None
     held_back: tuple[float, float | None] | None = None  # the first point the stream holds back

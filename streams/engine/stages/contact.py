@@ -39,6 +39,7 @@ from leadstream.state.codec import Codec
 from leadstream.state.decoded_cache import DecodedCache
 from leadstream.state.keys import contact_key
 from leadstream.state.port import (
+    Delivered,
     RecordWrite,
     StateStore,
     StoredRecord,
@@ -69,13 +70,13 @@ class PendingSnapshots:
 
     domain: str
     snapshots: list[MemberSnapshot]
-    outbox: tuple[str, str, bytes]
+    outbox: Delivered
 
     def __init__(
         self,
         domain: str,
         snapshots: list[MemberSnapshot],
-        outbox: tuple[str, str, bytes],
+        outbox: Delivered,
     ) -> None:
         object.__setattr__(self, "domain", domain)
         object.__setattr__(self, "snapshots", snapshots)
@@ -287,7 +288,8 @@ class ContactStage:
                 # Snapshots taken just now are at hand; only older pending ones need decoding.
                 snapshots = fresh.get(entry) or _snapshots(value)
                 domain = OutboxEntry.parse(entry).domain
-                result.snapshots.append(PendingSnapshots(domain, snapshots, (key, entry, value)))
+                # Named by the version that wrote it, never written again: acknowledged by name.
+                result.snapshots.append(PendingSnapshots(domain, snapshots, (key, entry, None)))
             else:
                 result.entries.append((key, entry, value))
 
