@@ -122,6 +122,29 @@ def test_parts_are_written_and_removed_one_by_one_with_hiredis_packing(settings)
     assert run(scenario, settings.redis_url) == {}
 
 
+def test_a_commit_of_more_fields_than_one_call_takes_writes_and_removes_them_all(settings):
+    """The commit function writes its fields in one HSET and removes parts in one HDEL, split into
+    calls of 1,000 values (Lua's unpack is bounded): a commit past that loses none."""
+    key = contact_key(settings.redis_key_prefix, "wide")
+    many = {f"m:{n}": f"member {n}".encode() for n in range(4_500)}  # 9,000 values: past unpack
+    outbox = {f"h:{n}": b"h" for n in range(600)}
+
+    async def scenario(client):
+        store = RedisStateStore(client, ttl_seconds=60)
+        assert await store.commit([RecordWrite(key, 0, b"one", outbox, parts=many)]) == set()
+        first = (await store.load([key]))[key]
+        change: dict[str, bytes | None] = {f"m:{n}": None for n in range(4_100)}
+        change.update({f"m:new{n}": b"new" for n in range(3)})
+        assert await store.commit([RecordWrite(key, 1, b"two", parts=change)]) == set()
+        return first, (await store.load([key]))[key]
+
+    first, second = run(scenario, settings.redis_url)
+    assert (first.value, first.parts, first.outbox) == (b"one", many, outbox)
+    kept = {f"m:{n}": many[f"m:{n}"] for n in range(4_100, 4_500)}
+    assert (second.version, second.value, second.outbox) == (2, b"two", outbox)
+    assert second.parts == {**kept, **{f"m:new{n}": b"new" for n in range(3)}}
+
+
 def test_previous_commit_function_still_commits_during_a_rolling_upgrade(settings, redis_client):
     """Workers of the previous release call ls_commit_record_v2 (no parts) until replaced."""
     key = contact_key(settings.redis_key_prefix, "v2")

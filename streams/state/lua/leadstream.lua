@@ -14,6 +14,19 @@ local function require_allowed(key, command, ...)
   end
 end
 
+local function append(list, name, value)
+  list[#list + 1] = name
+  list[#list + 1] = value
+end
+
+-- redis.call(command, key, ...items), in calls of at most 1,000 items (an even count, so HSET's
+-- pairs stay whole): unpack has a bound on how many values it returns.
+local function call_in_chunks(command, key, items)
+  for first = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, first, math.min(first + 999, #items)))
+  end
+end
+
 -- Compare-and-set one record: write the state, the alias and new outbox entries only if the
 -- stored version is still the one the worker loaded. Atomic: all of it or none.
 --   KEYS[1]  the record's hash
@@ -37,32 +50,34 @@ local function commit_record_v3(keys, args)
     return {0, tonumber(current)}
   end
   local parts_from = 7 + 2 * tonumber(args[6])
-  -- EXPIRE and HDEL come after the first write (HSET); see require_allowed.
-  require_allowed(key, 'EXPIRE', args[5])
-  for i = parts_from, #args, 2 do
-    if args[i + 1] == '' then
-      require_allowed(key, 'HDEL', 'p:' .. args[i])
-      break
-    end
-  end
   local version = tonumber(current) + 1
-  redis.call('HSET', key, 'v', version)
+  -- One HSET of every field written and one HDEL of the parts removed, not a call a field: each
+  -- redis.call costs about what the write it makes does.
+  local written = {'v', version}
   if args[2] == '1' then
-    redis.call('HSET', key, 's', args[3])
+    append(written, 's', args[3])
   end
   if args[4] ~= '' then
-    redis.call('HSET', key, 'a', args[4])
+    append(written, 'a', args[4])
   end
   for i = 7, parts_from - 1, 2 do
-    redis.call('HSET', key, 'o:' .. args[i], args[i + 1])
+    append(written, 'o:' .. args[i], args[i + 1])
   end
+  local removed = {}
   for i = parts_from, #args, 2 do
     if args[i + 1] == '' then
-      redis.call('HDEL', key, 'p:' .. args[i])
+      removed[#removed + 1] = 'p:' .. args[i]
     else
-      redis.call('HSET', key, 'p:' .. args[i], args[i + 1])
+      append(written, 'p:' .. args[i], args[i + 1])
     end
   end
+  -- EXPIRE and HDEL come after the first write (HSET); see require_allowed.
+  require_allowed(key, 'EXPIRE', args[5])
+  if #removed > 0 then
+    require_allowed(key, 'HDEL', removed[1])
+  end
+  call_in_chunks('HSET', key, written)
+  call_in_chunks('HDEL', key, removed)
   redis.call('EXPIRE', key, tonumber(args[5]))
   return {1, version}
 end
