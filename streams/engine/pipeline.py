@@ -47,6 +47,7 @@ from leadstream.engine.stages.account import AccountResult, AccountStage, Limits
 from leadstream.engine.stages.contact import ContactResult, ContactStage, Incoming, PendingEvent
 from leadstream.errors import InvalidEvent, StreamStopped
 from leadstream.scoring import compile_model
+from leadstream.scoring.epoch import epoch
 from leadstream.scoring.timeline import Bounds
 from leadstream.state.codec import Codec
 from leadstream.state.keys import ACCOUNT_SHARDS, account_queue_key, suppression_key
@@ -234,7 +235,7 @@ class ScoringPipeline:
                         if rekeyed is not None:
                             outputs.append(rekeyed)
                             continue  # scored when it comes back, on its contact's partition
-                    at = event.occurred_at.timestamp()
+                    at = epoch(event.occurred_at)
                     events.append(PendingEvent(record, event, contact_key_of(event), at))
             except InvalidEvent as exc:
                 self._invalid(record, exc, outputs)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from leadstream.config.model import ScoringModel
 from leadstream.schemas.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import add_match, engagement
+from leadstream.scoring.epoch import epoch
 from leadstream.scoring.fit import coerce_trait, evaluate_fit
 from leadstream.scoring.handoff import build_mql_handoff
 from leadstream.scoring.ids import uuid5_text
@@ -94,10 +94,6 @@ class Decision:
         self.handoff = handoff
         self.disqualified = disqualified
         self.lifecycle = lifecycle
-
-
-def epoch(moment: datetime) -> float:
-    return moment.timestamp()
 
 
 def mql_handoff_id(contact_id: str, model_version: str, qualification_number: int) -> str:

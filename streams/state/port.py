@@ -44,6 +44,7 @@ __all__ = [
     "journal_name",
     "member_parts",
     "pending_parts",
+    "queued_encodings",
 ]
 
 
@@ -186,13 +187,38 @@ def decode_state(raw: bytes) -> ContactState:
 
 
 def member_parts(
-    account: AccountState, contact_ids: Iterable[str], codec: Codec = "none"
+    account: AccountState,
+    contact_ids: Iterable[str],
+    codec: Codec = "none",
+    encoded: dict[int, bytes] | None = None,
 ) -> dict[str, bytes | None]:
-    """The stored parts of the given members: their snapshot, or None for one no longer held."""
+    """The stored parts of the given members: their snapshot, or None for one no longer held.
+    ``encoded``: snapshots stored already (by ``id``, see :func:`queued_encodings`), written as
+    those bytes instead of being encoded again."""
     members = account.members
-    return {
-        MEMBER_PART + c: _snapshot_value(members[c], codec) if c in members else None for c in contact_ids
-    }
+    out: dict[str, bytes | None] = {}
+    for c in contact_ids:
+        member = members.get(c)
+        if member is None:
+            out[MEMBER_PART + c] = None
+            continue
+        known = encoded.get(id(member)) if encoded else None
+        out[MEMBER_PART + c] = known if known is not None else _snapshot_value(member, codec)
+    return out
+
+
+def queued_encodings(waiting: dict[str, MemberSnapshot], parts: dict[str, bytes]) -> dict[int, bytes]:
+    """The stored bytes of snapshots that waited in an account (its ``pending`` as loaded, and
+    its stored ``parts``), by the snapshot's ``id``: a point applied later makes its snapshot a
+    member, the very object that waited, so its bytes are the ones stored already. The caller
+    keeps ``waiting`` alive while it uses the result (an ``id`` is unique only while its object
+    lives)."""
+    out: dict[int, bytes] = {}
+    for name, snapshot in waiting.items():
+        stored = parts.get(PENDING_PART + name)
+        if stored is not None:
+            out[id(snapshot)] = stored
+    return out
 
 
 def pending_parts(

@@ -1,4 +1,5 @@
-"""A sweep does not load an account again while the stream still holds back its first point."""
+"""A sweep does not load an account again while the stream still holds back its first point, and
+writes the points it applies as the bytes they waited as."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from leadstream.engine.stages.account import AccountResult, AccountStage, accoun
 from leadstream.engine.stages.contact import PendingSnapshots
 from leadstream.scoring.signals import compile_model
 from leadstream.scoring.state import MemberSnapshot
-from leadstream.state.keys import account_queue_key
+from leadstream.state.keys import account_key, account_queue_key
 from leadstream.state.memory import MemoryStateStore
+from leadstream.state.port import MEMBER_PART, PENDING_PART, decode_account
 
 DOMAIN = "acme-labs.com"
 QUEUE = account_queue_key("t", account_shard(DOMAIN))
@@ -51,3 +53,34 @@ def test_an_account_held_back_stays_in_the_index_until_the_stream_allows_its_poi
     asyncio.run(stage.reindex(swept))
     assert asyncio.run(store.due(QUEUE, 2000.0, 10)) == []  # applied: out of the index
     assert stage.worth_sweeping(indexed, HELD) == indexed  # nothing held back any more: no memo
+
+
+def test_a_point_that_waited_becomes_a_member_as_the_bytes_it_waited_as():
+    # Queued by a worker storing plain JSON, applied by one storing zstd: the member's part is
+    # the waiting part's bytes, not the snapshot encoded a second time.
+    store = MemoryStateStore()
+    compiled = compile_model(load_model())
+    snapshot = MemberSnapshot("c1", 1, point=(1000.0, 0, "e1", 1, ""), record_time=999.0, last_at=1000.0)
+    pending = PendingSnapshots(DOMAIN, [snapshot], ("t:{c:x}", "a:x", b"[]"))
+    versions = {DOMAIN: [(500.0, {"domain": DOMAIN, "employees": 300}, 400.0)]}
+    asyncio.run(
+        AccountStage(store, store, compiled, "t", codec="none").run(
+            [pending], versions, HELD, 1000.0, AccountResult()
+        )
+    )
+    key = account_key("t", DOMAIN)
+    (waited,) = [
+        v for n, v in asyncio.run(store.load([key]))[key].parts.items() if n.startswith(PENDING_PART)
+    ]
+    assert waited.startswith(b"{")
+
+    swept = AccountResult()
+    later = AccountStage(store, store, compiled, "t", codec="zstd")
+    asyncio.run(later.run([], {}, OPEN, 1000.0, swept, swept={DOMAIN: 1000.0}))
+    assert swept.applied == 1
+    parts = asyncio.run(store.load([key]))[key].parts
+    assert parts[MEMBER_PART + "c1"] == waited
+    assert not any(n.startswith(PENDING_PART) for n in parts)
+    assert decode_account(asyncio.run(store.load([key]))[key].value or b"", parts).members[
+        "c1"
+    ].to_dict() == (snapshot.to_dict())

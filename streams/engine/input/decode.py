@@ -8,6 +8,7 @@ from leadstream.config.model import EventPolicy
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
 from leadstream.schemas.events import AccountFirmographics, AnyEvent, Event, Identify, normalise_email
+from leadstream.scoring.epoch import epoch
 
 __all__ = [
     "DAY_S",
@@ -43,7 +44,7 @@ def decode_event(record: SourceRecord, policy: EventPolicy) -> AnyEvent:
     except ValidationError as exc:
         raise InvalidEvent(_reason(exc), _describe(exc)) from exc
     if record.timestamp_ms is not None:
-        _check_time(event.occurred_at.timestamp(), record.timestamp_ms / 1000.0, policy)
+        _check_time(epoch(event.occurred_at), record.timestamp_ms / 1000.0, policy)
     return event
 
 

@@ -41,6 +41,7 @@ from leadstream.state.port import (
     encode_state,
     member_parts,
     pending_parts,
+    queued_encodings,
 )
 
 __all__ = ["HELD_BACK_MEMO", "MAX_ATTEMPTS", "AccountResult", "AccountStage", "Limits", "account_shard"]
@@ -239,7 +240,13 @@ class AccountStage:
         members += [c for c in held if c not in account.members]
         queued = [n for n, s in account.pending.items() if waiting.get(n) is not s]
         queued += [n for n in waiting if n not in account.pending]
-        parts = {**member_parts(account, members, self._codec), **pending_parts(account, queued, self._codec)}
+        # A point applied from those that waited makes its waiting snapshot a member: written as
+        # the bytes it waited as (a sweep applies hundreds, each encoded again before: JSON, zstd).
+        encoded = queued_encodings(waiting, stored.parts) if members and waiting else None
+        parts = {
+            **member_parts(account, members, self._codec, encoded),
+            **pending_parts(account, queued, self._codec),
+        }
         entries = handoff_entries(moved.handoffs)
         value = compress_value(encode_state(account), self._codec)
         if value != stored.value or entries or parts:
