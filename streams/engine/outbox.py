@@ -25,7 +25,7 @@ from leadstream.config.settings import Topics
 from leadstream.engine.records import OutputRecord
 from leadstream.scoring.state import MemberSnapshot
 from leadstream.state.keys import record_id, timer_key, timer_member, timer_shard
-from leadstream.state.port import Delivered
+from leadstream.state.port import Delivered, float_text
 
 __all__ = [
     "JOURNAL_TIMER",
@@ -129,7 +129,7 @@ def snapshot_entries(
 def timer_entries(before: dict[str, float], after: dict[str, float]) -> dict[str, bytes]:
     """An entry for every timer set or moved (a cancelled timer fires stale and does nothing)."""
     return {
-        OutboxEntry(EntryKind.TIMER, kind).encode(): repr(due).encode()
+        OutboxEntry(EntryKind.TIMER, kind).encode(): float_text(due).encode()
         for kind, due in after.items()
         if before.get(kind) != due
     }
@@ -141,7 +141,7 @@ _JOURNAL_TIMER_ENTRY = OutboxEntry(EntryKind.TIMER, JOURNAL_TIMER).encode()
 def journal_timer_entry(due: float) -> dict[str, bytes]:
     """The timer that closes a quiet contact's journal (stages/journal.py); not a scoring timer,
     so it is kept out of the contact's state."""
-    return {_JOURNAL_TIMER_ENTRY: repr(due).encode()}
+    return {_JOURNAL_TIMER_ENTRY: float_text(due).encode()}  # repr's text, cheaper
 
 
 @dataclass(slots=True)

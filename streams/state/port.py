@@ -284,9 +284,10 @@ def encode_journal(record_time: float | None, payload: bytes, codec: Codec = "no
     """A journal entry: the Kafka record time, then the event's bytes as consumed (or, for a
     merge, the merged profile's encoded state; empty for a link without state). Compressed, the
     header says so (a record's bytes as consumed need not start with ``{``)."""
+    stamp = "None" if record_time is None else float_text(record_time)  # repr's text, cheaper
     if codec == "none" or not payload:
-        return f"{repr(record_time)}\n".encode() + payload  # noqa: RUF010 (see journal_name)
-    return f"{repr(record_time)}\t{codec}\n".encode() + compress_value(payload, codec)  # noqa: RUF010
+        return f"{stamp}\n".encode() + payload
+    return f"{stamp}\t{codec}\n".encode() + compress_value(payload, codec)
 
 
 def decode_journal(raw: bytes) -> tuple[float | None, bytes]:
