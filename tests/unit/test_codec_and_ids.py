@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 import zlib
 
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leadstream.scoring.ids import uuid5_text
+from leadstream.scoring.state import event_fingerprint
 from leadstream.state.codec import VALUES_DICTIONARY_ID, compress_value, decompress_value, dictionary
 
 json_objects = st.dictionaries(
@@ -60,3 +62,14 @@ def test_zlib_values_written_before_zstd_still_read():
 def test_uuid5_text_is_the_standard_librarys(name):
     namespace = uuid.UUID("6f1c3a52-3f0e-4b8e-9a57-5c1d2f6e7a10")
     assert uuid5_text(namespace, name) == str(uuid.uuid5(namespace, name))
+
+
+@given(st.text(max_size=200))
+def test_an_event_fingerprint_is_the_first_six_bytes_of_its_ids_blake2b(event_id):
+    # Stored states hold fingerprints of the events they saw: the function must never change.
+    expected = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=6).digest(), "big")
+    assert event_fingerprint(event_id) == expected
+
+
+def test_an_event_fingerprint_is_the_one_stored_states_hold():
+    assert event_fingerprint("5a15b50a-c9d2-54fa-902d-88ff36957cc6") == 239506513413659
