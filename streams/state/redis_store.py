@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 COMMIT_FUNCTION = "ls_commit_record_v3"
 ACK_FUNCTION = "ls_ack_entry_v2"
 OUTBOX_FIELD = "o:"  # the hash field of an outbox entry, as the functions write it
+_OUTBOX_PREFIX = OUTBOX_FIELD.encode()
 UNSCHEDULE_FUNCTION = "ls_unschedule_timer_v2"
 RESCHEDULE_FUNCTION = "ls_reschedule_v1"
 SCHEDULE_EARLIEST_FUNCTION = "ls_schedule_earliest_v1"
@@ -147,7 +148,7 @@ class RedisStateStore:
         if not self._loaded:
             await self.ensure_functions()
         try:
-            return await self._pipeline(calls, plain)
+            return await self._pipeline(calls, action, plain)
         except ResponseError as exc:
             # "ERR Function not found"; not a function's own error ("... on @user_function")
             if "function not found" not in str(exc).lower():
@@ -156,17 +157,17 @@ class RedisStateStore:
             logger.warning("Redis lost the leadstream functions (%s); loading them again", exc)
             await self.ensure_functions()
             try:
-                return await self._pipeline(calls, plain)
+                return await self._pipeline(calls, action, plain)
             except RedisError as retry_exc:
                 raise redis_failed(action, retry_exc) from retry_exc
         except RedisError as exc:
             raise redis_failed(action, exc) from exc
 
     async def _pipeline(
-        self, calls: list[tuple[str, str, list[Any]]], plain: Sequence[Command] = ()
+        self, calls: list[tuple[str, str, list[Any]]], action: str, plain: Sequence[Command] = ()
     ) -> list[Any]:
         commands: list[Command] = [("FCALL", f, 1, key, *args) for f, key, args in calls]
-        async with self._deadline(f"calling {len(calls)} functions"):
+        async with self._deadline(action):  # what the worker was doing, not "calling 0 functions"
             return _raised(await self._trips.run([*commands, *plain]))[: len(calls)]
 
     async def _round_trip(self, commands: Sequence[Command], action: str) -> list[Any]:
@@ -280,7 +281,7 @@ def _record(row: dict[bytes, bytes]) -> StoredRecord:
         return StoredRecord()
     outbox, parts = {}, {}
     for name, value in row.items():
-        if name.startswith(b"o:"):
+        if name.startswith(_OUTBOX_PREFIX):
             outbox[name[2:].decode()] = value
         elif name.startswith(b"p:"):
             parts[name[2:].decode()] = value
