@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from leadstream.config.model import ScoringModel
-from leadstream.schemas.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome
+from leadstream.schemas.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome, url_path
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import add_match, engagement
 from leadstream.scoring.epoch import epoch
@@ -315,7 +315,7 @@ def _record_context(
         state.recent.sort(key=lambda s: (-s[0], s[1]))
         del state.recent[RECENT_SIGNALS:]
     if type(event) is PageView:
-        path = event.path
+        path = url_path(event.url)
         state.pages[path] = state.pages.get(path, 0) + 1
         if len(state.pages) > TOP_PAGES:
             del state.pages[least_visited(state.pages)]  # to stay bounded

@@ -59,13 +59,21 @@ def evaluate_fit(
     """Fit from the contact's traits; the account's firmographics, when known, are authoritative
     for company attributes (industry, size, region...). Evaluated again only when one of them,
     the email or the model changed since the state's last evaluation (most events change none)."""
-    inputs = (state.email, tuple(state.traits.items()), tuple(firmographics.items()) if firmographics else ())
+    known = firmographics or None
     memo = state.fit_memo
-    if memo is not None and memo[0] is compiled and memo[1] == inputs:
-        fit: Fit = memo[2]
+    # Compared as dicts, not as tuples of their items built per call (a third of this function).
+    if (
+        memo is not None
+        and memo[0] is compiled
+        and memo[1] == state.email
+        and memo[2] == state.traits
+        and memo[3] == known
+    ):
+        fit: Fit = memo[4]
         return fit
     fit = _evaluate_fit(compiled, state, firmographics)
-    state.fit_memo = (compiled, inputs, fit)
+    # Copies: the contact's traits (and a version's values) are changed in place later.
+    state.fit_memo = (compiled, state.email, dict(state.traits), dict(known) if known else None, fit)
     return fit
 
 

@@ -9,7 +9,7 @@ from fnmatch import translate
 from typing import Final
 
 from leadstream.config.model import EngagementRule, Match, ScoringModel
-from leadstream.schemas.events import AnyEvent, FormSubmission, PageView, TrialEvent, WebinarEvent
+from leadstream.schemas.events import AnyEvent, FormSubmission, PageView, TrialEvent, WebinarEvent, url_path
 from leadstream.scoring.decay import rate
 
 __all__ = [
@@ -86,7 +86,7 @@ def properties(event: AnyEvent) -> dict[str, str]:
     # answers isinstance in Python (~800 instructions a check, a few checks an event), and the
     # event models have no subclasses (tests/unit/test_architecture.py holds them to it).
     if type(event) is PageView:
-        return {"path": event.path, "url": event.url.lower(), "title": (event.title or "").lower()}
+        return {"path": url_path(event.url), "url": event.url.lower(), "title": (event.title or "").lower()}
     if type(event) is FormSubmission:
         return {"form_type": event.form_type, "form_id": event.form_id.lower()}
     if type(event) is TrialEvent:
@@ -99,7 +99,7 @@ def properties(event: AnyEvent) -> dict[str, str]:
 def where(event: AnyEvent) -> str:
     """A short human description of where an event happened, for handoff context."""
     if type(event) is PageView:
-        return event.path
+        return url_path(event.url)
     if type(event) is FormSubmission:
         return f"form {event.form_id} ({event.form_type})"
     if type(event) is TrialEvent:

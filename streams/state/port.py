@@ -256,23 +256,24 @@ def journal_name(key: PointKey) -> str:
 
 def float_text(value: float) -> str:
     """``repr(value)``, made without the shortest-digits search for the values event times are
-    (whole milliseconds, below 2**40 s): repr was ~7k instructions, most of a journal name.
+    (whole microseconds, from 1 s to 2**32 s): repr was ~7k instructions, most of a journal name.
 
-    For such a value the decimal of its milliseconds, trailing zeros dropped, is what repr
-    gives: it reads back as ``value`` (checked), and no shorter decimal can: below 2**40 doubles
-    are at most 2**-13 s apart, and any other decimal of a millisecond or coarser is 1 ms away."""
-    if 0.0 < value < _EXACT_BELOW:  # not zero: -0.0 is written with its sign
-        millis = int(value * 1000.0 + 0.5)
-        if millis / 1000 == value:
-            whole = millis // 1000
-            part = millis % 1000
+    For such a value the decimal of its microseconds, trailing zeros dropped, is what repr gives:
+    it reads back as ``value`` (checked), and no shorter decimal can: below 2**32 doubles are at
+    most 2**-20 s apart (under a microsecond), so any other decimal of a microsecond or coarser
+    reads back as another double. From 1 s up repr writes no exponent."""
+    if 1.0 <= value < _EXACT_BELOW:
+        micros = int(value * 1_000_000.0 + 0.5)
+        if micros / 1_000_000 == value:
+            whole = micros // 1_000_000
+            part = micros % 1_000_000
             if part == 0:
                 return f"{whole}.0"
-            return f"{whole}.{str(1000 + part)[1:].rstrip('0')}"
+            return f"{whole}.{str(1_000_000 + part)[1:].rstrip('0')}"
     return repr(value)
 
 
-_EXACT_BELOW: Final = float(2**40)
+_EXACT_BELOW: Final = float(2**32)
 
 
 def journal_key(name: str) -> PointKey:

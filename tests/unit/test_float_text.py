@@ -13,11 +13,31 @@ from leadstream.state.port import decode_journal, encode_journal, float_text, jo
 @settings(max_examples=3000, deadline=None)
 @given(
     st.one_of(
-        st.integers(0, 2**40 * 1000).map(lambda ms: ms / 1000),  # whole milliseconds: the fast path
-        st.integers(0, 2**40 * 1000).map(lambda ms: ms / 1000 + 1e-7),  # near them, not on them
+        st.integers(0, 2**40 * 1000).map(lambda ms: ms / 1000),  # whole milliseconds
+        st.integers(0, 2**33 * 10**6).map(lambda us: us / 10**6),  # whole microseconds: the fast path
+        st.integers(10**6, 2**32 * 10**6).map(lambda us: us / 10**6 + 1e-8),  # near them, not on them
         st.floats(min_value=0, allow_nan=False, allow_infinity=False),
         st.floats(max_value=0, allow_nan=False, allow_infinity=False),
-        st.sampled_from([0.0, -0.0, 0.001, 0.0001, 1e-5, 2.0**40, 2.0**40 - 0.001, 1e16, 1767225600.1]),
+        st.sampled_from(
+            [
+                0.0,
+                -0.0,
+                0.001,
+                0.0001,
+                1e-5,
+                1e-6,
+                0.999999,
+                1.0,
+                1.000001,
+                2.0**32,
+                2.0**32 - 1e-6,
+                2.0**40,
+                1e16,
+                1767225600.1,
+                1788777988.984047,
+                1788777988.98405,
+            ]
+        ),
     )
 )
 def test_a_time_is_written_as_repr_writes_it(value):

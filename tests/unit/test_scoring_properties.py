@@ -12,6 +12,7 @@ from leadstream.config.loader import load_model
 from leadstream.scoring import ContactState, compile_model, score
 from leadstream.scoring.decay import add, rate, value
 from leadstream.scoring.engagement import engagement
+from leadstream.scoring.fit import evaluate_fit
 from leadstream.scoring.lifecycle import PREDICTION_HORIZON_S, PREDICTION_PRECISION_S, predict_below
 from tests.factories import T0, form, page, parse, trial, webinar
 
@@ -268,3 +269,50 @@ def test_the_firmographics_version_at_a_time_is_the_last_one_from_before_it(time
     versions = [(float(t), {"n": i}, None) for i, t in enumerate(times)]
     index = bisect_right([v[0] for v in versions], at)
     assert version_at(versions, at) == (versions[index - 1][1] if index else None)
+
+
+_FIT_STEPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("trait"),
+            st.sampled_from(["job_title", "industry", "employees", "country"]),
+            st.sampled_from(["VP Marketing", "Intern", "software", "retail", 250, 12_000, "US"]),
+        ),
+        st.tuples(
+            st.just("email"), st.sampled_from(["a@acme.io", "b@gmail.com", "c@example.com"]), st.none()
+        ),
+        st.tuples(
+            st.just("firmographics"),
+            st.sampled_from(["industry", "employees", "region"]),
+            st.sampled_from([None, "software", "retail", 40, 5_000, "EMEA"]),
+        ),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FIT_STEPS)
+def test_a_remembered_fit_is_the_fit_of_the_contact_as_it_is_now(steps):
+    """Fit is remembered between events; traits and firmographics changed in place, an email
+    changed or a version replaced must each give the fit evaluated afresh."""
+    state = ContactState("c")
+    firmographics: dict = {}
+    for kind, name, given_value in steps:
+        if kind == "trait":
+            state.traits[name] = given_value
+        elif kind == "email":
+            state.email = name
+        elif given_value is None:
+            firmographics.pop(name, None)
+        else:
+            firmographics[name] = given_value
+        remembered = evaluate_fit(COMPILED, state, firmographics)
+        fresh = evaluate_fit(
+            COMPILED, ContactState("c", email=state.email, traits=dict(state.traits)), dict(firmographics)
+        )
+        assert (remembered.score, remembered.breakdown, remembered.disqualified_by) == (
+            fresh.score,
+            fresh.breakdown,
+            fresh.disqualified_by,
+        )
