@@ -8,7 +8,15 @@ from typing import Any
 from leadstream.scoring.signals import CompiledFitRule, CompiledModel, domain_lists_of, seniority
 from leadstream.scoring.state import ContactState
 
-__all__ = ["TRAIT_FIELDS", "Fit", "coerce_trait", "email_domain", "evaluate_fit", "rule_matches"]
+__all__ = [
+    "TRAIT_FIELDS",
+    "Fit",
+    "address_domain",
+    "coerce_trait",
+    "email_domain",
+    "evaluate_fit",
+    "rule_matches",
+]
 
 # Form fields and identify traits that feed fit (anything else in a form is ignored).
 TRAIT_FIELDS = {
@@ -43,7 +51,13 @@ class Fit:
 
 
 def email_domain(state: ContactState) -> str | None:
-    return state.email.rsplit("@", 1)[1] if state.email else None
+    return address_domain(state.email)
+
+
+def address_domain(email: str | None) -> str | None:
+    """An address's domain: what an event's ``email_domain`` says, without a call into Python
+    code (a property of the event's model) from the compiled hot path."""
+    return email.rsplit("@", 1)[1] if email else None
 
 
 def rule_matches(rule: CompiledFitRule, value: str | int) -> bool:

@@ -11,6 +11,7 @@ from leadstream.engine.stages.contact_decisions import ContactPlan, PendingEvent
 from leadstream.scoring import ContactState
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.firmographics import Version, add_version
+from leadstream.scoring.fit import address_domain
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import AccountState
 from leadstream.state.decoded_cache import DecodedCache
@@ -57,7 +58,7 @@ class FirmographicsHistory:
             domains.add(account_of(self._compiled, states[contact]))
             for item in items:
                 domains.add(item.event.company_domain)
-                domains.add(item.event.email_domain)
+                domains.add(address_domain(item.event.email))
             for _profile, source, _item in links.get(contact, []):
                 if source is not None:
                     domains.add(account_of(self._compiled, source))
@@ -73,7 +74,9 @@ class FirmographicsHistory:
         for plan in plans:
             for entry in plan.replayed:
                 if entry.event is not None:
-                    domains.update(d for d in (entry.event.company_domain, entry.event.email_domain) if d)
+                    domains.update(
+                        d for d in (entry.event.company_domain, address_domain(entry.event.email)) if d
+                    )
                 elif entry.merged is not None and entry.merged[1] is not None:
                     domains.update(d for d in [account_of(self._compiled, entry.merged[1])] if d)
             base = plan.journal.base_state(plan.contact)
