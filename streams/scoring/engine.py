@@ -43,6 +43,7 @@ __all__ = [
     "REQUALIFYING_STAGES",
     "Decision",
     "FirmographicsLookup",
+    "add_recent",
     "apply",
     "epoch",
     "fire_due",
@@ -291,6 +292,22 @@ def _update_identity(state: ContactState, event: AnyEvent) -> None:
                 state.traits[name] = value
 
 
+def add_recent(
+    recent: list[tuple[float, str, str, str, bool]], signal: tuple[float, str, str, str, bool]
+) -> None:
+    """Put ``signal`` in its place among the recent signals: newest first, then by rule name, after
+    those of the same time and name (where a stable sort of the list with it appended puts it).
+    A new event's signals are the newest nearly always, so the scan stops at once; sorting the
+    list with a key function after each event cost a call per signal held."""
+    at, name = signal[0], signal[1]
+    place = 0
+    for held in recent:
+        if held[0] < at or (held[0] == at and held[1] > name):
+            break
+        place += 1
+    recent.insert(place, signal)
+
+
 def least_visited(pages: dict[str, int]) -> str:
     """The page to drop from the top pages: the least visited; among ties, the alphabetically
     last (by code point, a prefix before the longer path). The characters are compared only among
@@ -308,11 +325,10 @@ def _record_context(
     # Described only when something records it (most events match no rule and touch nothing first).
     place = where(event) if rules or nurtured or first_touch else ""
     for name in rules:
-        state.recent.append((at, name, event.type, place, True))
+        add_recent(state.recent, (at, name, event.type, place, True))
     for name in nurtured:
-        state.recent.append((at, name, event.type, place, False))
+        add_recent(state.recent, (at, name, event.type, place, False))
     if rules or nurtured:
-        state.recent.sort(key=lambda s: (-s[0], s[1]))
         del state.recent[RECENT_SIGNALS:]
     if type(event) is PageView:
         path = url_path(event.url)

@@ -208,6 +208,8 @@ class ContactState:
         return copied
 
     def to_dict(self) -> dict[str, Any]:
+        """What is stored, for orjson to write (tuples are written as arrays, as lists were): it
+        shares this state's lists and tuples, so it is serialised, never kept or changed."""
         return {
             "c": self.contact_id,
             "e": self.email,
@@ -215,7 +217,7 @@ class ContactState:
             "t": self.traits,
             "r": {name: rule_to_list(r) for name, r in self.rules.items()},
             "n": self.nurture,
-            "rs": [list(s) for s in self.recent],
+            "rs": self.recent,
             "p": self.pages,
             "ft": self.first_touch,
             "id": self.seen_ids,
@@ -226,9 +228,9 @@ class ContactState:
             "lc": [self.stage, self.transitions, self.timers, self.sla_step],
             "tl": [
                 self.since,
-                list(self.last_key) if self.last_key else None,
+                self.last_key or None,
                 self.fit_seen,
-                list(self.published_key) if self.published_key else None,
+                self.published_key or None,
             ],
             "ed": self.email_display,
         }
@@ -348,10 +350,12 @@ class MemberSnapshot:
         self.fit_seen = [] if fit_seen is None else fit_seen
 
     def to_dict(self) -> dict[str, Any]:
+        """What is stored, for orjson to write (tuples are written as arrays, as lists were): it
+        shares this state's lists and tuples, so it is serialised, never kept or changed."""
         return {
             "c": self.contact_id,
             "v": self.version,
-            "pk": list(self.point) if self.point else None,
+            "pk": self.point or None,
             "ts": self.record_time,
             "fs": self.fit_seen,
             "ro": self.role,
@@ -359,7 +363,7 @@ class MemberSnapshot:
             "e": self.email,
             "r": {n: rule_to_list(r) for n, r in self.rules.items()},
             "k": self.last_at,
-            "t": [list(x) for x in self.top],
+            "t": self.top,
             "x": self.removed,
         }
 

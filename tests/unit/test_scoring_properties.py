@@ -12,6 +12,7 @@ from leadstream.config.loader import load_model
 from leadstream.scoring import ContactState, compile_model, score
 from leadstream.scoring.decay import add, rate, value
 from leadstream.scoring.engagement import engagement
+from leadstream.scoring.engine import add_recent
 from leadstream.scoring.fit import address_domain, evaluate_fit
 from leadstream.scoring.lifecycle import PREDICTION_HORIZON_S, PREDICTION_PRECISION_S, predict_below
 from tests.factories import T0, form, page, parse, trial, webinar
@@ -330,3 +331,26 @@ def test_the_compiled_core_reads_an_events_email_domain_as_the_event_gives_it(em
     except ValidationError:
         return  # not an address the schema takes: no event to read
     assert address_domain(event.email) == event.email_domain
+
+
+_SIGNALS = st.tuples(
+    st.sampled_from([0.0, 1.5, 2.0, 1e9, 1e9 + 0.001]),
+    st.sampled_from(["demo", "pricing", "Pricing", "trial", "é"]),
+    st.sampled_from(["page_view", "form_submission"]),
+    st.text(max_size=3),
+    st.booleans(),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_SIGNALS, max_size=12), st.lists(st.lists(_SIGNALS, max_size=4), max_size=6))
+def test_recent_signals_are_in_the_order_a_stable_sort_gives(held, added):
+    """A signal is put in its place (newest first, then by rule name, after equal ones), as the
+    list sorted again with it appended would have it."""
+    recent = sorted(held, key=lambda s: (-s[0], s[1]))
+    expected = list(recent)
+    for signals in added:
+        for signal in signals:
+            add_recent(recent, signal)
+        expected = sorted(expected + signals, key=lambda s: (-s[0], s[1]))
+        assert recent == expected
