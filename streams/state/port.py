@@ -45,6 +45,7 @@ __all__ = [
     "member_parts",
     "pending_parts",
     "queued_encodings",
+    "stored_address",
 ]
 
 
@@ -184,6 +185,15 @@ def encode_contact(state: ContactState, codec: Codec) -> bytes:
 def decode_state(raw: bytes) -> ContactState:
     """Any stored form (plain JSON, zstd, zlib), whatever the setting is now."""
     return ContactState.from_dict(orjson.loads(decompress_value(raw)))
+
+
+def stored_address(raw: bytes) -> str | None:
+    """A stored contact's address as typed, else as normalised (``email_display or email`` of
+    :func:`decode_state`), without building the state: a buying-group handoff asks it of every
+    member, and building a state is most of decoding one."""
+    fields = orjson.loads(decompress_value(raw))
+    address: str | None = fields.get("ed") or fields.get("e")
+    return address
 
 
 def member_parts(

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leadstream.scoring.ids import uuid5_text
-from leadstream.scoring.state import event_fingerprint
+from leadstream.scoring.state import ContactState, event_fingerprint
 from leadstream.state.codec import VALUES_DICTIONARY_ID, compress_value, decompress_value, dictionary
+from leadstream.state.port import decode_state, encode_contact, stored_address
 
 json_objects = st.dictionaries(
     st.text(max_size=12),
@@ -73,3 +74,17 @@ def test_an_event_fingerprint_is_the_first_six_bytes_of_its_ids_blake2b(event_id
 
 def test_an_event_fingerprint_is_the_one_stored_states_hold():
     assert event_fingerprint("5a15b50a-c9d2-54fa-902d-88ff36957cc6") == 239506513413659
+
+
+@given(
+    st.one_of(st.none(), st.emails()),
+    st.one_of(st.none(), st.text(max_size=40)),
+    st.sampled_from(["none", "zstd", "zlib"]),
+)
+def test_a_stored_address_is_the_one_the_decoded_state_gives(email, typed, codec):
+    """A buying-group handoff reads its members' addresses from their stored states without
+    building them: the address as typed, else as normalised, as the decoded state has them."""
+    state = ContactState("c", email=email, email_display=typed)
+    stored = encode_contact(state, codec)
+    decoded = decode_state(stored)
+    assert stored_address(stored) == (decoded.email_display or decoded.email)

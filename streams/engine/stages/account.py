@@ -37,11 +37,11 @@ from leadstream.state.port import (
     StoredRecord,
     TimerIndex,
     decode_account,
-    decode_state,
     encode_state,
     member_parts,
     pending_parts,
     queued_encodings,
+    stored_address,
 )
 
 __all__ = ["HELD_BACK_MEMO", "MAX_ATTEMPTS", "AccountResult", "AccountStage", "Limits", "account_shard"]
@@ -188,8 +188,7 @@ class AccountStage:
         for contact, key in keys.items():
             value = stored[key][1]
             if value is not None:
-                state = decode_state(value)
-                emails[contact] = state.email_display or state.email
+                emails[contact] = stored_address(value)
         for plan in decided:
             for handoff in plan.decided:
                 for member in handoff["members"]:
