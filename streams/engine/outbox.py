@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -43,7 +43,7 @@ __all__ = [
 
 
 # The timer kind that closes a quiet contact's journal (stages/journal.py).
-JOURNAL_TIMER = "journal"
+JOURNAL_TIMER: Final = "journal"
 
 
 class EntryKind(StrEnum):
@@ -55,8 +55,8 @@ class EntryKind(StrEnum):
 
 # An enum's ``.value`` and ``EntryKind(text)`` are Python-level calls (~0.5-1 µs each), made
 # per outbox field: looked up in plain dicts instead (an enum member hashes as its text).
-_PREFIXES: dict[EntryKind, str] = {kind: f"{kind.value}:" for kind in EntryKind}
-_KINDS: dict[str, EntryKind] = {kind.value: kind for kind in EntryKind}
+_PREFIXES: Final[dict[EntryKind, str]] = {kind: f"{kind.value}:" for kind in EntryKind}
+_KINDS: Final[dict[str, EntryKind]] = {kind.value: kind for kind in EntryKind}
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
@@ -135,7 +135,7 @@ def timer_entries(before: dict[str, float], after: dict[str, float]) -> dict[str
     }
 
 
-_JOURNAL_TIMER_ENTRY = OutboxEntry(EntryKind.TIMER, JOURNAL_TIMER).encode()
+_JOURNAL_TIMER_ENTRY: Final = OutboxEntry(EntryKind.TIMER, JOURNAL_TIMER).encode()
 
 
 def journal_timer_entry(due: float) -> dict[str, bytes]:

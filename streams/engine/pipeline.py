@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from leadstream.config.model import ScoringModel
 from leadstream.config.settings import KeyMismatch, Topics
@@ -57,9 +57,9 @@ from leadstream.state.pseudonyms import DEFAULT_SECRET
 __all__ = ["REPORT_EVERY_S", "ROUNDS", "SWEEP_EVERY_S", "Counters", "ScoringPipeline"]
 
 logger = logging.getLogger(__name__)
-ROUNDS = 3  # contact stage, accounts, contacts that a new firmographics version concerns, accounts
-SWEEP_EVERY_S = 1.0
-REPORT_EVERY_S = 30.0
+ROUNDS: Final = 3  # contact stage, accounts, contacts that a new firmographics version concerns, accounts
+SWEEP_EVERY_S: Final = 1.0
+REPORT_EVERY_S: Final = 30.0
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from leadstream.config.model import ACCOUNT_ATTRIBUTES, BuyingGroupRule
 from leadstream.scoring.engagement import rules_engagement
@@ -47,8 +47,8 @@ __all__ = [
     "view_account",
 ]
 
-HANDOFF_NAMESPACE = uuid.UUID("2a9e8c41-7d3b-4f6a-b1c5-93e0d4a8f7b2")
-TOP_PER_MEMBER = 3
+HANDOFF_NAMESPACE: Final = uuid.UUID("2a9e8c41-7d3b-4f6a-b1c5-93e0d4a8f7b2")
+TOP_PER_MEMBER: Final = 3
 
 
 def buying_group_handoff_id(domain: str, model_version: str, qualification_number: int) -> str:
@@ -322,8 +322,8 @@ class Advance:
         self.waiting = waiting
 
 
-VERSION_POINT = "\x00firmographics"
-RECHECK_POINT = "\x00recheck"  # at an already applied moment: the stream needs to be nowhere further
+VERSION_POINT: Final = "\x00firmographics"
+RECHECK_POINT: Final = "\x00recheck"  # at an already applied moment: the stream needs to be nowhere further
 
 
 def pending_name(snapshot: MemberSnapshot) -> str:

@@ -10,11 +10,12 @@ precision is never spent on huge scale factors.
 from __future__ import annotations
 
 import math
+from typing import Final
 
 __all__ = ["LN2", "REBASE_EXPONENT", "add", "decayed", "rate", "value"]
 
-LN2 = math.log(2.0)
-REBASE_EXPONENT = 20.0  # e^20 ~ 5e8: far below where doubles lose the small contributions
+LN2: Final = math.log(2.0)
+REBASE_EXPONENT: Final = 20.0  # e^20 ~ 5e8: far below where doubles lose the small contributions
 
 
 def rate(half_life_s: float) -> float:

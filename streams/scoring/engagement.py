@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Final
 
 from leadstream.scoring import decay
 from leadstream.scoring.signals import CompiledModel, CompiledRule
@@ -19,7 +20,7 @@ __all__ = [
     "rules_engagement",
 ]
 
-FREQUENCY_HISTORY = 16  # match times kept per frequency rule
+FREQUENCY_HISTORY: Final = 16  # match times kept per frequency rule
 
 
 def add_match(compiled_rule: CompiledRule, rule_state: RuleState, at: float) -> None:

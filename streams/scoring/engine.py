@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from leadstream.config.model import ScoringModel
 from leadstream.schemas.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome, url_path
@@ -53,10 +53,10 @@ __all__ = [
     "score",
 ]
 
-HANDOFF_NAMESPACE = uuid.UUID("6f1c3a52-3f0e-4b8e-9a57-5c1d2f6e7a10")
+HANDOFF_NAMESPACE: Final = uuid.UUID("6f1c3a52-3f0e-4b8e-9a57-5c1d2f6e7a10")
 # Sales has the lead in the other stages: no new MQL handoff until it comes back to nurture.
-REQUALIFYING_STAGES = ("subscriber", "lead", "recycled")
-DAY_S = 86_400.0
+REQUALIFYING_STAGES: Final = ("subscriber", "lead", "recycled")
+DAY_S: Final = 86_400.0
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)

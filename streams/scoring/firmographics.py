@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -17,7 +17,7 @@ __all__ = ["MAX_VERSIONS", "FirmographicsAsOf", "Version", "add_version", "valid
 
 # (valid_from, values, Kafka record time of the record that brought it, seconds or None)
 Version = tuple[float, dict[str, Any], float | None]
-MAX_VERSIONS = 16  # per account; older versions fall off (a lookup before them sees the oldest)
+MAX_VERSIONS: Final = 16  # per account; older versions fall off (a lookup before them sees the oldest)
 
 
 def version_at(versions: list[Version], at: float) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from leadstream.scoring.signals import CompiledFitRule, CompiledModel, domain_lists_of, seniority
 from leadstream.scoring.state import ContactState
@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 # Form fields and identify traits that feed fit (anything else in a form is ignored).
-TRAIT_FIELDS = {
+TRAIT_FIELDS: Final = {
     "job_title": str,
     "department": str,
     "country": str,

@@ -10,7 +10,7 @@ the model's order, with its types (floats as floats, times in pydantic's form):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.fit import Fit
@@ -19,9 +19,9 @@ from leadstream.scoring.state import ContactState
 
 __all__ = ["FIRST_TOUCH_CONTEXT", "HOUR_S", "build_mql_handoff"]
 
-HOUR_S = 3600.0
+HOUR_S: Final = 3600.0
 # schemas.handoff.FirstTouch's optional fields, in its order (absent ones are written as null).
-FIRST_TOUCH_CONTEXT = ("utm_source", "utm_medium", "utm_campaign", "referrer")
+FIRST_TOUCH_CONTEXT: Final = ("utm_source", "utm_medium", "utm_campaign", "referrer")
 
 
 def build_mql_handoff(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from typing import Final
 
 __all__ = ["uuid5_text"]
 
-_VARIANT = "89ab89ab89ab89ab"  # RFC 4122 variant: the 17th hex digit keeps its low two bits, 10xx
+_VARIANT: Final = "89ab89ab89ab89ab"  # RFC 4122 variant: the 17th hex digit keeps its low two bits, 10xx
 
 
 def uuid5_text(namespace: uuid.UUID, name: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from leadstream.schemas.events import SalesOutcome
 from leadstream.scoring.accounts import account_of
@@ -33,19 +33,19 @@ __all__ = [
     "watch_decay",
 ]
 
-NAMESPACE = uuid.UUID("8d4b1f0e-2c6a-4e9b-a7d3-5f1e0c9b8a26")
-HOUR_S = 3600.0
-PREDICTION_HORIZON_S = 730 * 86_400.0
-PREDICTION_PRECISION_S = 0.001
-MAX_PREDICTION_STEPS = 100  # regula falsi's steps; it needs ~10, bisection's worst case 36
-OUTCOME_STAGES = {
+NAMESPACE: Final = uuid.UUID("8d4b1f0e-2c6a-4e9b-a7d3-5f1e0c9b8a26")
+HOUR_S: Final = 3600.0
+PREDICTION_HORIZON_S: Final = 730 * 86_400.0
+PREDICTION_PRECISION_S: Final = 0.001
+MAX_PREDICTION_STEPS: Final = 100  # regula falsi's steps; it needs ~10, bisection's worst case 36
+OUTCOME_STAGES: Final = {
     "accepted": ("sql", "sales accepted"),
     "rejected": ("recycled", "sales rejected"),
     "opportunity_created": ("opportunity", "opportunity created"),
     "closed_won": ("customer", "closed won"),
     "closed_lost": ("recycled", "closed lost"),
 }
-OPEN_MQL = "mql"
+OPEN_MQL: Final = "mql"
 
 
 def transition(

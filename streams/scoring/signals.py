@@ -77,7 +77,7 @@ _TWO_DIGITS: Final = [f"{n:02d}" for n in range(100)]
 _DATES: Final[dict[int, str]] = {}  # days since the epoch -> "YYYY-MM-DDT"
 
 
-DAY_S = 86_400.0
+DAY_S: Final = 86_400.0
 
 
 def properties(event: AnyEvent) -> dict[str, str]:

@@ -10,7 +10,7 @@ import copy
 import hashlib
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from leadstream.scoring.firmographics import Version
 
@@ -43,13 +43,13 @@ def point_key(raw: list[Any] | tuple[Any, ...]) -> PointKey:
     return (float(raw[0]), int(raw[1]), str(raw[2]), int(raw[3]), str(raw[4]))
 
 
-RECENT_EVENT_IDS = 32  # producer-side duplicates are caught within this many recent events
-RECENT_SIGNALS = 8
-TOP_PAGES = 8
+RECENT_EVENT_IDS: Final = 32  # producer-side duplicates are caught within this many recent events
+RECENT_SIGNALS: Final = 8
+TOP_PAGES: Final = 8
 
 
 # Copied for each id: cheaper than the constructor, whose keyword parsing took 40% of a fingerprint.
-_FINGERPRINT = hashlib.blake2b(digest_size=6)
+_FINGERPRINT: Final = hashlib.blake2b(digest_size=6)
 
 
 @lru_cache(maxsize=16_384)  # asked for in plan and again in apply, per event
@@ -266,7 +266,7 @@ class ContactState:
         )
 
 
-_STORED_FIELDS = tuple(
+_STORED_FIELDS: Final = tuple(
     f.name for f in fields(ContactState) if f.name not in ("contact_id", "fit_memo", "account_memo")
 )
 
@@ -495,9 +495,9 @@ class AccountState:
 # 3,000 generated journeys gave ~6.4 KB a contact (its lists are bounded: signals, pages, ids),
 # and 2.7 KB an account plus 1.9 KB for each member or waiting point (within 7% for most). It is
 # what bounds the worker's decoded-state caches by memory and not only by count.
-CONTACT_DECODED_BYTES = 6_500
-ACCOUNT_DECODED_BYTES = 2_700
-MEMBER_DECODED_BYTES = 1_900
+CONTACT_DECODED_BYTES: Final = 6_500
+ACCOUNT_DECODED_BYTES: Final = 2_700
+MEMBER_DECODED_BYTES: Final = 1_900
 
 
 def state_weight(state: ContactState | AccountState) -> int:

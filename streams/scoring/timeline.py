@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from leadstream.schemas.events import AnyEvent, SalesOutcome
 from leadstream.scoring.accounts import account_of, member_snapshot
@@ -50,7 +51,7 @@ __all__ = [
     "run",
 ]
 
-LAST: PointKey = (float("inf"), 9, "", 9, "")
+LAST: Final[PointKey] = (float("inf"), 9, "", 9, "")
 
 
 def event_key(at: float, event_id: str) -> PointKey:
@@ -137,7 +138,7 @@ class PointOutcome:
 
 
 # What a decision changes on a contact; the rest of its state depends on its inputs alone.
-DECISION_FIELDS = (
+DECISION_FIELDS: Final = (
     "mql_count",
     "last_mql_at",
     "dipped_since_mql",

@@ -7,6 +7,7 @@ profile's contact with it: one resolver, so both always agree on where a profile
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from leadstream.state.keys import contact_key
 from leadstream.state.port import StateStore, StoredRecord
@@ -15,7 +16,7 @@ __all__ = ["MAX_ALIAS_HOPS", "resolve_aliases"]
 
 # Aliases point at a contact, never at another alias (a contact merged into another rewrites
 # its aliases' targets lazily); a few hops cover a chain still being rewritten.
-MAX_ALIAS_HOPS = 4
+MAX_ALIAS_HOPS: Final = 4
 
 
 async def resolve_aliases(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import zlib
 from functools import lru_cache
+from typing import Final
 
 from leadstream.state.pseudonyms import DEFAULT_SECRET, pseudonym
 
@@ -89,7 +90,7 @@ def record_id(key: str) -> str:
     return key[key.index("{") + 3 : key.rindex("}")]
 
 
-TIMER_SHARDS = 16
+TIMER_SHARDS: Final = 16
 
 
 def timer_key(prefix: str, shard: int) -> str:
@@ -126,7 +127,7 @@ def account_key(prefix: str, domain: str) -> str:
     return f"{prefix}:{{a:{domain}}}"
 
 
-ACCOUNT_SHARDS = 16
+ACCOUNT_SHARDS: Final = 16
 
 
 def account_queue_key(prefix: str, shard: int) -> str:
@@ -135,7 +136,7 @@ def account_queue_key(prefix: str, shard: int) -> str:
     return f"{prefix}:{{accounts:{shard}}}"
 
 
-SHADOW_SPACE = ":shadow:"  # a shadow model's key space: {prefix}:shadow:<version> (engine/shadow.py)
+SHADOW_SPACE: Final = ":shadow:"  # a shadow model's key space: {prefix}:shadow:<version> (engine/shadow.py)
 
 
 def suppression_key(prefix: str) -> str:

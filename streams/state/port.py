@@ -164,12 +164,12 @@ class TimerIndex(Protocol):
         ...
 
 
-MEMBER_PART = "m:"
-PENDING_PART = "q:"
-BASE_PART = "b"
-CHECKPOINT_PART = "c"
-CLOSE_PART = "jt"  # when a contact's journal may close (engine/stages/journal.py)
-JOURNAL_PART = "j:"
+MEMBER_PART: Final = "m:"
+PENDING_PART: Final = "q:"
+BASE_PART: Final = "b"
+CHECKPOINT_PART: Final = "c"
+CLOSE_PART: Final = "jt"  # when a contact's journal may close (engine/stages/journal.py)
+JOURNAL_PART: Final = "j:"
 
 
 def encode_state(state: ContactState | AccountState) -> bytes:

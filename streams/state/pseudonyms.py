@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from leadstream.config.settings import Settings
 
@@ -22,12 +22,12 @@ logger = logging.getLogger(__name__)
 
 # Used when the settings name no secret: tokens are still no clear identifiers, but anyone with
 # this source could test guesses against them. The worker and `forget` warn; production sets one.
-DEFAULT_SECRET = b"leadstream-default-pseudonym-secret: set LEADSTREAM_PSEUDONYM_SECRET"
+DEFAULT_SECRET: Final = b"leadstream-default-pseudonym-secret: set LEADSTREAM_PSEUDONYM_SECRET"
 
 
-_BLOCK = 64  # SHA-256's block size
-_INNER_PAD = bytes(b ^ 0x36 for b in range(256))
-_OUTER_PAD = bytes(b ^ 0x5C for b in range(256))
+_BLOCK: Final = 64  # SHA-256's block size
+_INNER_PAD: Final = bytes(b ^ 0x36 for b in range(256))
+_OUTER_PAD: Final = bytes(b ^ 0x5C for b in range(256))
 
 
 # A batch names a few thousand profiles, several times each: 16k of ~280 bytes each.

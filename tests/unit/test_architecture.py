@@ -98,3 +98,32 @@ def test_event_models_have_no_subclasses():
 
     for model in typing.get_args(AnyEvent):
         assert model.__subclasses__() == [], f"{model.__name__} has subclasses"
+
+
+def test_compiled_modules_declare_their_constants_final():
+    """A module constant of a compiled module is Final (see leadstream/native.py): any other
+    module-level name is a dictionary lookup at every use in compiled code."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("leadstream_setup", ROOT / "setup.py")
+    assert spec is not None and spec.loader is not None
+    setup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup)  # its setup() runs only as __main__
+    compiled = setup.compiled_sources()
+    assert len(compiled) > 30, "setup.py names fewer compiled modules than the hot path has"
+    loose = []
+    for path in compiled:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign):
+                targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                annotation = None
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                targets, annotation = [node.target.id], ast.unparse(node.annotation)
+            else:
+                continue
+            value = ast.unparse(node.value) if node.value is not None else ""
+            for name in targets:
+                constant = name.lstrip("_").isupper() and name != "__all__" and "TypeVar" not in value
+                if constant and not (annotation or "").startswith("Final"):
+                    loose.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert not loose, "declare these Final (or rename them if they change): " + ", ".join(loose)

@@ -16,7 +16,7 @@ journal, base and checkpoint go in the same compare-and-set, else the timer is l
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from leadstream.config.settings import Topics
 from leadstream.engine.eventtime.watermarks import Everything
@@ -56,12 +56,12 @@ from leadstream.state.port import (
 __all__ = ["BATCH", "CLOSE_RETRY_S", "TimerService"]
 
 logger = logging.getLogger(__name__)
-BATCH = 500
+BATCH: Final = 500
 # A journal the stream does not let close yet (a partition behind) is looked at again this much
 # later in stream time (or a quarter of the horizon, if shorter); its timer must not stay due, or
 # it would hold the shard's other timers.
-CLOSE_RETRY_S = 3600.0
-DAY_S = 86_400.0
+CLOSE_RETRY_S: Final = 3600.0
+DAY_S: Final = 86_400.0
 
 
 class TimerService:

@@ -22,7 +22,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 __all__ = [
     "NEVER",
@@ -35,7 +35,7 @@ __all__ = [
     "Watermarks",
 ]
 
-NEVER = -math.inf
+NEVER: Final = -math.inf
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ reads them unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -27,7 +27,7 @@ __all__ = [
 # Fields that name a person, at any depth of an event (ours and Segment's spellings): with
 # LEADSTREAM_DEAD_LETTER_REDACT their values become pseudonyms (equal values stay equal, so an
 # operator can still tell one sender's records from another's).
-PERSONAL_FIELDS = frozenset(
+PERSONAL_FIELDS: Final = frozenset(
     {
         "email",
         "contact_id",
@@ -46,10 +46,10 @@ PERSONAL_FIELDS = frozenset(
         "ip",
     }
 )
-REDACTED_HEADER = "__leadstream.redacted"
+REDACTED_HEADER: Final = "__leadstream.redacted"
 
-HEADER_PREFIX = "__connect.errors."
-MAX_MESSAGE_BYTES = 2000
+HEADER_PREFIX: Final = "__connect.errors."
+MAX_MESSAGE_BYTES: Final = 2000
 
 
 def dead_letter(source: SourceRecord, error: InvalidEvent, topic: str, stage: str) -> OutputRecord:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import TypeAdapter, ValidationError
 
 from leadstream.config.model import EventPolicy
@@ -22,11 +24,11 @@ __all__ = [
     "parse_event",
 ]
 
-_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(Event)
-DAY_S = 86_400.0
+_EVENT: Final[TypeAdapter[AnyEvent]] = TypeAdapter(Event)
+DAY_S: Final = 86_400.0
 
 
-UNREADABLE_HEADER = "leadstream.unreadable"  # set by processors/unreadable.py
+UNREADABLE_HEADER: Final = "leadstream.unreadable"  # set by processors/unreadable.py
 
 
 def decode_event(record: SourceRecord, policy: EventPolicy) -> AnyEvent:
@@ -82,7 +84,7 @@ def _check_time(occurred: float, produced: float, policy: EventPolicy) -> None:
         )
 
 
-REKEYED_HEADER = "leadstream.rekeyed_from"
+REKEYED_HEADER: Final = "leadstream.rekeyed_from"
 
 
 def key_mismatch(record: SourceRecord, event: AnyEvent) -> str | None:
@@ -107,7 +109,7 @@ def contact_key_of(event: AnyEvent) -> str:
     return f"anon:{event.anonymous_id}"
 
 
-_ACCOUNT: TypeAdapter[AccountFirmographics] = TypeAdapter(AccountFirmographics)
+_ACCOUNT: Final[TypeAdapter[AccountFirmographics]] = TypeAdapter(AccountFirmographics)
 
 
 def decode_firmographics(record: SourceRecord, policy: EventPolicy) -> AccountFirmographics | None:

@@ -19,7 +19,7 @@ import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 from leadstream.engine.outbox import EntryKind, handoff_entries, is_kind
 from leadstream.engine.stages.contact import Incoming, PendingSnapshots
@@ -47,8 +47,8 @@ from leadstream.state.port import (
 __all__ = ["HELD_BACK_MEMO", "MAX_ATTEMPTS", "AccountResult", "AccountStage", "Limits", "account_shard"]
 
 logger = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
-HELD_BACK_MEMO = 200_000  # accounts remembered as held back by the stream (see worth_sweeping)
+MAX_ATTEMPTS: Final = 8
+HELD_BACK_MEMO: Final = 200_000  # accounts remembered as held back by the stream (see worth_sweeping)
 
 
 def account_shard(domain: str) -> int:

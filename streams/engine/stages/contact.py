@@ -15,7 +15,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -58,8 +58,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
-DAY_S = 86_400.0
+MAX_ATTEMPTS: Final = 8
+DAY_S: Final = 86_400.0
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from leadstream.engine.input.decode import parse_event
 from leadstream.engine.outbox import (
@@ -64,8 +64,8 @@ from leadstream.state.port import (
 __all__ = ["REMOVAL_VERSION", "ContactDecider", "ContactOutcome", "ContactPlan", "PendingEvent"]
 
 # A merged profile's removal from its account outranks every snapshot that profile ever sent.
-REMOVAL_VERSION = 1 << 62
-EMPTY_SOURCES: Mapping[str, ContactState] = MappingProxyType({})
+REMOVAL_VERSION: Final = 1 << 62
+EMPTY_SOURCES: Final[Mapping[str, ContactState]] = MappingProxyType({})
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)

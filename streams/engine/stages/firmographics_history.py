@@ -7,6 +7,8 @@ Decoded once per stored account version.
 
 from __future__ import annotations
 
+from typing import Final
+
 from leadstream.engine.stages.contact_decisions import ContactPlan, PendingEvent
 from leadstream.scoring import ContactState
 from leadstream.scoring.accounts import account_of
@@ -20,7 +22,7 @@ from leadstream.state.port import StateStore, decode_account
 
 __all__ = ["CACHED_ACCOUNTS", "FirmographicsHistory", "Incoming", "Links"]
 
-CACHED_ACCOUNTS = 10_000  # like the decoded-state cache (the account stage's copy is read first)
+CACHED_ACCOUNTS: Final = 10_000  # like the decoded-state cache (the account stage's copy is read first)
 Incoming = dict[str, list[Version]]  # account domain -> firmographics versions of this batch
 # contact -> the profiles the batch stitches into it: (profile, its state if any, linking event)
 Links = dict[str, list[tuple[str, ContactState | None, PendingEvent]]]

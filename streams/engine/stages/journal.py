@@ -22,7 +22,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from leadstream.scoring.accounts import Release
 from leadstream.scoring.state import ContactState, PointKey
@@ -55,10 +55,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 # The base of a contact that had no state when its journal started (an empty part would read as
 # a removal in the commit function).
-NO_STATE = b"~"
+NO_STATE: Final = b"~"
 # Its due time is rounded up to this step (or a quarter of the horizon, if shorter), so a contact's
 # events within one step move it once.
-CLOSE_STEP_S = 86_400.0
+CLOSE_STEP_S: Final = 86_400.0
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
