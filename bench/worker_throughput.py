@@ -6,7 +6,9 @@ LEADSTREAM_* variables scripts/stack cluster status prints).
 Pre-loads generated journeys into fresh topics, starts one `leadstream worker`, and times it from
 its first assignment until its group has committed every record, sampling the workers' resident
 memory each second (over a long backlog: whether a worker's memory levels off). Then samples
-MEMORY USAGE of contact hashes in Redis. Prints one line per figure and a JSON summary.
+MEMORY USAGE of contact hashes in Redis. Also Redis's own CPU per event over the same window
+(INFO cpu): a worker waits for it at every load and commit. Prints one line per figure and a
+JSON summary.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from leadstream.bootstrap import redis_blocking
 from leadstream.config.settings import Settings, Topics
@@ -75,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for worker in workers:
         worker.start(timeout_s=120)
+    client = redis_blocking(settings)
     started = time.monotonic()
     cpu_started = sum(w.cpu_seconds() for w in workers)
+    redis_cpu_started = redis_cpu_seconds(client)
     rss: list[tuple[int, int]] = []  # (events done, the largest worker's resident MiB) each second
     try:
         while (lag := consumer_lag(settings, settings.topics.inputs())) > 0:
@@ -85,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)
         elapsed = time.monotonic() - started
         cpu = sum(w.cpu_seconds() for w in workers) - cpu_started
+        redis_cpu = redis_cpu_seconds(client) - redis_cpu_started
         peak = max(w.memory_kib()[1] for w in workers) // 1024
     finally:
         for worker in workers:
             worker.stop()
 
-    client = redis_blocking(settings)
     contacts = sorted({record_key(e) for e in events})
     sample = contacts[:: max(1, len(contacts) // 500)]
     sizes = [client.memory_usage(contact_key(settings.redis_key_prefix, c), samples=0) or 0 for c in sample]
@@ -104,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         # The workers' own CPU (all threads) per event: what a faster machine would not change.
         "worker_cpu_us_per_event": round(1e6 * cpu / len(events), 1),
         "worker_cpu_share": round(cpu / elapsed / len(workers), 2),
+        # Redis's own CPU per event (every node's): a worker waits for it at each commit and load,
+        # and it shares the machine's cores with the workers.
+        "redis_cpu_us_per_event": round(1e6 * redis_cpu / len(events), 1),
         "redis_bytes_per_contact": round(sum(sizes) / len(sizes)),
         # Resident memory as the backlog is read: after each tenth of the events, and the peak.
         "rss_mib_by_tenth": [
@@ -119,12 +127,22 @@ def main(argv: list[str] | None = None) -> int:
         f"worker CPU: {result['worker_cpu_us_per_event']} µs per event, "
         f"{result['worker_cpu_share']:.0%} of a core per worker"
     )
+    print(f"redis CPU: {result['redis_cpu_us_per_event']} µs per event (INFO cpu, every node)")
     print(
         f"redis: {result['redis_bytes_per_contact']} bytes per contact (MEMORY USAGE, {len(sample)} sampled)"
     )
     print(f"worker RSS: {result['rss_mib_by_tenth']} MiB after each tenth of the events, peak {peak} MiB")
     print(json.dumps(result))
     return 0
+
+
+def redis_cpu_seconds(client: Any) -> float:
+    """Redis's own CPU so far (user and system), summed over a cluster's nodes: INFO's
+    ``used_cpu_*``, so it needs no access to the server's host."""
+    # A cluster client sends INFO to one node unless told otherwise.
+    info = client.info("cpu", target_nodes="all") if hasattr(client, "get_nodes") else client.info("cpu")
+    nodes = list(info.values()) if info and all(isinstance(v, dict) for v in info.values()) else [info]
+    return sum(float(node["used_cpu_sys"]) + float(node["used_cpu_user"]) for node in nodes)
 
 
 if __name__ == "__main__":
