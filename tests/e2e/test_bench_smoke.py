@@ -82,3 +82,13 @@ def test_ingest_bench_runs_end_to_end(kafka_bootstrap, redis_url):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["events"] > 40
     assert result["ingest_events_per_s"] > 0 and result["produce_ceiling_events_per_s"] > 0
+
+
+def test_redis_cpu_is_read_from_info_and_grows_with_work(redis_client):
+    from bench.worker_throughput import redis_cpu_seconds
+
+    before = redis_cpu_seconds(redis_client)
+    assert before > 0
+    # Enough work for Redis's CPU clock (microsecond resolution) to move.
+    redis_client.eval("local n = 0 for i = 1, 3000000 do n = n + i end return n", 0)
+    assert redis_cpu_seconds(redis_client) > before
