@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from leadstream.schemas.events import Event
+from leadstream.scoring.events import from_model
 
 # Thirty days ago, 09:00 UTC: recent enough for the event-age policy whenever the tests run.
 T0 = (datetime.now(UTC) - timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)
@@ -73,7 +74,8 @@ def buyer_journey(
 
 
 def parse(event: dict[str, Any]) -> Any:
-    return _EVENT.validate_python(event)
+    """The event as the scoring core gets it (validated, then its compiled copy)."""
+    return from_model(_EVENT.validate_python(event))
 
 
 def encode(event: dict[str, Any]) -> bytes:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from leadstream.config.model import ScoringModel
-from leadstream.schemas.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome, url_path
+from leadstream.schemas.events import url_path
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import add_match, engagement
 from leadstream.scoring.epoch import epoch
+from leadstream.scoring.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome
 from leadstream.scoring.fit import coerce_trait, evaluate_fit
 from leadstream.scoring.handoff import build_mql_handoff
 from leadstream.scoring.ids import uuid5_text
@@ -279,12 +280,10 @@ def _update_identity(state: ContactState, event: AnyEvent) -> None:
     if event.company_domain:
         state.company_domain = event.company_domain
     if type(event) is Identify:
-        # The fields as set (all scalars, no extras: what model_dump(exclude_none=True) gives,
-        # without its ~10k instructions)
-        for name, value in event.traits.__dict__.items():
-            if value is None or name in ("first_name", "last_name"):
+        for name, trait in event.traits.given:
+            if name in ("first_name", "last_name"):
                 continue  # first and last name: not needed for scoring; kept out of Redis
-            state.traits[name] = value
+            state.traits[name] = trait
     elif type(event) is FormSubmission:
         for name, raw in event.fields.items():
             value = coerce_trait(name, raw)
@@ -341,5 +340,5 @@ def _record_context(
             "at": at,
             "event_type": event.type,
             "where": place,
-            **(context.model_dump(exclude_none=True) if context else {}),
+            **(context.given() if context else {}),
         }

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from leadstream.scoring.events import address_domain
 from leadstream.scoring.signals import CompiledFitRule, CompiledModel, domain_lists_of, seniority
 from leadstream.scoring.state import ContactState
 
 __all__ = [
     "TRAIT_FIELDS",
     "Fit",
-    "address_domain",
     "coerce_trait",
     "email_domain",
     "evaluate_fit",
@@ -52,12 +52,6 @@ class Fit:
 
 def email_domain(state: ContactState) -> str | None:
     return address_domain(state.email)
-
-
-def address_domain(email: str | None) -> str | None:
-    """An address's domain: what an event's ``email_domain`` says, without a call into Python
-    code (a property of the event's model) from the compiled hot path."""
-    return email.rsplit("@", 1)[1] if email else None
 
 
 def rule_matches(rule: CompiledFitRule, value: str | int) -> bool:

@@ -10,9 +10,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Final
 
-from leadstream.schemas.events import SalesOutcome
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import engagement, engagement_curve
+from leadstream.scoring.events import SalesOutcome
 from leadstream.scoring.ids import uuid5_text
 from leadstream.scoring.signals import CompiledModel, to_json_time
 from leadstream.scoring.state import ContactState

@@ -9,8 +9,9 @@ from fnmatch import translate
 from typing import Final
 
 from leadstream.config.model import EngagementRule, Match, ScoringModel
-from leadstream.schemas.events import AnyEvent, FormSubmission, PageView, TrialEvent, WebinarEvent, url_path
+from leadstream.schemas.events import url_path
 from leadstream.scoring.decay import rate
+from leadstream.scoring.events import AnyEvent, FormSubmission, PageView, TrialEvent, WebinarEvent
 
 __all__ = [
     "DAY_S",

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from leadstream.schemas.events import AnyEvent, SalesOutcome
 from leadstream.scoring.accounts import account_of, member_snapshot
 from leadstream.scoring.engine import Decision, apply, fire_due, reevaluate
+from leadstream.scoring.events import AnyEvent, SalesOutcome
 from leadstream.scoring.firmographics import FirmographicsAsOf, Version
 from leadstream.scoring.fit import evaluate_fit
 from leadstream.scoring.lifecycle import sales_outcome

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
 from leadstream.config.model import EventPolicy
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
-from leadstream.schemas.events import AccountFirmographics, AnyEvent, Event, Identify, normalise_email
+from leadstream.schemas.events import AccountFirmographics, Event, normalise_email
 from leadstream.scoring.epoch import epoch
+from leadstream.scoring.events import AnyEvent, Identify, from_model
 
 __all__ = [
     "DAY_S",
@@ -24,7 +25,8 @@ __all__ = [
     "parse_event",
 ]
 
-_EVENT: Final[TypeAdapter[AnyEvent]] = TypeAdapter(Event)
+# Validated by pydantic (the schema is the contract), handed on as the scoring core's copy.
+_EVENT: Final[TypeAdapter[Any]] = TypeAdapter(Event)
 DAY_S: Final = 86_400.0
 
 
@@ -42,7 +44,7 @@ def decode_event(record: SourceRecord, policy: EventPolicy) -> AnyEvent:
     if len(value) > policy.max_event_bytes:
         raise InvalidEvent("size", f"event is {len(value)} bytes; the limit is {policy.max_event_bytes}")
     try:
-        event = _EVENT.validate_json(value)
+        event = from_model(_EVENT.validate_json(value))
     except ValidationError as exc:
         raise InvalidEvent(_reason(exc), _describe(exc)) from exc
     if record.timestamp_ms is not None:
@@ -52,7 +54,7 @@ def decode_event(record: SourceRecord, policy: EventPolicy) -> AnyEvent:
 
 def parse_event(value: bytes) -> AnyEvent:
     """An event that was validated before (a contact's journal): the model, no policy checks."""
-    return _EVENT.validate_json(value)
+    return from_model(_EVENT.validate_json(value))
 
 
 def _reason(exc: ValidationError) -> str:

@@ -32,9 +32,9 @@ from leadstream.engine.stages.journal import (
     journal_writes,
     kept_entries,
 )
-from leadstream.schemas.events import AnyEvent
 from leadstream.scoring import ContactState
 from leadstream.scoring.accounts import account_of
+from leadstream.scoring.events import AnyEvent
 from leadstream.scoring.firmographics import Version, valid_from_times
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import MemberSnapshot, PointKey, event_fingerprint

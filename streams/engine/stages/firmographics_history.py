@@ -12,8 +12,8 @@ from typing import Final
 from leadstream.engine.stages.contact_decisions import ContactPlan, PendingEvent
 from leadstream.scoring import ContactState
 from leadstream.scoring.accounts import account_of
+from leadstream.scoring.events import address_domain
 from leadstream.scoring.firmographics import Version, add_version
-from leadstream.scoring.fit import address_domain
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import AccountState
 from leadstream.state.decoded_cache import DecodedCache
