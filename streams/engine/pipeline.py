@@ -221,14 +221,18 @@ class ScoringPipeline:
         incoming: Incoming = {}
         event_times: dict[str, float] = {}
         offsets: dict[str, int] = {}
+        # Read once a batch: settings and the model are pydantic objects (a read each is a
+        # generic attribute lookup).
+        accounts_topic = self._topics.accounts
+        policy = self._model.event_policy
         for record in batch:
             partition = f"{record.topic}:{record.partition}"
             offsets[partition] = max(record.offset + 1, offsets.get(partition, 0))
             try:
-                if record.topic == self._topics.accounts:
+                if record.topic == accounts_topic:
                     at = self._take_firmographics(record, incoming)
                 else:
-                    event = self.decode(record, self._model.event_policy)
+                    event = self.decode(record, policy)
                     expected = key_mismatch(record, event)
                     if expected is not None:
                         rekeyed = self._mis_keyed(record, expected)

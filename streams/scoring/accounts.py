@@ -83,7 +83,7 @@ def _account_of(compiled: CompiledModel, state: ContactState) -> str | None:
 
 
 def role_of(compiled: CompiledModel, traits: dict[str, str | int]) -> str | None:
-    if compiled.model.accounts is None:
+    if compiled.accounts is None:
         return None
     title = traits.get("job_title")
     title_text = title if isinstance(title, str) else ""
@@ -151,8 +151,7 @@ def firmographic_fit(
 
 
 def group_rule(compiled: CompiledModel, firmographics: dict[str, Any]) -> BuyingGroupRule:
-    assert compiled.model.accounts is not None
-    for rule in compiled.model.accounts.buying_groups:
+    for rule in compiled.buying_groups:
         segment = rule.segment
         if segment.industry is not None and str(firmographics.get("industry", "")).lower() not in {
             i.lower() for i in segment.industry
@@ -170,7 +169,7 @@ def group_rule(compiled: CompiledModel, firmographics: dict[str, Any]) -> Buying
             ):
                 continue
         return rule
-    return compiled.model.accounts.buying_groups[-1]
+    return compiled.buying_groups[-1]
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
@@ -381,8 +380,7 @@ def advance(
     comes a day late, and an account without firmographics cannot clear its fit bar) until the
     stream is ``horizon_s`` past them or more than ``max_pending`` points wait.
     """
-    model = compiled.model
-    assert model.accounts is not None
+    assert compiled.accounts is not None
     result = Advance()
     points: list[tuple[tuple[float, int, str, int, str, str], str, MemberSnapshot | None, float | None]] = [
         (snapshot.order(), name, snapshot, snapshot.record_time) for name, snapshot in account.pending.items()
@@ -473,11 +471,10 @@ def _take_member(compiled: CompiledModel, account: AccountState, snapshot: Membe
     active ``max_members``."""
     if snapshot is None:
         return
-    assert compiled.model.accounts is not None
     held = account.members.get(snapshot.contact_id)
     if held is None or (held.order(), held.version) < (snapshot.order(), snapshot.version):
         account.members[snapshot.contact_id] = snapshot
-    limit = compiled.model.accounts.max_members
+    limit = compiled.max_members
     if len(account.members) > limit:
         keep = sorted(account.members.values(), key=lambda m: (-m.last_at, m.contact_id))[:limit]
         account.members = {m.contact_id: m for m in keep}

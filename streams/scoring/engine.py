@@ -165,16 +165,16 @@ def apply(
     rules = matching_rules(compiled, event.type, props)
     nurtured = matching_nurture(compiled, event.type, props)
     for compiled_rule in rules:
-        add_match(compiled_rule, state.rules.setdefault(compiled_rule.rule.name, RuleState()), at)
+        add_match(compiled_rule, state.rules.setdefault(compiled_rule.name, RuleState()), at)
     for name in nurtured:
         state.nurture[name] = state.nurture.get(name, 0) + 1
-    _record_context(state, event, at, [r.rule.name for r in rules], nurtured)
+    _record_context(state, event, at, [r.name for r in rules], nurtured)
     state.seen_ids.append(fingerprint)
     del state.seen_ids[:-RECENT_EVENT_IDS]
     state.clock = max(state.clock, at)
     if state.since is None or at < state.since:
         state.since = at
-    counted = tuple(r.rule.name for r in rules)
+    counted = tuple(r.name for r in rules)
     if not decide:
         disqualified = evaluate_fit(compiled, state).disqualified_by is not None
         return Decision(state, counted=counted, nurtured=tuple(nurtured), disqualified=disqualified)
@@ -210,21 +210,22 @@ def _decide(
     lifecycle: list[dict[str, Any]],
 ) -> Decision:
     """Both bars, re-arming, the handoff and the lifecycle moves, at ``now``."""
-    thresholds = compiled.model.thresholds
     after, parts = engagement(compiled, state, now)
     account = firmographics.get(account_of(compiled, state) or "") if firmographics else None
     fit = evaluate_fit(compiled, state, account)
-    if state.mql_count and min(before, after) < thresholds.rearm.engagement_below:
+    if state.mql_count and min(before, after) < compiled.rearm_below:
         state.dipped_since_mql = True
     armed = state.stage in REQUALIFYING_STAGES and (
         state.mql_count == 0
         or (
             state.dipped_since_mql
             and state.last_mql_at is not None
-            and now - state.last_mql_at >= thresholds.rearm.cooldown_days * DAY_S
+            and now - state.last_mql_at >= compiled.rearm_cooldown_s
         )
     )
-    qualifies = fit.disqualified_by is None and fit.score >= thresholds.fit and after >= thresholds.engagement
+    qualifies = (
+        fit.disqualified_by is None and fit.score >= compiled.mql_fit and after >= compiled.mql_engagement
+    )
     handoff = None
     if armed and qualifies:
         state.mql_count += 1

@@ -119,7 +119,7 @@ def watch_decay(compiled: CompiledModel, state: ContactState, now: float) -> Non
     if state.stage != OPEN_MQL or not compiled.model.lifecycle.recycle_when_decayed:
         state.timers.pop("decay", None)
         return
-    when = predict_below(compiled, state, now, compiled.model.thresholds.engagement)
+    when = predict_below(compiled, state, now, compiled.mql_engagement)
     if when is None:
         state.timers.pop("decay", None)
     else:
@@ -175,7 +175,7 @@ def fire(compiled: CompiledModel, state: ContactState, kind: str, due: float) ->
     if state.stage != OPEN_MQL:
         return []
     if kind == "decay":
-        bar = compiled.model.thresholds.engagement
+        bar = compiled.mql_engagement
         if engagement(compiled, state, due)[0] >= bar:  # new engagement since: predict again
             watch_decay(compiled, state, due)
             return []

@@ -273,7 +273,7 @@ def _apply(
     decide: bool = True,
     snapshots: bool = True,
 ) -> PointOutcome:
-    accounts = snapshots and compiled.model.accounts is not None
+    accounts = snapshots and compiled.accounts is not None
     before = account_of(compiled, state) if accounts else None
     outcome = PointOutcome(entry.key, entry, None)
     if entry.recheck:
