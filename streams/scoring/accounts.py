@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Final, Protocol
 
-from leadstream.config.model import ACCOUNT_ATTRIBUTES, BuyingGroupRule
+from leadstream.config.model import ACCOUNT_ATTRIBUTES
 from leadstream.scoring.engagement import rules_engagement
 from leadstream.scoring.firmographics import add_version, version_at
 from leadstream.scoring.fit import email_domain, rule_matches
 from leadstream.scoring.ids import uuid5_text
 from leadstream.scoring.signals import (
-    DAY_S,
     MEMO_LIMIT,
+    CompiledGroup,
     CompiledModel,
     domain_lists_of,
     seniority,
@@ -150,23 +150,18 @@ def firmographic_fit(
     return sum(p for _, p in breakdown), breakdown
 
 
-def group_rule(compiled: CompiledModel, firmographics: dict[str, Any]) -> BuyingGroupRule:
+def group_rule(compiled: CompiledModel, firmographics: dict[str, Any]) -> CompiledGroup:
     for rule in compiled.buying_groups:
-        segment = rule.segment
-        if segment.industry is not None and str(firmographics.get("industry", "")).lower() not in {
-            i.lower() for i in segment.industry
-        }:
+        if (
+            rule.industries is not None
+            and str(firmographics.get("industry", "")).lower() not in rule.industries
+        ):
             continue
-        if segment.region is not None and str(firmographics.get("region", "")).lower() not in {
-            r.lower() for r in segment.region
-        }:
+        if rule.regions is not None and str(firmographics.get("region", "")).lower() not in rule.regions:
             continue
-        if segment.employees is not None:
+        if rule.employees is not None:
             employees = firmographics.get("employees")
-            if (
-                not isinstance(employees, int)
-                or not segment.employees[0] <= employees <= segment.employees[1]
-            ):
+            if not isinstance(employees, int) or not rule.employees[0] <= employees <= rule.employees[1]:
                 continue
         return rule
     return compiled.buying_groups[-1]
@@ -193,7 +188,7 @@ class MemberView:
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
 @dataclass(init=False, slots=True)  # not frozen: built per event, frozen __init__ is ~4x slower
 class AccountView:
-    rule: BuyingGroupRule
+    rule: CompiledGroup
     engagement: float
     members: tuple[MemberView, ...]
     roles_covered: tuple[str, ...]
@@ -205,7 +200,7 @@ class AccountView:
 
     def __init__(
         self,
-        rule: BuyingGroupRule,
+        rule: CompiledGroup,
         engagement: float,
         members: tuple[MemberView, ...],
         roles_covered: tuple[str, ...],
@@ -228,13 +223,13 @@ class AccountView:
 
 def group_and_fit(
     compiled: CompiledModel, account: AccountState, firmographics: dict[str, Any]
-) -> tuple[BuyingGroupRule, float, list[tuple[str, float]]]:
+) -> tuple[CompiledGroup, float, list[tuple[str, float]]]:
     """The buying-group rule and firmographic fit of one of ``account``'s firmographics versions.
     Remembered for the last version asked about, by identity: a version is replaced, never
     changed in place, and the points of an account's batch ask about one version again and again."""
     memo = account.fit_memo
     if memo is not None and memo[0] is compiled and memo[1] is firmographics:
-        remembered: tuple[BuyingGroupRule, float, list[tuple[str, float]]] = memo[2]
+        remembered: tuple[CompiledGroup, float, list[tuple[str, float]]] = memo[2]
         return remembered
     fit, breakdown = firmographic_fit(compiled, firmographics)
     found = (group_rule(compiled, firmographics), fit, breakdown)
@@ -246,8 +241,7 @@ def view_account(compiled: CompiledModel, account: AccountState, now: float) -> 
     """The buying group at event time ``now``, with the firmographics version valid then."""
     firmographics = version_at(account.versions, now) or {}
     rule, fit, breakdown = group_and_fit(compiled, account, firmographics)
-    # The rule's settings read once, not per member (each a pydantic attribute lookup).
-    window, engaged_at = rule.within_days * DAY_S, rule.contact_engagement_at_least
+    window, engaged_at = rule.within_s, rule.contact_engagement_at_least
     members = []
     for snapshot in account.members.values():
         if snapshot.removed:
@@ -440,17 +434,17 @@ def _apply_point(
     before = view_account(compiled, account, now) if account.qualified_count else None
     _take_member(compiled, account, snapshot)
     after = view_account(compiled, account, now)
-    rearm = after.rule.rearm
+    rule = after.rule
     if before is not None and (
         not before.qualifies
         or not after.qualifies
-        or min(before.engagement, after.engagement) < rearm.engagement_below
+        or min(before.engagement, after.engagement) < rule.rearm_below
     ):
         account.dipped_since_qualified = True
     armed = account.qualified_count == 0 or (
         account.dipped_since_qualified
         and account.last_qualified_at is not None
-        and now - account.last_qualified_at >= rearm.cooldown_days * DAY_S
+        and now - account.last_qualified_at >= rule.rearm_cooldown_s
     )
     if not (armed and after.qualifies):
         return None
