@@ -95,7 +95,7 @@ class Envelope:
 
 
 class PageView(Envelope):
-    def __init__(self, base: Any, url: str, title: str | None) -> None:
+    def __init__(self, base: dict[str, Any], url: str, title: str | None) -> None:
         _envelope(self, base)
         self.url = url
         self.title = title
@@ -107,7 +107,7 @@ class PageView(Envelope):
 
 
 class FormSubmission(Envelope):
-    def __init__(self, base: Any, form_id: str, form_type: str, fields: dict[str, str]) -> None:
+    def __init__(self, base: dict[str, Any], form_id: str, form_type: str, fields: dict[str, str]) -> None:
         _envelope(self, base)
         self.form_id = form_id
         self.form_type = form_type
@@ -115,13 +115,13 @@ class FormSubmission(Envelope):
 
 
 class TrialEvent(Envelope):
-    def __init__(self, base: Any, action: str) -> None:
+    def __init__(self, base: dict[str, Any], action: str) -> None:
         _envelope(self, base)
         self.action = action
 
 
 class WebinarEvent(Envelope):
-    def __init__(self, base: Any, webinar_id: str, action: str) -> None:
+    def __init__(self, base: dict[str, Any], webinar_id: str, action: str) -> None:
         _envelope(self, base)
         self.webinar_id = webinar_id
         self.action = action
@@ -129,7 +129,7 @@ class WebinarEvent(Envelope):
 
 class SalesOutcome(Envelope):
     def __init__(
-        self, base: Any, outcome: str, reason: str | None, handoff_id: str | None, rep: str | None
+        self, base: dict[str, Any], outcome: str, reason: str | None, handoff_id: str | None, rep: str | None
     ) -> None:
         _envelope(self, base)
         self.outcome = outcome
@@ -139,7 +139,7 @@ class SalesOutcome(Envelope):
 
 
 class Identify(Envelope):
-    def __init__(self, base: Any, traits: ContactTraits, previous_ids: list[str]) -> None:
+    def __init__(self, base: dict[str, Any], traits: ContactTraits, previous_ids: list[str]) -> None:
         _envelope(self, base)
         self.traits = traits
         self.previous_ids = previous_ids
@@ -156,38 +156,44 @@ def address_domain(email: str | None) -> str | None:
     return email.rsplit("@", 1)[1] if email else None
 
 
-def _envelope(event: Envelope, model: Any) -> None:
-    """The envelope's fields read from the validated ``model`` into ``event``."""
-    context = model.context
-    event.event_id = model.event_id
-    event.occurred_at = model.occurred_at
-    event.contact_id = model.contact_id
-    event.email = model.email
-    event.anonymous_id = model.anonymous_id
-    event.company_domain = model.company_domain
-    event.context = (
-        None
-        if context is None
-        else TouchContext(context.utm_source, context.utm_medium, context.utm_campaign, context.referrer)
-    )
-    event.email_display = model.email_display
-    event.type = model.type
+def _envelope(event: Envelope, fields: dict[str, Any]) -> None:
+    """The envelope's fields, from a validated model's ``__dict__``, into ``event``."""
+    context = fields["context"]
+    event.event_id = fields["event_id"]
+    event.occurred_at = fields["occurred_at"]
+    event.contact_id = fields["contact_id"]
+    event.email = fields["email"]
+    event.anonymous_id = fields["anonymous_id"]
+    event.company_domain = fields["company_domain"]
+    if context is None:
+        event.context = None
+    else:
+        given: dict[str, Any] = context.__dict__
+        event.context = TouchContext(
+            given["utm_source"], given["utm_medium"], given["utm_campaign"], given["referrer"]
+        )
+    event.email_display = fields["email_display"]
+    event.type = fields["type"]
 
 
 def from_model(model: schema.AnyEvent) -> AnyEvent:
-    """The scoring core's copy of a validated event."""
-    if type(model) is schema.PageView:
-        return PageView(model, model.url, model.title)
-    if type(model) is schema.FormSubmission:
-        return FormSubmission(model, model.form_id, model.form_type, model.fields)
-    if type(model) is schema.Identify:
-        held = model.traits.__dict__  # the fields as set: all scalars, no extras
+    """The scoring core's copy of a validated event. Read from the model's ``__dict__`` (where
+    pydantic keeps the fields): one generic lookup, then a dictionary's, instead of one generic
+    lookup a field."""
+    fields: dict[str, Any] = model.__dict__
+    kind = fields["type"]
+    if kind == "page_view":
+        return PageView(fields, fields["url"], fields["title"])
+    if kind == "form_submission":
+        return FormSubmission(fields, fields["form_id"], fields["form_type"], fields["fields"])
+    if kind == "identify":
+        held: dict[str, Any] = fields["traits"].__dict__  # all scalars, no extras
         given = [(name, held[name]) for name in _TRAITS if held[name] is not None]
-        return Identify(model, ContactTraits(given), model.previous_ids)
-    if type(model) is schema.TrialEvent:
-        return TrialEvent(model, model.action)
-    if type(model) is schema.WebinarEvent:
-        return WebinarEvent(model, model.webinar_id, model.action)
-    if type(model) is schema.SalesOutcome:
-        return SalesOutcome(model, model.outcome, model.reason, model.handoff_id, model.rep)
+        return Identify(fields, ContactTraits(given), fields["previous_ids"])
+    if kind == "trial":
+        return TrialEvent(fields, fields["action"])
+    if kind == "webinar":
+        return WebinarEvent(fields, fields["webinar_id"], fields["action"])
+    if kind == "sales_outcome":
+        return SalesOutcome(fields, fields["outcome"], fields["reason"], fields["handoff_id"], fields["rep"])
     raise TypeError(f"not an event model: {type(model).__name__}")
