@@ -4,7 +4,8 @@ pydantic validates every event (schemas/events.py stays the one contract), but a
 a pydantic model is a generic attribute lookup through the model's ``__getattr__`` hook (~430
 instructions) and the engine reads ~56 fields an event; on a compiled class a read is a load
 from the object (~40). So decoding hands the core these copies: the same class names, the same
-fields with the same values, built once an event (:func:`from_model`, ~11 reads of the model).
+fields with the same values, built once an event (:func:`from_model`, from the model's
+``__dict__``).
 """
 
 from __future__ import annotations
