@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from leadstream.config.model import ScoringModel
+from leadstream.schemas import events as schema
 from leadstream.schemas.events import url_path
 from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import add_match, engagement
 from leadstream.scoring.epoch import epoch
-from leadstream.scoring.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome
+from leadstream.scoring.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome, core_event
 from leadstream.scoring.fit import coerce_trait, evaluate_fit
 from leadstream.scoring.handoff import build_mql_handoff
 from leadstream.scoring.ids import uuid5_text
@@ -111,14 +112,15 @@ class FirmographicsLookup(Protocol):
 
 def score(
     state: ContactState,
-    event: AnyEvent,
+    event: AnyEvent | schema.AnyEvent,
     model: ScoringModel | CompiledModel,
     now: float,
     firmographics: FirmographicsLookup | None = None,
 ) -> Decision:
-    """Apply ``event`` to a copy of ``state``; the input state is left untouched."""
+    """Apply ``event`` (an event model, as validated from the schema, or the core's copy of one) to
+    a copy of ``state``; the input state is left untouched."""
     # ContactState.__deepcopy__ shares its memos (and the compiled model in them) with the copy.
-    return apply(copy.deepcopy(state), event, model, now, firmographics)
+    return apply(copy.deepcopy(state), core_event(event), model, now, firmographics)
 
 
 def apply(
@@ -130,7 +132,8 @@ def apply(
     decide: bool = True,
     at: float | None = None,
 ) -> Decision:
-    """Like :func:`score`, but mutates ``state`` in place (callers that own a fresh copy).
+    """Like :func:`score`, but mutates ``state`` in place (callers that own a fresh copy), and
+    takes the core's copy of an event only (``scoring.events.from_model``).
 
     ``firmographics`` maps account domains to what the accounts topic said about them.
     ``decide=False`` applies the event's inputs only (scores, traits, context): for points whose

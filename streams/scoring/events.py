@@ -28,6 +28,7 @@ __all__ = [
     "TrialEvent",
     "WebinarEvent",
     "address_domain",
+    "core_event",
     "from_model",
 ]
 
@@ -175,6 +176,14 @@ def _envelope(event: Envelope, fields: dict[str, Any]) -> None:
         )
     event.email_display = fields["email_display"]
     event.type = fields["type"]
+
+
+def core_event(event: AnyEvent | schema.AnyEvent) -> AnyEvent:
+    """``event`` as the core reads it: the copy itself, or a copy of a validated model (what a
+    caller of the public ``score`` may hand it)."""
+    if isinstance(event, Envelope):
+        return event
+    return from_model(event)
 
 
 def from_model(model: schema.AnyEvent) -> AnyEvent:

@@ -114,3 +114,18 @@ def test_any_event_is_copied_exactly(kind, email, domain, context, title, traits
         event["context"] = context
     raw = orjson.dumps(event)
     assert_same(_EVENT.validate_json(raw), parse_event(raw))
+
+
+def test_score_takes_the_validated_model_or_its_copy_alike():
+    """The public ``score`` is handed schema models by callers of the library."""
+    from leadstream.config.loader import load_model
+    from leadstream.scoring import ContactState, score
+
+    model = load_model()
+    for event in (form("c1", "demo_request", at(1)), page("c1", "/pricing", at(1)), *_SAMPLES.values()):
+        validated = _EVENT.validate_python(event)
+        now = validated.occurred_at.timestamp()
+        from_schema = score(ContactState("c1"), validated, model, now)
+        from_copy = score(ContactState("c1"), parse_event(orjson.dumps(event)), model, now)
+        assert from_schema.state.to_dict() == from_copy.state.to_dict()
+        assert from_schema.handoff == from_copy.handoff
