@@ -69,27 +69,23 @@ class ContactTraits:
 class Envelope:
     """What every event carries (schema._Envelope)."""
 
-    def __init__(
-        self,
-        event_id: str,
-        occurred_at: datetime,
-        contact_id: str | None,
-        email: str | None,
-        anonymous_id: str | None,
-        company_domain: str | None,
-        context: TouchContext | None,
-        email_display: str | None,
-        type: str,
-    ) -> None:
-        self.event_id = event_id
-        self.occurred_at = occurred_at
-        self.contact_id = contact_id
-        self.email = email
-        self.anonymous_id = anonymous_id
-        self.company_domain = company_domain
-        self.context = context
-        self.email_display = email_display
-        self.type = type
+    def __init__(self, fields: dict[str, Any]) -> None:
+        """The envelope's fields, from a validated model's ``__dict__``."""
+        context = fields["context"]
+        self.event_id: str = fields["event_id"]
+        self.occurred_at: datetime = fields["occurred_at"]
+        self.contact_id: str | None = fields["contact_id"]
+        self.email: str | None = fields["email"]
+        self.anonymous_id: str | None = fields["anonymous_id"]
+        self.company_domain: str | None = fields["company_domain"]
+        self.context: TouchContext | None = None
+        if context is not None:
+            given: dict[str, Any] = context.__dict__
+            self.context = TouchContext(
+                given["utm_source"], given["utm_medium"], given["utm_campaign"], given["referrer"]
+            )
+        self.email_display: str | None = fields["email_display"]
+        self.type: str = fields["type"]
 
     @property
     def email_domain(self) -> str | None:
@@ -98,7 +94,7 @@ class Envelope:
 
 class PageView(Envelope):
     def __init__(self, base: dict[str, Any], url: str, title: str | None) -> None:
-        _envelope(self, base)
+        super().__init__(base)
         self.url = url
         self.title = title
 
@@ -110,7 +106,7 @@ class PageView(Envelope):
 
 class FormSubmission(Envelope):
     def __init__(self, base: dict[str, Any], form_id: str, form_type: str, fields: dict[str, str]) -> None:
-        _envelope(self, base)
+        super().__init__(base)
         self.form_id = form_id
         self.form_type = form_type
         self.fields = fields
@@ -118,13 +114,13 @@ class FormSubmission(Envelope):
 
 class TrialEvent(Envelope):
     def __init__(self, base: dict[str, Any], action: str) -> None:
-        _envelope(self, base)
+        super().__init__(base)
         self.action = action
 
 
 class WebinarEvent(Envelope):
     def __init__(self, base: dict[str, Any], webinar_id: str, action: str) -> None:
-        _envelope(self, base)
+        super().__init__(base)
         self.webinar_id = webinar_id
         self.action = action
 
@@ -133,7 +129,7 @@ class SalesOutcome(Envelope):
     def __init__(
         self, base: dict[str, Any], outcome: str, reason: str | None, handoff_id: str | None, rep: str | None
     ) -> None:
-        _envelope(self, base)
+        super().__init__(base)
         self.outcome = outcome
         self.reason = reason
         self.handoff_id = handoff_id
@@ -142,7 +138,7 @@ class SalesOutcome(Envelope):
 
 class Identify(Envelope):
     def __init__(self, base: dict[str, Any], traits: ContactTraits, previous_ids: list[str]) -> None:
-        _envelope(self, base)
+        super().__init__(base)
         self.traits = traits
         self.previous_ids = previous_ids
 
@@ -156,26 +152,6 @@ def address_domain(email: str | None) -> str | None:
     """An address's domain: what the event model's ``email_domain`` says (a test holds the two
     equal), in compiled code."""
     return email.rsplit("@", 1)[1] if email else None
-
-
-def _envelope(event: Envelope, fields: dict[str, Any]) -> None:
-    """The envelope's fields, from a validated model's ``__dict__``, into ``event``."""
-    context = fields["context"]
-    event.event_id = fields["event_id"]
-    event.occurred_at = fields["occurred_at"]
-    event.contact_id = fields["contact_id"]
-    event.email = fields["email"]
-    event.anonymous_id = fields["anonymous_id"]
-    event.company_domain = fields["company_domain"]
-    if context is None:
-        event.context = None
-    else:
-        given: dict[str, Any] = context.__dict__
-        event.context = TouchContext(
-            given["utm_source"], given["utm_medium"], given["utm_campaign"], given["referrer"]
-        )
-    event.email_display = fields["email_display"]
-    event.type = fields["type"]
 
 
 def core_event(event: AnyEvent | schema.AnyEvent) -> AnyEvent:
