@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from leadstream.config.model import EventPolicy
-from leadstream.engine.input.decode import decode_event
+from leadstream.engine.input.decode import decode_event, direct_validator
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
-from leadstream.schemas.events import INVISIBLE, normalise_domain, normalise_email
+from leadstream.schemas.events import INVISIBLE, Event, normalise_domain, normalise_email
 from tests.factories import T0, at, encode, page
 
 POLICY = EventPolicy()
@@ -131,3 +133,28 @@ def test_an_address_typed_differently_is_the_same_identity():
     }
     assert same == {"ann@example.com"}
     assert normalise_domain("B\u00fccher.Example.") == "xn--bcher-kva.example"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["event_id", "occurred_at", "type", "url", "email", "company_domain"]), json_values)
+def test_the_direct_validator_validates_as_the_adapter_does(field, value):
+    """decode_event calls pydantic-core's validator itself (the adapter's method is a Python
+    wrapper): the same models, the same errors, on valid and mutated events alike."""
+    adapter: TypeAdapter[Any] = TypeAdapter(Event)
+    direct = direct_validator(adapter)
+    assert getattr(direct, "__self__", None) is adapter.validator  # not the wrapper
+    event = page("c1", "/pricing", at(0), email=" Ana@Example.COM ")
+    for raw in (json.dumps(event).encode(), json.dumps({**event, field: value}).encode()):
+        try:
+            expected = adapter.validate_json(raw)
+        except ValidationError as exc:
+            with pytest.raises(ValidationError) as got:
+                direct(raw)
+            assert got.value.json() == exc.json()
+        else:
+            assert direct(raw) == expected
+
+
+def test_an_adapter_not_built_yet_is_validated_through_its_own_method():
+    deferred: TypeAdapter[Any] = TypeAdapter("Later", config={"defer_build": True})  # type: ignore[arg-type]
+    assert direct_validator(deferred) == deferred.validate_json
