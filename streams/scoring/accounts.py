@@ -249,7 +249,8 @@ def view_account(compiled: CompiledModel, account: AccountState, now: float) -> 
         value, _ = rules_engagement(compiled, snapshot.rules, now)
         is_engaged = value >= engaged_at and now - snapshot.last_at <= window
         members.append(MemberView(snapshot, value, is_engaged))
-    members.sort(key=lambda m: (-m.engagement, m.snapshot.contact_id))
+    if len(members) > 1:  # a sort calls its key function even for one
+        members.sort(key=lambda m: (-m.engagement, m.snapshot.contact_id))
     engaged = [m for m in members if m.engaged]
     roles = tuple(
         sorted({m.snapshot.role for m in engaged if m.snapshot.role and m.snapshot.role in rule.roles})
@@ -386,7 +387,8 @@ def advance(
     if account.recheck and account.point is not None:
         # A late version: decide again at the last applied point, now that it is known.
         points.append(((account.point[0], 2, "", 0, "", ""), RECHECK_POINT, None, None))
-    points.sort(key=lambda p: p[0])
+    if len(points) > 1:  # a sort calls its key function even for one
+        points.sort(key=lambda p: p[0])
     blind = _blind(compiled)
     for order, name, snapshot, record_time in points:
         at = order[0]

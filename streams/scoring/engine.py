@@ -36,7 +36,6 @@ from leadstream.scoring.state import (
     TOP_PAGES,
     ContactState,
     RuleState,
-    event_fingerprint,
 )
 
 __all__ = [
@@ -141,7 +140,7 @@ def apply(
     event's time in epoch seconds, when the caller has it already (it is the timeline key's).
     """
     compiled = model if isinstance(model, CompiledModel) else compile_model(model)
-    fingerprint = event_fingerprint(event.event_id)
+    fingerprint = event.fingerprint
     if fingerprint in state.seen_ids or event.event_id in state.seen_ids:
         return Decision(state, duplicate=True)
     if at is None:

@@ -15,6 +15,7 @@ from typing import Any, Final, Union
 
 from leadstream.schemas import events as schema
 from leadstream.schemas.events import url_path
+from leadstream.scoring.state import event_fingerprint
 
 __all__ = [
     "AnyEvent",
@@ -86,6 +87,9 @@ class Envelope:
             )
         self.email_display: str | None = fields["email_display"]
         self.type: str = fields["type"]
+        # Read when the event is planned and again when it is applied: hashed once, here (a
+        # cache keyed by id cost a third as much again, and every event id is new to it).
+        self.fingerprint: int = event_fingerprint(self.event_id)
 
     @property
     def email_domain(self) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
 from typing import Any, Final
 
 from leadstream.scoring.firmographics import Version
@@ -52,7 +51,6 @@ TOP_PAGES: Final = 8
 _FINGERPRINT: Final = hashlib.blake2b(digest_size=6)
 
 
-@lru_cache(maxsize=16_384)  # asked for in plan and again in apply, per event
 def event_fingerprint(event_id: str) -> int:
     """48 bits of an event id's hash (BLAKE2b, 6-byte digest): 15 digits in the stored state
     instead of a 36-character UUID. Two of a contact's 32 most recent events colliding has odds

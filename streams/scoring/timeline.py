@@ -18,7 +18,7 @@ Pure: no I/O, no clock. The caller loads, encodes and commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -170,7 +170,7 @@ def decisions_only(state: ContactState) -> ContactState:
 
 def run(
     state: ContactState,
-    entries: Iterable[Entry],
+    entries: Sequence[Entry],
     compiled: CompiledModel,
     history: Mapping[str, list[Version]],
     encode: Callable[[ContactState], bytes],
@@ -204,7 +204,8 @@ def run(
                 outcomes.append(_decide_late(state, late, decided, compiled, history, encode))
             decided = None
 
-    for entry in sorted(entries, key=lambda e: e.key):
+    # One entry (most runs): no sort, which would still call its key function.
+    for entry in sorted(entries, key=lambda e: e.key) if len(entries) > 1 else entries:
         _firmographics_points(state, entry.key, compiled, history, encode, outcomes, passing, decided)
         passing(entry.key)
         outcome = _apply(

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from leadstream.engine.input.decode import parse_event
 from leadstream.schemas import events as schema
+from leadstream.scoring.state import event_fingerprint
 from leadstream.tools.generator import JourneyGenerator, default_start
 from tests.factories import T0, at, form, identify, page, trial, webinar
 
@@ -20,6 +21,7 @@ _text = st.none() | st.text(min_size=1, max_size=20).map(str.strip).filter(bool)
 
 def assert_same(model: typing.Any, copy: typing.Any) -> None:
     assert type(copy).__name__ == type(model).__name__
+    assert copy.fingerprint == event_fingerprint(model.event_id)  # hashed once, with the copy
     for name in type(model).model_fields:
         held, copied = getattr(model, name), getattr(copy, name)
         if name == "context":

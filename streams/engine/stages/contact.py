@@ -307,5 +307,7 @@ def _group(
         by_contact.setdefault(routes[item.profile], []).append(item)
     for items in by_contact.values():
         # Event-time order within the batch: crossings are evaluated in the order things happened.
-        items.sort(key=lambda p: (p.at, p.event.event_id))
+        # (Most contacts have one event a batch: a sort still calls its key function for it.)
+        if len(items) > 1:
+            items.sort(key=lambda p: (p.at, p.event.event_id))
     return by_contact

@@ -222,7 +222,7 @@ class ContactDecider:
                 continue
             plan.offsets[source_partition] = max(record.offset, plan.offsets.get(source_partition, -1))
             event_id = item.event.event_id
-            if event_fingerprint(event_id) in state.seen_ids or event_id in state.seen_ids:
+            if item.event.fingerprint in state.seen_ids or event_id in state.seen_ids:
                 plan.duplicates += 1  # the producer sent the same event twice
                 continue
             source = unmerged.get(item.profile) if item.profile != contact else None
