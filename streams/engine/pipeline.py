@@ -33,6 +33,7 @@ from leadstream.engine.eventtime.watermarks import BatchIsEverything, Watermarks
 from leadstream.engine.input.dead_letters import dead_letter, redacted, suppressed_letter
 from leadstream.engine.input.decode import (
     REKEYED_HEADER,
+    EventLimits,
     contact_key_of,
     decode_event,
     decode_firmographics,
@@ -224,15 +225,15 @@ class ScoringPipeline:
         # Read once a batch: settings and the model are pydantic objects (a read each is a
         # generic attribute lookup).
         accounts_topic = self._topics.accounts
-        policy = self._model.event_policy
+        limits = EventLimits(self._model.event_policy)
         for record in batch:
             partition = f"{record.topic}:{record.partition}"
             offsets[partition] = max(record.offset + 1, offsets.get(partition, 0))
             try:
                 if record.topic == accounts_topic:
-                    at = self._take_firmographics(record, incoming)
+                    at = self._take_firmographics(record, incoming, limits)
                 else:
-                    event = self.decode(record, policy)
+                    event = self.decode(record, limits)
                     expected = key_mismatch(record, event)
                     if expected is not None:
                         rekeyed = self._mis_keyed(record, expected)
@@ -449,8 +450,8 @@ class ScoringPipeline:
         headers = (*record.headers, (REKEYED_HEADER, record.key or b""))
         return OutputRecord(record.topic, expected.encode(), record.value, headers)
 
-    def _take_firmographics(self, record: SourceRecord, into: Incoming) -> float | None:
-        account = decode_firmographics(record, self._model.event_policy)
+    def _take_firmographics(self, record: SourceRecord, into: Incoming, limits: EventLimits) -> float | None:
+        account = decode_firmographics(record, limits)
         if account is None:
             self.counters.tombstones += 1  # a deleted account: its state ages out by TTL
             return None

@@ -127,7 +127,8 @@ def with_bar(model: ScoringModel, bar: float) -> ScoringModel:
 
 class DecodeOnce:
     """Decodes each record once for every model of a backtest (events are immutable); a model
-    with another event policy (size or time bounds) gets decodes of its own."""
+    with another event policy (size or time bounds) gets decodes of its own. ``policy`` is what
+    the pipeline hands its decoder: the policy's limits, equal when theirs are."""
 
     def __init__(self) -> None:
         self._memo: dict[tuple[Any, str, int, int], Any] = {}

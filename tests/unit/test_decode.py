@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from leadstream.config.model import EventPolicy
-from leadstream.engine.input.decode import decode_event, direct_validator
+from leadstream.engine.input.decode import EventLimits, decode_event, direct_validator
 from leadstream.engine.records import SourceRecord
 from leadstream.errors import InvalidEvent
 from leadstream.schemas.events import INVISIBLE, Event, normalise_domain, normalise_email
@@ -158,3 +158,29 @@ def test_the_direct_validator_validates_as_the_adapter_does(field, value):
 def test_an_adapter_not_built_yet_is_validated_through_its_own_method():
     deferred: TypeAdapter[Any] = TypeAdapter("Later", config={"defer_build": True})  # type: ignore[arg-type]
     assert direct_validator(deferred) == deferred.validate_json
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(512, 4096),
+    st.floats(0, 7_200),
+    st.floats(1, 1_000),
+    st.integers(200, 5_000),
+    st.floats(-1_200, 3),
+)
+def test_the_policy_and_its_limits_decide_alike(max_bytes, future_s, age_days, size, days):
+    """The pipeline hands decoding the policy's limits (a compiled copy, taken once a batch): the
+    same events pass, and the same ones fail with the same words."""
+    policy = EventPolicy(max_event_bytes=max_bytes, max_future_seconds=future_s, max_age_days=age_days)
+    limits = EventLimits(policy)
+    produced = int(T0.timestamp() * 1000)
+    raw = encode(page("c1", "/" + "p" * size, at(days)))
+    outcomes = []
+    for given_policy in (policy, limits):
+        try:
+            outcomes.append(decode_event(record(raw, produced), given_policy).event_id)
+        except InvalidEvent as exc:
+            outcomes.append((exc.reason, str(exc)))
+    assert outcomes[0] == outcomes[1]
+    assert limits == EventLimits(policy.model_copy()) and hash(limits) == hash(EventLimits(policy))
+    assert limits != EventLimits(policy.model_copy(update={"max_age_days": age_days + 1}))
