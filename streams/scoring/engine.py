@@ -18,6 +18,7 @@ from leadstream.scoring.accounts import account_of
 from leadstream.scoring.engagement import add_match, engagement
 from leadstream.scoring.epoch import epoch
 from leadstream.scoring.events import AnyEvent, FormSubmission, Identify, PageView, SalesOutcome, core_event
+from leadstream.scoring.firmographics import FirmographicsAsOf
 from leadstream.scoring.fit import coerce_trait, evaluate_fit
 from leadstream.scoring.handoff import build_mql_handoff
 from leadstream.scoring.ids import uuid5_text
@@ -213,7 +214,12 @@ def _decide(
 ) -> Decision:
     """Both bars, re-arming, the handoff and the lifecycle moves, at ``now``."""
     after, parts = engagement(compiled, state, now)
-    account = firmographics.get(account_of(compiled, state) or "") if firmographics else None
+    if not firmographics:
+        account = None
+    elif isinstance(firmographics, FirmographicsAsOf):  # the timeline's view: a compiled call
+        account = firmographics.get(account_of(compiled, state) or "")
+    else:  # any other lookup (a dict, from a caller of score): a generic one
+        account = firmographics.get(account_of(compiled, state) or "")
     fit = evaluate_fit(compiled, state, account)
     if state.mql_count and min(before, after) < compiled.rearm_below:
         state.dipped_since_mql = True

@@ -8,7 +8,7 @@ order the records were consumed in. A version valid only from a later time appli
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Final
 
 import orjson
@@ -67,7 +67,7 @@ class FirmographicsAsOf:
 
     __slots__ = ("_at", "_history")
 
-    def __init__(self, history: Mapping[str, list[Version]], at: float) -> None:
+    def __init__(self, history: dict[str, list[Version]], at: float) -> None:
         self._history = history
         self._at = at
 

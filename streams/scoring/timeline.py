@@ -18,7 +18,7 @@ Pure: no I/O, no clock. The caller loads, encodes and commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -172,7 +172,7 @@ def run(
     state: ContactState,
     entries: Sequence[Entry],
     compiled: CompiledModel,
-    history: Mapping[str, list[Version]],
+    history: dict[str, list[Version]],
     encode: Callable[[ContactState], bytes],
     until: PointKey = LAST,
     checkpoint: ContactState | None = None,
@@ -232,7 +232,7 @@ def _decide_late(
     entry: Entry,
     decided: PointKey,
     compiled: CompiledModel,
-    history: Mapping[str, list[Version]],
+    history: dict[str, list[Version]],
     encode: Callable[[ContactState], bytes],
 ) -> PointOutcome:
     """A new input that fell before the last published decision: its inputs were applied in
@@ -270,7 +270,7 @@ def _apply(
     state: ContactState,
     entry: Entry,
     compiled: CompiledModel,
-    history: Mapping[str, list[Version]],
+    history: dict[str, list[Version]],
     decide: bool = True,
     snapshots: bool = True,
 ) -> PointOutcome:
@@ -331,7 +331,7 @@ def _firmographics_points(
     state: ContactState,
     limit: PointKey,
     compiled: CompiledModel,
-    history: Mapping[str, list[Version]],
+    history: dict[str, list[Version]],
     encode: Callable[[ContactState], bytes],
     outcomes: list[PointOutcome],
     passing: Callable[[PointKey], None],
