@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from leadstream.schemas.events import Event
+from leadstream.scoring.accounts import Release
 from leadstream.scoring.events import from_model
 
 # Thirty days ago, 09:00 UTC: recent enough for the event-age policy whenever the tests run.
@@ -100,3 +102,14 @@ def engaged_member(contact: str, domain: str, title: str, day: float = 0.0) -> l
         webinar(contact, "attended", at(day + 0.4)),
         page(contact, "/case-studies/member", at(day + 0.5)),
     ]
+
+
+class Releasing(Release):
+    """The stream's progress as a function says (the watermarks' stand-in in unit tests): which
+    account points and journal closes it allows."""
+
+    def __init__(self, allows: Callable[[float, float | None], bool]) -> None:
+        self._allows = allows
+
+    def allows(self, at: float, record_time: float | None) -> bool:
+        return self._allows(at, record_time)

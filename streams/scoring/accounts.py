@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Final, Protocol
+from operator import itemgetter
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from leadstream.config.model import ACCOUNT_ATTRIBUTES
 from leadstream.scoring.engagement import rules_engagement
@@ -265,11 +268,19 @@ def view_account(compiled: CompiledModel, account: AccountState, now: float) -> 
     )
 
 
-class Release(Protocol):
-    """Whether the stream has progressed far enough to apply a point of event time ``at`` whose
-    record reached Kafka at ``record_time`` (see engine/eventtime/watermarks.py)."""
+# A point's order, as a sort key: a C function (a lambda compiled is a Python-level call each).
+_ORDER: Final = itemgetter(0)
 
-    def allows(self, at: float, record_time: float | None) -> bool: ...
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Release:
+    """Whether the stream has progressed far enough to apply a point of event time ``at`` whose
+    record reached Kafka at ``record_time`` (see engine/eventtime/watermarks.py). A base class,
+    not a protocol: it is asked at every account point, and a compiled class's method is a direct
+    call where a protocol's is a generic method call from compiled code."""
+
+    def allows(self, at: float, record_time: float | None) -> bool:
+        raise NotImplementedError
 
 
 # __init__ written out: mypyc compiles it, not the one dataclasses generates (see leadstream/native.py)
@@ -388,7 +399,7 @@ def advance(
         # A late version: decide again at the last applied point, now that it is known.
         points.append(((account.point[0], 2, "", 0, "", ""), RECHECK_POINT, None, None))
     if len(points) > 1:  # a sort calls its key function even for one
-        points.sort(key=lambda p: p[0])
+        points.sort(key=_ORDER)
     blind = _blind(compiled)
     for order, name, snapshot, record_time in points:
         at = order[0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from datetime import datetime
 
 from hypothesis import given, settings
@@ -21,6 +20,7 @@ from leadstream.scoring import compile_model
 from leadstream.state import MemoryStateStore
 from leadstream.state.keys import TIMER_SHARDS, contact_key, record_id, timer_key, timer_member
 from leadstream.state.port import StoredRecord
+from tests.factories import Releasing as Release
 from tests.factories import at, buyer_journey, encode, form, page
 
 TOPICS = Topics()
@@ -28,14 +28,6 @@ MODEL = parse_model(default_model_text(), "default")
 DAY = 86_400.0
 HORIZON = 7 * DAY
 JOURNAL_FIELDS = ("j:", "b", "c", "jt")
-
-
-class Release:
-    def __init__(self, allows: Callable[[float, float | None], bool]) -> None:
-        self._allows = allows
-
-    def allows(self, at: float, record_time: float | None) -> bool:
-        return self._allows(at, record_time)
 
 
 NEVER = Release(lambda _at, _record_time: False)

@@ -4,7 +4,6 @@ writes the points it applies as the bytes they waited as."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from leadstream.config.loader import load_model
 from leadstream.engine.stages.account import AccountResult, AccountStage, account_shard
@@ -14,17 +13,10 @@ from leadstream.scoring.state import MemberSnapshot
 from leadstream.state.keys import account_key, account_queue_key
 from leadstream.state.memory import MemoryStateStore
 from leadstream.state.port import MEMBER_PART, PENDING_PART, decode_account
+from tests.factories import Releasing as Release
 
 DOMAIN = "acme-labs.com"
 QUEUE = account_queue_key("t", account_shard(DOMAIN))
-
-
-class Release:
-    def __init__(self, allows: Callable[[float, float | None], bool]) -> None:
-        self._allows = allows
-
-    def allows(self, at: float, record_time: float | None) -> bool:
-        return self._allows(at, record_time)
 
 
 HELD = Release(lambda at, _record_time: at < 900.0)  # the version (500) passes, the point (1000) waits

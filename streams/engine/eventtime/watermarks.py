@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from leadstream.scoring.accounts import Release
+
 __all__ = [
     "NEVER",
     "BatchIsEverything",
@@ -62,7 +64,7 @@ class PartitionProgress:
         return cls(partition, float(max_event_time), int(processed), int(high), float(at))
 
 
-class ReleaseBound:
+class ReleaseBound(Release):
     """Which account points the stream's progress allows to apply now (see the module doc)."""
 
     def __init__(
@@ -99,7 +101,7 @@ class ReleaseBound:
         return self._idle_since[behind - 1] >= record_time + self._grace
 
 
-class Everything:
+class Everything(Release):
     """Every point may be applied: the embedded engine, where each batch is all there is."""
 
     upper = math.inf
