@@ -62,7 +62,14 @@ def account_of(compiled: CompiledModel, state: ContactState) -> str | None:
     """The company domain a contact belongs to; personal and student mail never make an account."""
     company, email = state.company_domain, state.email
     found = state.account_memo
-    if found is not None and found[0] is compiled and found[1] == company and found[2] == email:
+    # Identity first: the state's strings are the very ones remembered unless they changed (an
+    # equality test of two objects is a generic comparison from compiled code).
+    if (
+        found is not None
+        and found[0] is compiled
+        and (found[1] is company or found[1] == company)
+        and (found[2] is email or found[2] == email)
+    ):
         domain: str | None = found[3]
         return domain
     domain = _account_of(compiled, state)
