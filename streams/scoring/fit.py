@@ -73,7 +73,7 @@ def evaluate_fit(
     if (
         memo is not None
         and memo[0] is compiled
-        and memo[1] == state.email
+        and (memo[1] is state.email or memo[1] == state.email)  # identity first, as account_of
         and memo[2] == state.traits
         and memo[3] == known
     ):
