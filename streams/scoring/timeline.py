@@ -207,7 +207,8 @@ def run(
     # One entry (most runs): no sort, which would still call its key function.
     for entry in sorted(entries, key=lambda e: e.key) if len(entries) > 1 else entries:
         _firmographics_points(state, entry.key, compiled, history, encode, outcomes, passing, decided)
-        passing(entry.key)
+        if decided is not None:  # else a no-op, and a closure's call is a generic one
+            passing(entry.key)
         outcome = _apply(
             state,
             entry,
