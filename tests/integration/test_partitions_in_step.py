@@ -29,9 +29,17 @@ MODEL = load_model()
 @pytest.mark.parametrize("engine", ["faust", "confluent"])
 def test_partitions_paused_ahead_in_event_time_lose_nothing(settings, start_worker, engine):
     # An hour's window: the generated journeys span months, so the small topics (forms,
-    # identify) run weeks ahead of page views and are paused again and again.
+    # identify) run weeks ahead of page views and are paused again and again. The confluent
+    # worker's hold (in_step, tested below) is off here: it pauses the partitions whose records
+    # it holds, and on a busy machine that alone kept every read within the hour, so whether
+    # this test saw a pause of its own depended on the fetches' timing.
     settings = settings.model_copy(
-        update={"worker_engine": engine, "partition_alignment_s": 3600.0, "timer_interval_s": 60}
+        update={
+            "worker_engine": engine,
+            "partition_alignment_s": 3600.0,
+            "in_step_slack_s": 0.0,
+            "timer_interval_s": 60,
+        }
     )
     events = JourneyGenerator(seed=43, contacts=600, start=default_start()).events()
     ensure_topics(settings)
