@@ -154,6 +154,7 @@ class ScoringPipeline:
         cache_size, cache_bytes, codec, bounds, limits = self._stage_options
         compiled = compile_model(model)
         self._model = model
+        self._limits = EventLimits.of(model.event_policy)
         self._accounts = (
             AccountStage(
                 self._store, self._timers, compiled, self._prefix, cache_size, limits, codec, cache_bytes
@@ -222,10 +223,9 @@ class ScoringPipeline:
         incoming: Incoming = {}
         event_times: dict[str, float] = {}
         offsets: dict[str, int] = {}
-        # Read once a batch: settings and the model are pydantic objects (a read each is a
-        # generic attribute lookup).
+        # Read once a batch: settings are a pydantic object (a read is a generic attribute lookup).
         accounts_topic = self._topics.accounts
-        limits = EventLimits(self._model.event_policy)
+        limits = self._limits
         for record in batch:
             partition = f"{record.topic}:{record.partition}"
             offsets[partition] = max(record.offset + 1, offsets.get(partition, 0))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from leadstream.config.model import ScoringModel
 from leadstream.schemas import events as schema
@@ -44,7 +45,6 @@ __all__ = [
     "HANDOFF_NAMESPACE",
     "REQUALIFYING_STAGES",
     "Decision",
-    "FirmographicsLookup",
     "add_recent",
     "apply",
     "epoch",
@@ -104,21 +104,18 @@ def mql_handoff_id(contact_id: str, model_version: str, qualification_number: in
     return uuid5_text(HANDOFF_NAMESPACE, f"mql|{contact_id}|{model_version}|{qualification_number}")
 
 
-class FirmographicsLookup(Protocol):
-    """Account domain -> the firmographics in effect (a dict, or the versioned view)."""
-
-    def get(self, domain: str, default: None = None, /) -> dict[str, Any] | None: ...
-
-
 def score(
     state: ContactState,
     event: AnyEvent | schema.AnyEvent,
     model: ScoringModel | CompiledModel,
     now: float,
-    firmographics: FirmographicsLookup | None = None,
+    firmographics: FirmographicsAsOf | Mapping[str, dict[str, Any]] | None = None,
 ) -> Decision:
     """Apply ``event`` (an event model, as validated from the schema, or the core's copy of one) to
-    a copy of ``state``; the input state is left untouched."""
+    a copy of ``state``; the input state is left untouched. ``firmographics``: account domain ->
+    the values in effect (a mapping holds at every time), or the versioned view as of ``now``."""
+    if firmographics is not None and not isinstance(firmographics, FirmographicsAsOf):
+        firmographics = FirmographicsAsOf.always(firmographics)
     # ContactState.__deepcopy__ shares its memos (and the compiled model in them) with the copy.
     return apply(copy.deepcopy(state), core_event(event), model, now, firmographics)
 
@@ -128,14 +125,14 @@ def apply(
     event: AnyEvent,
     model: ScoringModel | CompiledModel,
     now: float,
-    firmographics: FirmographicsLookup | None = None,
+    firmographics: FirmographicsAsOf | None = None,
     decide: bool = True,
     at: float | None = None,
 ) -> Decision:
     """Like :func:`score`, but mutates ``state`` in place (callers that own a fresh copy), and
     takes the core's copy of an event only (``scoring.events.from_model``).
 
-    ``firmographics`` maps account domains to what the accounts topic said about them.
+    ``firmographics``: what the accounts topic said about each account domain, as of the event.
     ``decide=False`` applies the event's inputs only (scores, traits, context): for points whose
     decisions were published before and are not taken again (see timeline.py). ``at``: the
     event's time in epoch seconds, when the caller has it already (it is the timeline key's).
@@ -190,7 +187,7 @@ def reevaluate(
     state: ContactState,
     model: ScoringModel | CompiledModel,
     now: float,
-    firmographics: FirmographicsLookup | None,
+    firmographics: FirmographicsAsOf | None,
     trigger: str,
 ) -> Decision:
     """Decide again at ``now`` without an event: the contact's fit inputs changed (its account's
@@ -208,18 +205,13 @@ def _decide(
     before: float,
     counted: tuple[str, ...],
     nurtured: tuple[str, ...],
-    firmographics: FirmographicsLookup | None,
+    firmographics: FirmographicsAsOf | None,
     trigger: str,
     lifecycle: list[dict[str, Any]],
 ) -> Decision:
     """Both bars, re-arming, the handoff and the lifecycle moves, at ``now``."""
     after, parts = engagement(compiled, state, now)
-    if not firmographics:
-        account = None
-    elif isinstance(firmographics, FirmographicsAsOf):  # the timeline's view: a compiled call
-        account = firmographics.get(account_of(compiled, state) or "")
-    else:  # any other lookup (a dict, from a caller of score): a generic one
-        account = firmographics.get(account_of(compiled, state) or "")
+    account = firmographics.get(account_of(compiled, state) or "") if firmographics else None
     fit = evaluate_fit(compiled, state, account)
     if state.mql_count and min(before, after) < compiled.rearm_below:
         state.dipped_since_mql = True

@@ -7,8 +7,9 @@ order the records were consumed in. A version valid only from a later time appli
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -63,13 +64,20 @@ def valid_from_times(versions: Iterable[Version]) -> list[float]:
 
 
 class FirmographicsAsOf:
-    """The firmographics of every account as of one event time: what ``apply`` looks up."""
+    """The firmographics of every account as of one event time: what ``apply`` looks up. The one
+    lookup the scoring core takes (a compiled class: its ``get`` is a direct call, where a
+    protocol's or a dict's from compiled code is a generic one)."""
 
     __slots__ = ("_at", "_history")
 
     def __init__(self, history: dict[str, list[Version]], at: float) -> None:
         self._history = history
         self._at = at
+
+    @classmethod
+    def always(cls, values: Mapping[str, dict[str, Any]]) -> FirmographicsAsOf:
+        """``values`` (account domain -> firmographics) in effect at every time."""
+        return cls({domain: [(-math.inf, found, None)] for domain, found in values.items()}, 0.0)
 
     def get(self, domain: str, default: dict[str, Any] | None = None) -> dict[str, Any] | None:
         versions = self._history.get(domain)

@@ -18,6 +18,7 @@ from leadstream.engine.records import SourceRecord
 from leadstream.scoring import ContactState, compile_model, score
 from leadstream.scoring.accounts import account_of, role_of
 from leadstream.scoring.engagement import engagement
+from leadstream.scoring.firmographics import FirmographicsAsOf
 from leadstream.scoring.merge import merge_contacts
 from leadstream.state import MemoryStateStore
 from leadstream.state.keys import account_key, contact_key
@@ -173,6 +174,26 @@ def test_firmographics_feed_contact_fit():
     # One meaning per field name: account_id is the accounts topic's id on every handoff (None
     # until firmographics name one), the domain is account_domain (MQL) / domain (buying group).
     assert (mql["account_domain"], mql["account_id"]) == ("fit.io", "acct-fit.io")
+
+
+def test_score_takes_firmographics_as_a_mapping_or_as_the_versioned_view():
+    """A caller of ``score`` hands one table (domain -> values, in effect at every time); the
+    timeline hands the versioned view as of the event. The same values decide alike."""
+    values = {"industry": "saas", "employees": 300, "region": "emea"}
+    state = ContactState("f1")
+    for event in (identify("f1", at(1), "f1@fit.io", job_title="Engineer"), page("f1", "/pricing", at(1.1))):
+        state = score(state, parse(event), MODEL, parse(event).occurred_at.timestamp()).state
+    demo = parse(form("f1", "demo_request", at(1.3)))
+    now = demo.occurred_at.timestamp()
+    by_mapping = score(state, demo, MODEL, now, {"fit.io": values})
+    by_view = score(state, demo, MODEL, now, FirmographicsAsOf({"fit.io": [(now - 60, values, None)]}, now))
+    not_yet = score(state, demo, MODEL, now, FirmographicsAsOf({"fit.io": [(now + 60, values, None)]}, now))
+    without = score(state, demo, MODEL, now)
+    assert by_mapping.handoff is not None and by_view.handoff is not None
+    assert by_mapping.handoff["fit"] == by_view.handoff["fit"]
+    assert {r["rule"] for r in by_mapping.handoff["fit"]["rules"]} >= {"industry_match", "target_region"}
+    for unknown in (not_yet, without):
+        assert unknown.handoff is None or unknown.handoff["fit"] != by_view.handoff["fit"]
 
 
 def anonymous_pricing_views():

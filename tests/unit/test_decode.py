@@ -169,10 +169,10 @@ def test_an_adapter_not_built_yet_is_validated_through_its_own_method():
     st.floats(-1_200, 3),
 )
 def test_the_policy_and_its_limits_decide_alike(max_bytes, future_s, age_days, size, days):
-    """The pipeline hands decoding the policy's limits (a compiled copy, taken once a batch): the
+    """The pipeline hands decoding the policy's limits (a compiled copy, taken once a model): the
     same events pass, and the same ones fail with the same words."""
     policy = EventPolicy(max_event_bytes=max_bytes, max_future_seconds=future_s, max_age_days=age_days)
-    limits = EventLimits(policy)
+    limits = EventLimits.of(policy)
     produced = int(T0.timestamp() * 1000)
     raw = encode(page("c1", "/" + "p" * size, at(days)))
     outcomes = []
@@ -182,5 +182,5 @@ def test_the_policy_and_its_limits_decide_alike(max_bytes, future_s, age_days, s
         except InvalidEvent as exc:
             outcomes.append((exc.reason, str(exc)))
     assert outcomes[0] == outcomes[1]
-    assert limits == EventLimits(policy.model_copy()) and hash(limits) == hash(EventLimits(policy))
-    assert limits != EventLimits(policy.model_copy(update={"max_age_days": age_days + 1}))
+    assert limits == EventLimits.of(policy.model_copy()) and hash(limits) == hash(EventLimits.of(policy))
+    assert limits != EventLimits.of(policy.model_copy(update={"max_age_days": age_days + 1}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
@@ -50,31 +51,26 @@ DAY_S: Final = 86_400.0
 UNREADABLE_HEADER: Final = "leadstream.unreadable"  # set by processors/unreadable.py
 
 
+@dataclass(frozen=True, slots=True)
 class EventLimits:
-    """The event policy's limits as decoding reads them. A field of the pydantic policy read from
+    """The event policy's limits as decoding reads them: a field of the pydantic policy read from
     compiled code is a generic attribute lookup (~400-860 instructions; a worker's event read
-    three): the pipeline takes this copy once a batch."""
+    three), so the pipeline takes this copy once a model (``of``). Equal and hashing alike when
+    the limits are, as the policies are: a backtest's models share the decodes of the same
+    limits (tools/backtest.py)."""
 
-    def __init__(self, policy: EventPolicy) -> None:
-        self.max_event_bytes: int = policy.max_event_bytes
-        self.max_future_seconds: float = policy.max_future_seconds
-        self.max_age_days: float = policy.max_age_days
+    max_event_bytes: int
+    max_future_seconds: float
+    max_age_days: float
 
-    # Equal when the limits are, as the policies are (a backtest's decodes are shared by the
-    # models whose limits agree: tools/backtest.py).
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, EventLimits) and self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def _values(self) -> tuple[int, float, float]:
-        return (self.max_event_bytes, self.max_future_seconds, self.max_age_days)
+    @classmethod
+    def of(cls, policy: EventPolicy) -> EventLimits:
+        return cls(policy.max_event_bytes, policy.max_future_seconds, policy.max_age_days)
 
 
 def decode_event(record: SourceRecord, policy: EventPolicy | EventLimits) -> AnyEvent:
     """Decode and validate one record; raise InvalidEvent saying what is wrong."""
-    limits = policy if isinstance(policy, EventLimits) else EventLimits(policy)
+    limits = policy if isinstance(policy, EventLimits) else EventLimits.of(policy)
     value = record.value
     for name, reason in record.headers:
         if name == UNREADABLE_HEADER:
@@ -159,7 +155,7 @@ def decode_firmographics(
     record: SourceRecord, policy: EventPolicy | EventLimits
 ) -> AccountFirmographics | None:
     """An accounts-topic record; ``None`` for a tombstone (the compacted topic deleting an account)."""
-    limits = policy if isinstance(policy, EventLimits) else EventLimits(policy)
+    limits = policy if isinstance(policy, EventLimits) else EventLimits.of(policy)
     value = record.value
     for name, reason in record.headers:
         if name == UNREADABLE_HEADER:
