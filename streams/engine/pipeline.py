@@ -154,7 +154,7 @@ class ScoringPipeline:
         cache_size, cache_bytes, codec, bounds, limits = self._stage_options
         compiled = compile_model(model)
         self._model = model
-        self._limits = EventLimits.of(model.event_policy)
+        self._event_limits = EventLimits.of(model.event_policy)  # not the stages' limits above
         self._accounts = (
             AccountStage(
                 self._store, self._timers, compiled, self._prefix, cache_size, limits, codec, cache_bytes
@@ -225,7 +225,7 @@ class ScoringPipeline:
         offsets: dict[str, int] = {}
         # Read once a batch: settings are a pydantic object (a read is a generic attribute lookup).
         accounts_topic = self._topics.accounts
-        limits = self._limits
+        limits = self._event_limits
         for record in batch:
             partition = f"{record.topic}:{record.partition}"
             offsets[partition] = max(record.offset + 1, offsets.get(partition, 0))
