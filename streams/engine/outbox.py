@@ -8,8 +8,9 @@ Every entry is a field of the contact's (or account's) hash, named ``<kind>:<nam
                                     ``t:journal`` closes a quiet contact's journal
     a:<domain>|<contact>|<version>  the member snapshots of one commit -> the account (stages/account.py)
 
-An entry is acknowledged (removed) only after it was delivered, and only if unchanged since. This
-module is the only place that writes or reads those names.
+An entry is acknowledged (removed) only after it was delivered: a timer's only if unchanged since
+(it keeps its name when it moves), the others by name (their names are never reused for another
+value). This module is the only place that writes or reads those names.
 """
 
 from __future__ import annotations
@@ -165,7 +166,13 @@ def plan(entries: Sequence[tuple[str, str, bytes]], topics: Topics, prefix: str)
             out.timers.append(
                 (timer_key(prefix, timer_shard(contact)), timer_member(contact, entry.name), float(value))
             )
+            # A timer's entry keeps its name when the timer moves: dropped only if unchanged.
+            out.acks.append((key, text, value))
+            continue
         else:
             continue
-        out.acks.append((key, text, value))
+        # Named by its deterministic id: whatever that name holds now is what was delivered (a
+        # commit never writes one id twice but as the same output), so it goes by name, in a
+        # plain HDEL, not a compare-and-delete function call.
+        out.acks.append((key, text, None))
     return out

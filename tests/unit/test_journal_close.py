@@ -33,6 +33,11 @@ JOURNAL_FIELDS = ("j:", "b", "c", "jt")
 NEVER = Release(lambda _at, _record_time: False)
 
 
+def read_to(moment: float) -> Release:
+    """Every input partition read up to ``moment`` in event time, none of them idle."""
+    return Release(lambda at, _record_time: at <= moment)
+
+
 def seconds(event: dict) -> float:
     return datetime.fromisoformat(event["occurred_at"].replace("Z", "+00:00")).timestamp()
 
@@ -115,6 +120,27 @@ def test_a_journal_stays_while_the_stream_is_not_past_it_and_is_looked_at_again_
 
     h.tick(due + CLOSE_RETRY_S)
     assert h.journal("c1") == [] and h.close_timer("c1") is None
+
+
+def test_visits_move_the_close_time_not_the_timer_which_moves_itself_when_it_fires_early():
+    h = Harness()
+    h.send(buyer_journey("c1"))
+    first = h.close_timer("c1")
+    assert first is not None and h.record("c1").parts["jt"] == repr(first).encode()
+    for day in (2, 4):  # visits on later days: the journal may close later, its timer stays
+        h.send([page("c1", "/docs", at(day))])
+        assert h.close_timer("c1") == first
+        assert not any(e.startswith("t:journal") for e in h.record("c1").outbox)  # none written
+    close_at = float(h.record("c1").parts["jt"])
+    assert close_at >= seconds({"occurred_at": at(4)}) + HORIZON > first
+    journal = h.journal("c1")
+
+    h.tick(first, read_to(first))  # early: the stream is not a horizon past the visits yet
+    assert h.journal("c1") == journal and h.timers.journals_closed == 0
+    assert h.close_timer("c1") == close_at  # looked at again at the close time, not an hour on
+
+    h.tick(close_at, read_to(close_at))
+    assert h.journal("c1") == [] and h.close_timer("c1") is None and h.timers.journals_closed == 1
 
 
 def test_after_closing_a_late_input_is_applied_after_the_state_and_a_new_journal_starts():

@@ -73,4 +73,10 @@ def test_plan_sends_each_entry_where_it_belongs():
         (topics.lifecycle, token.encode()),
     ]
     assert [(member, due) for _index, member, due in out.timers] == [(f"{token}|sla", 12.5)]
-    assert len(out.acks) == 3  # snapshots are acknowledged by the account stage, not here
+    # Snapshots are acknowledged by the account stage, not here. Handoffs and lifecycle events go
+    # by name (None: no value to compare), a timer only if it still holds the due delivered.
+    assert out.acks == [
+        (key, OutboxEntry(EntryKind.HANDOFF, "h1").encode(), None),
+        (key, OutboxEntry(EntryKind.LIFECYCLE, "e1").encode(), None),
+        (key, OutboxEntry(EntryKind.TIMER, "sla").encode(), b"12.5"),
+    ]

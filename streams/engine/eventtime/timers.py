@@ -10,12 +10,14 @@ the compare-and-set and the deterministic event ids make that harmless.
 It also closes quiet contacts' journals (engine/stages/journal.py): a ``journal`` timer is due a
 horizon after a contact's latest entry; if the stream is past that moment too (``may_close``) the
 journal, base and checkpoint go in the same compare-and-set, else the timer is looked at again
-``CLOSE_RETRY_S`` later.
+at the journal's close time (``jt``: later visits move that, not the timer), or ``CLOSE_RETRY_S``
+later if that has come.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Final
 
 from leadstream.config.settings import Topics
@@ -132,10 +134,14 @@ class TimerService:
                 continue
             close = False
             if contact in journals:
-                close = may_close(Journal.of(stored), self._horizon_s, release)
-                if not close and any(name.startswith(JOURNAL_PART) for name in stored.parts):
+                journal = Journal.of(stored)
+                close = may_close(journal, self._horizon_s, release)
+                if not close and journal.parts:
+                    # Not quiet (visits since moved its close time, not its timer: stages/journal.py's
+                    # close_moves), or the stream not past it yet: looked at again at its close time.
+                    close_at = journal.close_at if journal.close_at is not None else -math.inf
                     later.extend(
-                        (index, member, when, when + self._retry_s)
+                        (index, member, when, max(when + self._retry_s, close_at))
                         for index, member, when in journals[contact]
                     )
             state = decode_state(stored.value)

@@ -196,9 +196,11 @@ def close_moves(
     writes: dict[str, bytes | None],
     horizon_s: float,
 ) -> float | None:
-    """Where a commit moves the journal's close time, or None when it stays; the ``jt`` write
-    joins ``writes``. ``added``: the entries joining the journal, whose record times are
-    at hand (the stored ones are read only for a journal of before, without ``jt``)."""
+    """Where a commit moves the journal's timer, or None when it stays; the close time (``jt``)
+    joins ``writes`` whenever it moves, the timer only when it must: when the journal starts (or
+    has no ``jt`` or no entry yet), not when a visit only makes it close later. ``added``: the
+    entries joining the journal, whose record times are at hand (the stored ones are read only
+    for a journal of before, without ``jt``)."""
     if writes.get(BASE_PART, journal.base) is None:  # no journal after this commit
         if journal.close_at is not None:
             writes[CLOSE_PART] = None
@@ -216,6 +218,13 @@ def close_moves(
     if due is None or due == journal.close_at:
         return None
     writes[CLOSE_PART] = repr(due).encode()
+    if journal.close_at is not None and journal.parts and due > journal.close_at:
+        # Later, and the timer index already holds this journal's timer, due no later (while a
+        # journal has entries, its timer leaves the index only when it closes): that one fires,
+        # finds the contact not quiet and moves itself to ``jt`` then (eventtime/timers.py). Moved
+        # on every visit instead, the timer cost an outbox entry, its delivery and Redis's
+        # compare-and-delete of it a visit: most of a sparse stream's acknowledgements.
+        return None
     return due
 
 
