@@ -84,6 +84,22 @@ def test_ingest_bench_runs_end_to_end(kafka_bootstrap, redis_url):
     assert result["ingest_events_per_s"] > 0 and result["produce_ceiling_events_per_s"] > 0
 
 
+def test_overlap_bench_runs_both_variants_and_leaves_no_keys(redis_url, redis_client):
+    env = {**os.environ, "LEADSTREAM_REDIS_URL": redis_url}
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.overlap", "--contacts", "60", "--repeats", "1", "--chunk", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["events"] > 60 and result["chunk"] == 5
+    assert result["one_send_wall_us"] > 0 and result["chunked_wall_us"] > 0 and result["wall_ratio"] > 0
+    assert not list(redis_client.scan_iter(match="overlap*"))
+
+
 def test_redis_cpu_is_read_from_info_and_grows_with_work(redis_client):
     from bench.worker_throughput import redis_cpu_seconds
 

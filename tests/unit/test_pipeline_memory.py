@@ -12,6 +12,7 @@ from leadstream.config.settings import Topics
 from leadstream.engine.pipeline import ScoringPipeline
 from leadstream.engine.ports import MemorySink
 from leadstream.engine.records import SourceRecord
+from leadstream.errors import StateUnavailable
 from leadstream.scoring.state import event_fingerprint
 from leadstream.state import MemoryStateStore
 from leadstream.state.keys import contact_key
@@ -132,3 +133,73 @@ def test_a_later_record_with_an_earlier_event_time_is_not_lost():
     assert state.rules["pricing_page_repeat"].count == 2
     assert state.rules["bottom_funnel_content"].count == 1
     assert len(handoff_ids(sink)) == 1
+
+
+class ChunkRecordingStore(MemoryStateStore):
+    """Records the keys of each commit call that writes anything; the first of those fails after
+    its round trip went out (a Redis that went away mid-batch) when ``fail_first`` is set."""
+
+    def __init__(self, fail_first=False):
+        super().__init__()
+        self.commits = []
+        self.fail_first = fail_first
+
+    async def commit(self, writes):
+        if not writes:
+            return await super().commit(writes)
+        self.commits.append(sorted(w.key for w in writes))
+        await asyncio.sleep(0)  # in flight while the next chunk is decided
+        if self.fail_first and len(self.commits) == 1:
+            raise StateUnavailable("Redis went away while committing")
+        return await super().commit(writes)
+
+
+def five_buyers():
+    return {f"b{n}": buyer_journey(f"b{n}") for n in range(1, 6)}
+
+
+def in_one_batch(journeys):
+    return records([e for journey in journeys.values() for e in journey])
+
+
+def test_commits_go_out_a_chunk_at_a_time_with_the_same_outcome_as_one_send():
+    chunked_store, chunked_sink = ChunkRecordingStore(), MemorySink()
+    chunked = pipeline(chunked_store, chunked_sink)
+    chunked.commit_chunk = 2
+    whole_store, whole_sink = ChunkRecordingStore(), MemorySink()
+    batch = in_one_batch(five_buyers())
+    asyncio.run(chunked.process(batch))
+    asyncio.run(pipeline(whole_store, whole_sink).process(batch))
+
+    contacts = [contact_key("ls", f"b{n}") for n in range(1, 6)]
+    sent = [keys for keys in chunked_store.commits if set(keys) <= set(contacts)]
+    assert [len(keys) for keys in sent] == [2, 2, 1]
+    assert sorted(key for keys in sent for key in keys) == sorted(contacts)
+    assert [len(keys) for keys in whole_store.commits if set(keys) <= set(contacts)] == [5]
+    assert sorted(handoff_ids(chunked_sink)) == sorted(handoff_ids(whole_sink))
+    assert len(handoff_ids(whole_sink)) == 5
+    for n in range(1, 6):
+        assert load(chunked_store, f"b{n}").value == load(whole_store, f"b{n}").value
+
+
+def test_a_chunk_that_fails_to_commit_fails_the_batch_with_nothing_left_running_or_counted_twice():
+    store, sink = ChunkRecordingStore(fail_first=True), MemorySink()
+    scoring = pipeline(store, sink)
+    scoring.commit_chunk = 2
+    journeys = five_buyers()
+    batch = in_one_batch(journeys)
+
+    async def first_attempt():
+        with pytest.raises(StateUnavailable):
+            await scoring.process(batch)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert asyncio.run(first_attempt()) == []  # the other chunks' commits were waited for
+    assert len(store.commits) >= 3 and sink.on_topic(TOPICS.handoffs) == []
+
+    asyncio.run(scoring.process(batch))  # consumed again: the chunks that landed skip their events
+    assert sorted(handoff_ids(sink)) == sorted(set(handoff_ids(sink))) and len(handoff_ids(sink)) == 5
+    for contact, journey in journeys.items():
+        state = decode_state(load(store, contact).value)
+        assert set(state.seen_ids) == {event_fingerprint(e["event_id"]) for e in journey}
+        assert state.rules["pricing_page_repeat"].count == 2  # each page view counted once

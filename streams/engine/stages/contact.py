@@ -11,6 +11,7 @@ Timeline, journal and late inputs: see contact_decisions.py and scoring/timeline
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from leadstream.engine.stages.contact_decisions import (
     REMOVAL_VERSION,
     ContactDecider,
     ContactOutcome,
+    ContactPlan,
     PendingEvent,
 )
 from leadstream.engine.stages.firmographics_history import FirmographicsHistory, Incoming, Links
@@ -31,6 +33,7 @@ from leadstream.engine.stages.journal import EntryCache
 from leadstream.engine.stages.stitching import Stitcher
 from leadstream.errors import StateUnavailable
 from leadstream.scoring import ContactState
+from leadstream.scoring.firmographics import Version
 from leadstream.scoring.signals import CompiledModel
 from leadstream.scoring.state import AccountState, MemberSnapshot, state_weight
 from leadstream.scoring.timeline import Bounds
@@ -47,6 +50,7 @@ from leadstream.state.port import (
 )
 
 __all__ = [
+    "COMMIT_CHUNK",
     "DAY_S",
     "MAX_ATTEMPTS",
     "REMOVAL_VERSION",
@@ -59,6 +63,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS: Final = 8
+# Contacts decided between two sends of commits (see ContactStage._decide_and_commit).
+COMMIT_CHUNK: Final = 100
 DAY_S: Final = 86_400.0
 
 
@@ -155,6 +161,7 @@ class ContactStage:
         self._decider = ContactDecider(
             compiled, prefix, codec, self._bounds, EntryCache(min(cache_size, 10_000))
         )
+        self.commit_chunk = COMMIT_CHUNK
 
     def _key(self, profile: str) -> str:
         return contact_key(self._prefix, profile)
@@ -208,8 +215,7 @@ class ContactStage:
             for c, items in by_contact.items()
         ]
         await self._history.add_replays([p for p in plans if p.replay], history)
-        outcomes = [self._decider.decide(plan, history, self.read_through) for plan in plans]
-        conflicts = await self._store.commit([o.write for o in outcomes if o.write is not None])
+        outcomes, conflicts = await self._decide_and_commit(plans, history)
         result.conflicts += len(conflicts)
         retry: list[PendingEvent] = []
         retry_again: set[str] = set()
@@ -224,6 +230,43 @@ class ContactStage:
             self._collect(key, outcome, result)
             self._keep(key, plan.stored, outcome.write, outcome.state)
         return retry, retry_again
+
+    async def _decide_and_commit(
+        self, plans: list[ContactPlan], history: dict[str, list[Version]]
+    ) -> tuple[list[ContactOutcome], set[str]]:
+        """Decide every plan and commit what they decided; the keys whose commit found another
+        version. A chunk's commits go out as soon as it is decided, so Redis runs them while the
+        next chunk is decided (one round trip at the end: the worker waited for all of Redis's
+        work, on the other core, after doing all of its own)."""
+        outcomes: list[ContactOutcome] = []
+        committing: list[asyncio.Future[set[str]]] = []
+        failed: BaseException | None = None
+        try:
+            size = max(1, self.commit_chunk)
+            for start in range(0, len(plans), size):
+                chunk = [
+                    self._decider.decide(plan, history, self.read_through)
+                    for plan in plans[start : start + size]
+                ]
+                outcomes.extend(chunk)
+                writes = [o.write for o in chunk if o.write is not None]
+                if writes:
+                    committing.append(asyncio.ensure_future(self._store.commit(writes)))
+                    await asyncio.sleep(0)  # the commit task writes its round trip now
+        except BaseException as exc:
+            failed = exc  # raised below, once the commits already sent are done (none left running)
+        # Not awaited inside the except clause: compiled (mypyc) coroutines mishandle that.
+        replies = await asyncio.gather(*committing, return_exceptions=True)
+        if failed is not None:
+            raise failed
+        conflicts: set[str] = set()
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                # A chunk's commits may have landed: harmless, the batch is consumed again (its
+                # events skipped by their fingerprints) and their outbox entries delivered then.
+                raise reply
+            conflicts |= reply
+        return outcomes, conflicts
 
     def _unmerged(
         self,
