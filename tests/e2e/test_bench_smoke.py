@@ -65,36 +65,33 @@ def test_bench_runs_end_to_end(kafka_bootstrap, redis_url, tmp_path):
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
 
 
+def bench_summary(module_and_args, env):
+    """The JSON summary a bench prints last, run as a user runs it."""
+    out = subprocess.run(
+        [sys.executable, "-m", *module_and_args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_ingest_bench_runs_end_to_end(kafka_bootstrap, redis_url):
     env = {
         **os.environ,
         "LEADSTREAM_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "LEADSTREAM_REDIS_URL": redis_url,
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--contacts", "40", "--repeats", "1", "--threads", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = bench_summary(["bench.ingest", "--contacts", "40", "--repeats", "1", "--threads", "2"], env)
     assert result["events"] > 40
     assert result["ingest_events_per_s"] > 0 and result["produce_ceiling_events_per_s"] > 0
 
 
 def test_overlap_bench_runs_both_variants_and_leaves_no_keys(redis_url, redis_client):
     env = {**os.environ, "LEADSTREAM_REDIS_URL": redis_url}
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.overlap", "--contacts", "60", "--repeats", "1", "--chunk", "5"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = bench_summary(["bench.overlap", "--contacts", "60", "--repeats", "1", "--chunk", "5"], env)
     assert result["events"] > 60 and result["chunk"] == 5
     assert result["one_send_wall_us"] > 0 and result["chunked_wall_us"] > 0 and result["wall_ratio"] > 0
     assert not list(redis_client.scan_iter(match="overlap*"))
