@@ -101,17 +101,37 @@ def test_event_models_have_no_subclasses():
         assert model.__subclasses__() == [], f"{model.__module__}.{model.__name__} has subclasses"
 
 
-def test_compiled_modules_declare_their_constants_final():
-    """A module constant of a compiled module is Final (see leadstream/native.py): any other
-    module-level name is a dictionary lookup at every use in compiled code."""
+def _compiled_sources() -> list[Path]:
+    """The modules setup.py compiles with mypyc."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("leadstream_setup", ROOT / "setup.py")
     assert spec is not None and spec.loader is not None
     setup = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(setup)  # its setup() runs only as __main__
-    compiled = setup.compiled_sources()
+    compiled: list[Path] = setup.compiled_sources()
     assert len(compiled) > 30, "setup.py names fewer compiled modules than the hot path has"
+    return compiled
+
+
+def test_compiled_modules_await_nothing_inside_an_except_clause():
+    """mypyc's coroutines lose the exception being handled across an ``await`` in its handler
+    (seen as "TypeError: invalid exception object", then a crash in the garbage collector):
+    compiled code keeps the exception and awaits after the clause (stages/contact.py)."""
+    found = [
+        f"{path.relative_to(ROOT)}:{handler.lineno}"
+        for path in _compiled_sources()
+        for handler in ast.walk(ast.parse(path.read_text()))
+        if isinstance(handler, ast.ExceptHandler)
+        and any(isinstance(node, ast.Await) for node in ast.walk(handler))
+    ]
+    assert not found, "await after the except clause, not inside it: " + ", ".join(found)
+
+
+def test_compiled_modules_declare_their_constants_final():
+    """A module constant of a compiled module is Final (see leadstream/native.py): any other
+    module-level name is a dictionary lookup at every use in compiled code."""
+    compiled = _compiled_sources()
     loose = []
     for path in compiled:
         for node in ast.parse(path.read_text()).body:
