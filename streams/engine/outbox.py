@@ -166,13 +166,10 @@ def plan(entries: Sequence[tuple[str, str, bytes]], topics: Topics, prefix: str)
             out.timers.append(
                 (timer_key(prefix, timer_shard(contact)), timer_member(contact, entry.name), float(value))
             )
-            # A timer's entry keeps its name when the timer moves: dropped only if unchanged.
-            out.acks.append((key, text, value))
-            continue
         else:
             continue
-        # Named by its deterministic id: whatever that name holds now is what was delivered (a
-        # commit never writes one id twice but as the same output), so it goes by name, in a
-        # plain HDEL, not a compare-and-delete function call.
-        out.acks.append((key, text, None))
+        # A timer's entry keeps its name when the timer moves: dropped only if unchanged. The
+        # others are named by deterministic ids (a commit never writes one id twice but as the
+        # same output): dropped by name, a plain HDEL, not a compare-and-delete function call.
+        out.acks.append((key, text, value if entry.kind is EntryKind.TIMER else None))
     return out
